@@ -1,0 +1,5 @@
+/**
+ * PureLB for Deno: the library surface shared by the allocator and the node agent.
+ *
+ * @module
+ */
