@@ -1,0 +1,331 @@
+/**
+ * Finds or builds the control plane binaries for tests: etcd 3.5 (from Debian's trixie package)
+ * and kube-apiserver + kubectl (built with Go from the published `k8s.io/kubernetes` module).
+ *
+ * Order of preference: `KUBEBUILDER_ASSETS` (prebuilt binaries, as setup-envtest provides),
+ * then the cache under `.cache/bin/` keyed by version, then a fresh build into that cache.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The Kubernetes release the test control plane is built from. */
+export const KUBERNETES_VERSION = "v1.34.4";
+/** The Debian package (trixie) that provides etcd 3.5. */
+export const ETCD_DEB_PACKAGE = "etcd-server";
+
+/** Absolute paths of the binaries a control plane needs. */
+export interface ControlPlaneBinaries {
+  readonly kubeApiserver: string;
+  readonly etcd: string;
+  /** kubectl, for people and for `--dry-run=server` tests; built alongside kube-apiserver. */
+  readonly kubectl: string;
+}
+
+/** Raised when a binary cannot be found or built; the message says which step failed and why. */
+export class BinaryBuildError extends Error {
+  override name = "BinaryBuildError";
+}
+
+const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** The folder (gitignored) where built binaries are kept between runs. */
+export function binaryCacheDir(): string {
+  return Deno.env.get("PURELB_BIN_CACHE") ?? join(REPO_ROOT, ".cache", "bin");
+}
+
+/**
+ * Returns paths to working binaries, building what is missing. Slow the first time
+ * (Go build of kube-apiserver, several minutes); instant once cached.
+ *
+ * @example
+ * ```ts
+ * const bins = await ensureBinaries({ log: console.error });
+ * console.log(bins.kubeApiserver);
+ * ```
+ */
+export async function ensureBinaries(
+  opts: { readonly log?: (line: string) => void } = {},
+): Promise<ControlPlaneBinaries> {
+  const log = opts.log ?? (() => {});
+  const assets = Deno.env.get("KUBEBUILDER_ASSETS");
+  if (assets) {
+    const fromAssets = {
+      kubeApiserver: join(assets, "kube-apiserver"),
+      etcd: join(assets, "etcd"),
+      kubectl: join(assets, "kubectl"),
+    };
+    if (await isFile(fromAssets.kubeApiserver) && await isFile(fromAssets.etcd)) {
+      log(`using prebuilt binaries from KUBEBUILDER_ASSETS=${assets}`);
+      return {
+        ...fromAssets,
+        kubectl: await isFile(fromAssets.kubectl)
+          ? fromAssets.kubectl
+          : (await ensureKubernetesBinaries(log)).kubectl,
+      };
+    }
+    log(`KUBEBUILDER_ASSETS=${assets} lacks kube-apiserver or etcd; using the build cache`);
+  }
+  const etcd = await ensureEtcd(log);
+  const k8s = await ensureKubernetesBinaries(log);
+  return { etcd, ...k8s };
+}
+
+async function ensureKubernetesBinaries(
+  log: (line: string) => void,
+): Promise<{ kubeApiserver: string; kubectl: string }> {
+  const dir = join(binaryCacheDir(), `kubernetes-${KUBERNETES_VERSION}`);
+  const kubeApiserver = join(dir, "kube-apiserver");
+  const kubectl = join(dir, "kubectl");
+  if (await isFile(kubeApiserver) && await isFile(kubectl)) return { kubeApiserver, kubectl };
+
+  log(`building kube-apiserver and kubectl ${KUBERNETES_VERSION} with Go (first run only)`);
+  const started = performance.now();
+  const work = join(binaryCacheDir(), `kubernetes-${KUBERNETES_VERSION}-build`);
+  await Deno.mkdir(work, { recursive: true });
+  const goEnv = { GOFLAGS: "-mod=mod" };
+
+  const stagingModules = await stagingModulesOf(work, goEnv);
+  await Deno.writeTextFile(join(work, "go.mod"), wrapperGoMod(stagingModules));
+  await Deno.writeTextFile(join(work, "tools.go"), TOOLS_GO);
+
+  const sumdbEnv = await chooseChecksumDatabase(work, goEnv, log);
+  const minor = KUBERNETES_VERSION.split(".")[1] ?? "";
+  const versionFlags = [
+    `-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}`,
+    "-X k8s.io/component-base/version.gitMajor=1",
+    `-X k8s.io/component-base/version.gitMinor=${minor}`,
+    "-X k8s.io/component-base/version.gitTreeState=clean",
+  ].join(" ");
+  await runChecked(
+    [
+      "go",
+      "build",
+      "-ldflags",
+      `-s -w ${versionFlags}`,
+      "-o",
+      dir + "/",
+      "k8s.io/kubernetes/cmd/kube-apiserver",
+      "k8s.io/kubernetes/cmd/kubectl",
+    ],
+    { cwd: work, env: { ...goEnv, ...sumdbEnv } },
+    "build kube-apiserver and kubectl",
+  );
+  log(`built in ${((performance.now() - started) / 1000).toFixed(0)} s into ${dir}`);
+  return { kubeApiserver, kubectl };
+}
+
+/** Reads the `replace k8s.io/x => ./staging/...` lines of the kubernetes go.mod. */
+async function stagingModulesOf(
+  work: string,
+  env: Record<string, string>,
+): Promise<string[]> {
+  const out = await runChecked(
+    ["go", "mod", "download", "-json", `k8s.io/kubernetes@${KUBERNETES_VERSION}`],
+    { cwd: work, env },
+    "locate the k8s.io/kubernetes go.mod",
+  );
+  const info: unknown = JSON.parse(out);
+  const goModPath = isRecord(info) && typeof info.GoMod === "string" ? info.GoMod : undefined;
+  if (!goModPath) throw new BinaryBuildError(`go mod download gave no GoMod path: ${out}`);
+  const text = await Deno.readTextFile(goModPath);
+  const modules = [...text.matchAll(/^\s*(k8s\.io\/[\w.-]+)\s+=>\s+\.\/staging\//gm)].map((m) =>
+    m[1] ?? ""
+  ).filter((m) => m !== "");
+  if (modules.length === 0) {
+    throw new BinaryBuildError(`no staging replace lines found in ${goModPath}`);
+  }
+  return modules;
+}
+
+function wrapperGoMod(stagingModules: readonly string[]): string {
+  const stagingVersion = KUBERNETES_VERSION.replace(/^v1\./, "v0.");
+  return [
+    "module purelb.local/controlplane",
+    "",
+    "go 1.24.0",
+    "",
+    `require k8s.io/kubernetes ${KUBERNETES_VERSION}`,
+    "",
+    ...stagingModules.map((m) => `replace ${m} => ${m} ${stagingVersion}`),
+    "",
+  ].join("\n");
+}
+
+const TOOLS_GO = `//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+`;
+
+/**
+ * Resolves the module graph with the checksum database as configured; if it cannot be reached,
+ * retries with it turned off for this build only, and says so.
+ */
+async function chooseChecksumDatabase(
+  work: string,
+  env: Record<string, string>,
+  log: (line: string) => void,
+): Promise<Record<string, string>> {
+  const tidy = await run(["go", "mod", "tidy"], { cwd: work, env });
+  if (tidy.code === 0) return {};
+  if (!/sum\.golang\.org|checksum database|verifying/i.test(tidy.stderr)) {
+    throw new BinaryBuildError(`go mod tidy failed:\n${tail(tidy.stderr)}`);
+  }
+  log("the Go checksum database is unreachable: building with GOSUMDB=off for this build only");
+  const off = { GOSUMDB: "off" };
+  await runChecked(["go", "mod", "tidy"], { cwd: work, env: { ...env, ...off } }, "go mod tidy");
+  return off;
+}
+
+async function ensureEtcd(log: (line: string) => void): Promise<string> {
+  const root = binaryCacheDir();
+  for await (const entry of safeReadDir(root)) {
+    if (entry.isDirectory && /^etcd-3\.5\./.test(entry.name)) {
+      const path = join(root, entry.name, "etcd");
+      if (await isFile(path)) return path;
+    }
+  }
+  log("fetching etcd 3.5 from Debian trixie's etcd-server package (first run only)");
+  const work = await Deno.makeTempDir({ prefix: "purelb-etcd-" });
+  try {
+    const sourcesList = join(work, "sources.list");
+    await Deno.writeTextFile(
+      sourcesList,
+      "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] " +
+        "http://deb.debian.org/debian trixie main\n",
+    );
+    for (const sub of ["lists/partial", "cache/archives/partial"]) {
+      await Deno.mkdir(join(work, sub), { recursive: true });
+    }
+    const aptOptions = [
+      "-o",
+      `Dir::Etc::SourceList=${sourcesList}`,
+      "-o",
+      "Dir::Etc::SourceParts=/dev/null",
+      "-o",
+      `Dir::State::Lists=${join(work, "lists")}`,
+      "-o",
+      `Dir::Cache=${join(work, "cache")}`,
+      "-o",
+      "Debug::NoLocking=1",
+      "-o",
+      "APT::Sandbox::User=root",
+    ];
+    await runChecked(
+      ["apt-get", ...aptOptions, "update"],
+      { cwd: work },
+      "apt-get update (trixie)",
+    );
+    await runChecked(
+      ["apt-get", ...aptOptions, "download", ETCD_DEB_PACKAGE],
+      { cwd: work },
+      `apt-get download ${ETCD_DEB_PACKAGE}`,
+    );
+    const deb = await firstMatching(work, /^etcd-server_.*\.deb$/);
+    if (!deb) throw new BinaryBuildError(`apt-get download left no ${ETCD_DEB_PACKAGE} .deb`);
+    const unpacked = join(work, "x");
+    await runChecked(["dpkg", "-x", join(work, deb), unpacked], { cwd: work }, "dpkg -x");
+    const binary = join(unpacked, "usr", "bin", "etcd");
+    const versionText = await runChecked([binary, "--version"], { cwd: work }, "etcd --version");
+    const version = /etcd Version: (\d+\.\d+\.\d+)/.exec(versionText)?.[1];
+    if (!version?.startsWith("3.5.")) {
+      throw new BinaryBuildError(
+        `expected etcd 3.5.x, the package holds ${version ?? versionText}`,
+      );
+    }
+    const dest = join(root, `etcd-${version}`);
+    await Deno.mkdir(dest, { recursive: true });
+    await Deno.copyFile(binary, join(dest, "etcd"));
+    await Deno.chmod(join(dest, "etcd"), 0o755);
+    log(`etcd ${version} cached in ${dest}`);
+    return join(dest, "etcd");
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+interface RunResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function run(
+  cmd: readonly string[],
+  opts: { cwd: string; env?: Record<string, string> },
+): Promise<RunResult> {
+  const [program, ...args] = cmd;
+  if (!program) throw new BinaryBuildError("empty command");
+  try {
+    const out = await new Deno.Command(program, {
+      args,
+      cwd: opts.cwd,
+      ...(opts.env ? { env: opts.env } : {}),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new BinaryBuildError(`${program} is not installed (needed to ${cmd.join(" ")})`);
+    }
+    throw error;
+  }
+}
+
+async function runChecked(
+  cmd: readonly string[],
+  opts: { cwd: string; env?: Record<string, string> },
+  what: string,
+): Promise<string> {
+  const result = await run(cmd, opts);
+  if (result.code !== 0) {
+    throw new BinaryBuildError(
+      `could not ${what}: \`${cmd.join(" ")}\` exited ${result.code}:\n${tail(result.stderr)}`,
+    );
+  }
+  return result.stdout;
+}
+
+function tail(text: string, lines = 30): string {
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+async function* safeReadDir(path: string): AsyncIterable<Deno.DirEntry> {
+  try {
+    yield* Deno.readDir(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+async function firstMatching(dir: string, pattern: RegExp): Promise<string | undefined> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && pattern.test(entry.name)) return entry.name;
+  }
+  return undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
