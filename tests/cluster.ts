@@ -1,0 +1,132 @@
+/**
+ * The shared test cluster: one real control plane per test run, tests isolated by namespace.
+ *
+ * `deno task test` starts the control plane once and hands its admin kubeconfig to every test
+ * file through `PURELB_TEST_KUBECONFIG`. A test file run directly with `deno test` starts a
+ * private control plane instead (slower, same behaviour), removed when the process ends.
+ *
+ * @module
+ */
+
+import {
+  CoreV1Api,
+  KubeConfig,
+  RbacAuthorizationV1Api,
+  type V1PolicyRule,
+} from "@kubernetes/client-node";
+import { ControlPlane } from "./controlplane/controlplane.ts";
+import { isConflict } from "../k8s/errors.ts";
+
+/** Environment variable through which the test runner passes the admin kubeconfig. */
+export const TEST_KUBECONFIG_ENV = "PURELB_TEST_KUBECONFIG";
+
+/** What a cluster test gets: admin access and helpers to act as real service accounts. */
+export interface TestCluster {
+  readonly kubeconfigPath: string;
+  /** A fresh KubeConfig for the admin user (system:masters). */
+  adminConfig(): KubeConfig;
+  /** Creates a namespace `<prefix>-<random>` for one test and returns its name. */
+  createNamespace(prefix: string): Promise<string>;
+  /** Deletes a namespace (does not wait for finalization). */
+  deleteNamespace(name: string): Promise<void>;
+  /**
+   * A KubeConfig that authenticates as service account `namespace/name` with a real token from
+   * the TokenRequest API; the service account is created if missing. RBAC is whatever the
+   * cluster holds: grant it with the deploy/ manifests or {@linkcode grant}.
+   */
+  serviceAccountConfig(namespace: string, name: string): Promise<KubeConfig>;
+  /** Binds a new ClusterRole with `rules` to service account `namespace/name`. */
+  grant(namespace: string, name: string, rules: readonly V1PolicyRule[]): Promise<void>;
+}
+
+let privateControlPlane: Promise<ControlPlane> | undefined;
+
+/** The cluster for this test run (starting a private control plane when run without the runner). */
+export async function testCluster(): Promise<TestCluster> {
+  const fromRunner = Deno.env.get(TEST_KUBECONFIG_ENV);
+  if (fromRunner) return makeTestCluster(fromRunner);
+  if (Deno.env.get("CI") === "true") {
+    throw new Error(
+      `${TEST_KUBECONFIG_ENV} is not set: under CI, run the tests with deno task test`,
+    );
+  }
+  privateControlPlane ??= ControlPlane.start({
+    log: (line) => console.error(`controlplane: ${line}`),
+  }).then((cp) => {
+    globalThis.addEventListener("unload", () => cp.killSync());
+    return cp;
+  });
+  return makeTestCluster((await privateControlPlane).kubeconfigPath);
+}
+
+/**
+ * Registers a test that runs against the real API server. Sanitizers are off: API clients keep
+ * connection pools alive across tests, which is what they are for.
+ */
+export function clusterTest(name: string, fn: (cluster: TestCluster) => Promise<void>): void {
+  Deno.test({
+    name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => fn(await testCluster()),
+  });
+}
+
+function makeTestCluster(kubeconfigPath: string): TestCluster {
+  const adminConfig = () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    return kc;
+  };
+  const core = adminConfig().makeApiClient(CoreV1Api);
+  const rbac = adminConfig().makeApiClient(RbacAuthorizationV1Api);
+
+  return {
+    kubeconfigPath,
+    adminConfig,
+    async createNamespace(prefix) {
+      const name = `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+      await core.createNamespace({ body: { metadata: { name } } });
+      return name;
+    },
+    async deleteNamespace(name) {
+      await core.deleteNamespace({ name });
+    },
+    async serviceAccountConfig(namespace, name) {
+      try {
+        await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
+      } catch (error) {
+        if (!isConflict(error)) throw error;
+      }
+      const tokenRequest = await core.createNamespacedServiceAccountToken({
+        namespace,
+        name,
+        body: { spec: { audiences: [], expirationSeconds: 3600 } },
+      });
+      const token = tokenRequest.status?.token;
+      if (!token) throw new Error(`TokenRequest for ${namespace}/${name} returned no token`);
+      const admin = adminConfig();
+      const cluster = admin.getCurrentCluster();
+      if (!cluster) throw new Error(`${kubeconfigPath} has no current cluster`);
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [cluster],
+        users: [{ name: `${namespace}-${name}`, token }],
+        contexts: [{ name: "sa", cluster: cluster.name, user: `${namespace}-${name}`, namespace }],
+        currentContext: "sa",
+      });
+      return kc;
+    },
+    async grant(namespace, name, rules) {
+      const roleName = `test-${namespace}-${name}`;
+      await rbac.createClusterRole({ body: { metadata: { name: roleName }, rules: [...rules] } });
+      await rbac.createClusterRoleBinding({
+        body: {
+          metadata: { name: roleName },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: roleName },
+          subjects: [{ kind: "ServiceAccount", name, namespace }],
+        },
+      });
+    },
+  };
+}

@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { CustomObjectsApi } from "@kubernetes/client-node";
+import { clusterTest } from "./cluster.ts";
+import { errorMessage } from "../k8s/errors.ts";
+
+const GROUP = "purelb.io";
+const VERSION = "v1";
+
+async function createExpectingRejection(
+  api: CustomObjectsApi,
+  namespace: string,
+  plural: string,
+  kind: string,
+  spec: unknown,
+): Promise<string> {
+  try {
+    await api.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural,
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { generateName: "bad-" }, spec },
+    });
+  } catch (error) {
+    return errorMessage(error);
+  }
+  assert.fail(`the API server accepted ${kind} spec ${JSON.stringify(spec)}`);
+}
+
+clusterTest("ServiceGroup shape errors are refused at admission, naming the field", async (c) => {
+  const ns = await c.createNamespace("crd-sg");
+  const api = c.adminConfig().makeApiClient(CustomObjectsApi);
+  const cases: ReadonlyArray<{ spec: unknown; field: string; says: RegExp }> = [
+    {
+      spec: { local: { v4pools: [{ pool: "192.0.2.5", subnet: "192.0.2.0/24" }] } },
+      field: "spec.local.v4pools[0].pool",
+      says: /bare address is not a pool/,
+    },
+    {
+      spec: { local: { v6pools: [{ pool: "not an address", subnet: "2001:db8::/64" }] } },
+      field: "spec.local.v6pools[0].pool",
+      says: /range "A-B" or a CIDR/,
+    },
+    {
+      spec: {
+        local: { v4pools: [{ pool: "192.0.2.0/28", subnet: "192.0.2.0/24", aggregation: "24" }] },
+      },
+      field: "spec.local.v4pools[0].aggregation",
+      says: /"\/N" with the slash/,
+    },
+    {
+      spec: {
+        local: { pool: "192.0.2.0/28", subnet: "192.0.2.0/24" },
+        netbox: { url: "https://netbox.example/", tenant: "t" },
+      },
+      field: "spec",
+      says: /exactly one of spec.local and spec.netbox/,
+    },
+    { spec: {}, field: "spec", says: /exactly one of spec.local and spec.netbox/ },
+    {
+      spec: { local: { v4pool: { pool: "192.0.2.0/28", subnet: "192.0.2.0" } } },
+      field: "spec.local.v4pool.subnet",
+      says: /must be a CIDR/,
+    },
+    {
+      spec: { local: { pool: "192.0.2.0/28" } },
+      field: "spec.local",
+      says: /pool and spec.local.subnet must be set together/,
+    },
+    {
+      spec: { netbox: { url: "netbox.example", tenant: "t" } },
+      field: "spec.netbox.url",
+      says: /http\(s\) URL/,
+    },
+  ];
+  for (const { spec, field, says } of cases) {
+    const message = await createExpectingRejection(api, ns, "servicegroups", "ServiceGroup", spec);
+    assert.ok(message.includes(`${field}:`), `message names ${field}: ${message}`);
+    assert.match(message, says);
+  }
+  await c.deleteNamespace(ns);
+});
+
+clusterTest("valid ServiceGroups in every accepted form are admitted unchanged", async (c) => {
+  const ns = await c.createNamespace("crd-sg-ok");
+  const api = c.adminConfig().makeApiClient(CustomObjectsApi);
+  const specs = [
+    {
+      local: {
+        v4pools: [{
+          pool: " 192.0.2.10 - 192.0.2.20 ",
+          subnet: "192.0.2.0/24",
+          aggregation: "/32",
+        }],
+        v6pools: [{ pool: "2001:db8::1/112", subnet: "2001:db8::/64", aggregation: "default" }],
+      },
+    },
+    { local: { v4pool: { pool: "198.51.100.0/30", subnet: "198.51.100.0/24" } } },
+    { local: { pool: "203.0.113.1-203.0.113.2", subnet: "203.0.113.0/24", aggregation: "" } },
+    { netbox: { url: "https://netbox.example/", tenant: "lab", aggregation: "/128" } },
+  ];
+  for (const [i, spec] of specs.entries()) {
+    const name = `ok-${i}`;
+    await api.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns,
+      plural: "servicegroups",
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind: "ServiceGroup", metadata: { name }, spec },
+    });
+    const stored = await api.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns,
+      plural: "servicegroups",
+      name,
+    }) as { spec: unknown };
+    assert.deepEqual(stored.spec, spec);
+  }
+  await c.deleteNamespace(ns);
+});
+
+clusterTest("LBNodeAgent gets defaults and refuses a bad interface name", async (c) => {
+  const ns = await c.createNamespace("crd-lbna");
+  const api = c.adminConfig().makeApiClient(CustomObjectsApi);
+  await api.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: ns,
+    plural: "lbnodeagents",
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: "LBNodeAgent",
+      metadata: { name: "default" },
+      spec: { local: {} },
+    },
+  });
+  const stored = await api.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: ns,
+    plural: "lbnodeagents",
+    name: "default",
+  }) as { spec: unknown };
+  assert.deepEqual(stored.spec, {
+    local: { localint: "default", extlbint: "kube-lb0", sendgarp: false },
+  });
+  const message = await createExpectingRejection(api, ns, "lbnodeagents", "LBNodeAgent", {
+    local: { extlbint: "name/with/slash" },
+  });
+  assert.ok(message.includes("spec.local.extlbint:"), message);
+  await c.deleteNamespace(ns);
+});
