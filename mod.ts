@@ -3,3 +3,5 @@
  *
  * @module
  */
+
+export * from "./ipam/mod.ts";
