@@ -56,6 +56,7 @@ export {
 } from "./pool.ts";
 export {
   AggregationParseError,
+  type DeclaredLocalPoolSpec,
   type DeclaredPoolRange,
   type FieldError,
   findGroupOverlaps,

@@ -101,6 +101,18 @@ export interface DeclaredPoolRange extends PoolRange {
 }
 
 /**
+ * A {@link LocalPoolSpec} whose ranges remember the field they were declared in.
+ *
+ * @example
+ * ```ts
+ * const spec: DeclaredLocalPoolSpec = { ranges: [], avoidBuggyIPs: false };
+ * ```
+ */
+export interface DeclaredLocalPoolSpec extends LocalPoolSpec {
+  readonly ranges: readonly DeclaredPoolRange[];
+}
+
+/**
  * A ServiceGroup's source of addresses: local ranges (ready for `new LocalPool`) or Netbox.
  *
  * @example
@@ -113,7 +125,7 @@ export interface DeclaredPoolRange extends PoolRange {
 export type ServiceGroupSource =
   | {
     readonly kind: "local";
-    readonly pool: LocalPoolSpec & { readonly ranges: readonly DeclaredPoolRange[] };
+    readonly pool: DeclaredLocalPoolSpec;
   }
   | {
     readonly kind: "netbox";
@@ -216,6 +228,9 @@ function parsePoolEntry(
       errors.add(poolField, poolText, error.message);
     }
   }
+  // The subnet is compared with the pool's own family, so a pool in the wrong list with a
+  // matching subnet is reported once.
+  const family = range?.family ?? expected;
   if (range !== undefined && expected !== undefined && range.family !== expected) {
     errors.add(
       poolField,
@@ -224,7 +239,6 @@ function parsePoolEntry(
     );
     range = undefined;
   }
-  const family = range?.family ?? expected;
 
   let subnet: Cidr | undefined;
   if (subnetText !== undefined) {
