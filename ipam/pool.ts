@@ -13,6 +13,7 @@ import {
   maxAddressValue,
   tryParseAddress,
 } from "./address.ts";
+import { DeferredDeleteMap } from "./deferred_delete_map.ts";
 import { IntervalSet } from "./interval_set.ts";
 import type { AddressRange, Cidr } from "./range.ts";
 import {
@@ -274,9 +275,9 @@ interface FamilyState {
   readonly numbering: AddressNumbering;
   /** Positions (see AddressNumbering) of eligible addresses that are held. */
   readonly usedPositions: IntervalSet;
-  readonly addresses: Map<bigint, AddressState>;
+  readonly addresses: DeferredDeleteMap<bigint, AddressState>;
   /** Non-empty sharing key -> the address it is bound to in this family. */
-  readonly addressByKey: Map<string, bigint>;
+  readonly addressByKey: DeferredDeleteMap<string, bigint>;
 }
 
 /**
@@ -314,7 +315,7 @@ export class LocalPool {
   readonly avoidBuggyIPs: boolean;
   readonly #families: Readonly<Record<IpFamily, FamilyState>>;
   /** Service key -> family -> address value. */
-  readonly #addressesByService = new Map<string, Map<IpFamily, bigint>>();
+  readonly #addressesByService = new DeferredDeleteMap<string, Map<IpFamily, bigint>>();
 
   /**
    * Builds an empty pool. Throws {@link PoolConfigurationError} when two ranges overlap.
@@ -339,8 +340,8 @@ export class LocalPool {
         ? AVOID_BUGGY_NUMBERING
         : IDENTITY_NUMBERING,
       usedPositions: new IntervalSet(),
-      addresses: new Map(),
-      addressByKey: new Map(),
+      addresses: new DeferredDeleteMap(),
+      addressByKey: new DeferredDeleteMap(),
     });
     this.#families = { IPv4: familyState("IPv4"), IPv6: familyState("IPv6") };
   }
