@@ -16,6 +16,7 @@ import {
 } from "@kubernetes/client-node";
 import { ControlPlane } from "./controlplane/controlplane.ts";
 import { isConflict } from "../k8s/errors.ts";
+import { ApiConnection } from "../k8s/transport.ts";
 
 /** Environment variable through which the test runner passes the admin kubeconfig. */
 export const TEST_KUBECONFIG_ENV = "PURELB_TEST_KUBECONFIG";
@@ -78,8 +79,9 @@ function makeTestCluster(kubeconfigPath: string): TestCluster {
     kc.loadFromFile(kubeconfigPath);
     return kc;
   };
-  const core = adminConfig().makeApiClient(CoreV1Api);
-  const rbac = adminConfig().makeApiClient(RbacAuthorizationV1Api);
+  const connection = new ApiConnection(adminConfig());
+  const core = connection.api(CoreV1Api);
+  const rbac = connection.api(RbacAuthorizationV1Api);
 
   return {
     kubeconfigPath,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { CustomObjectsApi } from "@kubernetes/client-node";
 import { clusterTest } from "./cluster.ts";
 import { errorMessage } from "../k8s/errors.ts";
+import { ApiConnection } from "../k8s/transport.ts";
 
 const GROUP = "purelb.io";
 const VERSION = "v1";
@@ -29,7 +30,7 @@ async function createExpectingRejection(
 
 clusterTest("ServiceGroup shape errors are refused at admission, naming the field", async (c) => {
   const ns = await c.createNamespace("crd-sg");
-  const api = c.adminConfig().makeApiClient(CustomObjectsApi);
+  const api = new ApiConnection(c.adminConfig()).api(CustomObjectsApi);
   const cases: ReadonlyArray<{ spec: unknown; field: string; says: RegExp }> = [
     {
       spec: { local: { v4pools: [{ pool: "192.0.2.5", subnet: "192.0.2.0/24" }] } },
@@ -83,7 +84,7 @@ clusterTest("ServiceGroup shape errors are refused at admission, naming the fiel
 
 clusterTest("valid ServiceGroups in every accepted form are admitted unchanged", async (c) => {
   const ns = await c.createNamespace("crd-sg-ok");
-  const api = c.adminConfig().makeApiClient(CustomObjectsApi);
+  const api = new ApiConnection(c.adminConfig()).api(CustomObjectsApi);
   const specs = [
     {
       local: {
@@ -122,7 +123,7 @@ clusterTest("valid ServiceGroups in every accepted form are admitted unchanged",
 
 clusterTest("LBNodeAgent gets defaults and refuses a bad interface name", async (c) => {
   const ns = await c.createNamespace("crd-lbna");
-  const api = c.adminConfig().makeApiClient(CustomObjectsApi);
+  const api = new ApiConnection(c.adminConfig()).api(CustomObjectsApi);
   await api.createNamespacedCustomObject({
     group: GROUP,
     version: VERSION,

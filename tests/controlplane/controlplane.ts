@@ -96,7 +96,7 @@ export class ControlPlane {
       await cp.#writeKubeconfig();
       const dirs = opts.manifestDirs ?? [join(REPO_ROOT, "deploy", "crds")];
       const applied = await applyManifestFiles(binaries.kubectl, cp.kubeconfigPath, dirs);
-      await waitForCrdsEstablished(cp.kubeconfigPath, applied, 30_000);
+      await waitForCrdsEstablished(binaries.kubectl, cp.kubeconfigPath, applied, 30);
       return cp;
     } catch (error) {
       await cp.stop();
@@ -144,6 +144,29 @@ export class ControlPlane {
     const process = this.#apiserver;
     this.#apiserver = undefined;
     await process?.stop(STOP_GRACE_MS);
+  }
+
+  /**
+   * Compacts etcd's history up to now, so that any watch resuming from an older resource
+   * version gets 410 Gone and must relist (what happens in real clusters after a long outage).
+   */
+  async compactEtcd(): Promise<void> {
+    const etcd = `http://127.0.0.1:${this.ports.etcd}`;
+    const put = await fetch(`${etcd}/v3/kv/put`, {
+      method: "POST",
+      body: JSON.stringify({ key: btoa("/purelb-test/compaction"), value: btoa(Date.now() + "") }),
+    });
+    const header: unknown = await put.json();
+    const revision = (header as { header?: { revision?: string } }).header?.revision;
+    if (!put.ok || !revision) {
+      throw new ControlPlaneError(`etcd put failed: ${JSON.stringify(header)}`);
+    }
+    const compact = await fetch(`${etcd}/v3/kv/compaction`, {
+      method: "POST",
+      body: JSON.stringify({ revision, physical: true }),
+    });
+    const text = await compact.text();
+    if (!compact.ok) throw new ControlPlaneError(`etcd compaction failed: ${text}`);
   }
 
   /** Stops both processes and removes every file this control plane created. Idempotent. */

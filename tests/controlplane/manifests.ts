@@ -5,10 +5,9 @@
  * @module
  */
 
-import { ApiextensionsV1Api, KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import { join } from "node:path";
-import { waitFor } from "../wait.ts";
 
 const FIELD_MANAGER = "purelb-tests";
 
@@ -66,31 +65,21 @@ export async function applyManifestFiles(
 
 /** Waits until every CustomResourceDefinition among `objects` reports `Established`. */
 export async function waitForCrdsEstablished(
+  kubectl: string,
   kubeconfigPath: string,
   objects: readonly KubernetesObject[],
-  timeoutMs: number,
+  timeoutSeconds: number,
 ): Promise<void> {
-  const names = objects
+  const crds = objects
     .filter((o) => o.kind === "CustomResourceDefinition")
-    .map((o) => o.metadata?.name ?? "");
-  if (names.length === 0) return;
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath);
-  const api = kc.makeApiClient(ApiextensionsV1Api);
-  await waitFor(
-    async () => {
-      for (const name of names) {
-        const crd = await api.readCustomResourceDefinition({ name });
-        const established = crd.status?.conditions?.some((c) =>
-          c.type === "Established" && c.status === "True"
-        );
-        if (!established) return false;
-      }
-      return true;
-    },
-    timeoutMs,
-    `CRDs ${names.join(", ")} to be established`,
-  );
+    .map((o) => `crd/${o.metadata?.name ?? ""}`);
+  if (crds.length === 0) return;
+  const args = ["--kubeconfig", kubeconfigPath, "wait", "--for=condition=Established"];
+  args.push(`--timeout=${timeoutSeconds}s`, ...crds);
+  const out = await new Deno.Command(kubectl, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`CRDs not established: ${new TextDecoder().decode(out.stderr)}`);
+  }
 }
 
 function isKubernetesObject(value: unknown): value is KubernetesObject {

@@ -1,0 +1,15 @@
+/**
+ * Everything that talks to the Kubernetes API: client configuration, the Deno-native transport,
+ * self-healing informers, the work queue, leader election, events, patches, and the types of
+ * our custom resources.
+ *
+ * @module
+ */
+
+export * from "./backoff.ts";
+export * from "./config.ts";
+export * from "./errors.ts";
+export * from "./informer.ts";
+export * from "./patch.ts";
+export * from "./transport.ts";
+export * from "./workqueue.ts";
