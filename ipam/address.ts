@@ -20,7 +20,9 @@ export const IP_FAMILIES: readonly IpFamily[] = ["IPv4", "IPv6"];
  * ```
  */
 export interface IpAddress {
+  /** IPv4 or IPv6. */
   readonly family: IpFamily;
+  /** The address as an unsigned integer (32 or 128 bits). */
   readonly value: bigint;
 }
 

@@ -78,8 +78,11 @@ export class PoolConfigurationError extends Error {
  * ```
  */
 export interface PoolRange {
+  /** The addresses handed out. */
   readonly range: AddressRange;
+  /** The network they live in; decides local (on a node's network) or virtual. */
   readonly subnet: Cidr;
+  /** How a virtual address is announced, as configured. */
   readonly aggregation: Aggregation;
   /** The prefix length to announce with: the subnet's for `default`, else the explicit one. */
   readonly aggregationPrefixLength: number;
@@ -137,6 +140,7 @@ export function createPoolRange(
  * ```
  */
 export interface LocalPoolSpec {
+  /** Ranges in allocation order; they must not overlap. */
   readonly ranges: readonly PoolRange[];
   /**
    * Beyond PureLB: never hand out an IPv4 address ending in .0 or .255 as the next free one
@@ -155,6 +159,7 @@ export interface LocalPoolSpec {
  * ```
  */
 export interface AssignRequest extends SharingRequest {
+  /** The family of the address wanted. */
   readonly family: IpFamily;
 }
 
@@ -170,7 +175,9 @@ export interface AssignRequest extends SharingRequest {
 export interface Allocation {
   /** Canonical text of the address. */
   readonly address: string;
+  /** Family of the address. */
   readonly family: IpFamily;
+  /** The range the address belongs to, with its subnet and aggregation. */
   readonly poolRange: PoolRange;
 }
 
@@ -196,8 +203,11 @@ export type AssignResult =
  * ```
  */
 export interface ReleasedAddress {
+  /** Canonical text of the address. */
   readonly address: string;
+  /** Family of the address. */
   readonly family: IpFamily;
+  /** True when no other service holds it: it is free again. */
   readonly freed: boolean;
 }
 

@@ -83,8 +83,11 @@ export function parseAggregation(text: string, family?: IpFamily): Aggregation {
  * ```
  */
 export interface FieldError {
+  /** Path of the field, e.g. `spec.local.v4pools[1].pool`. */
   readonly field: string;
+  /** The offending value as text (empty when the field is missing). */
   readonly value: string;
+  /** `field: problem`, ready for a condition or an event. */
   readonly message: string;
 }
 
@@ -97,6 +100,7 @@ export interface FieldError {
  * ```
  */
 export interface DeclaredPoolRange extends PoolRange {
+  /** Path of the entry, e.g. `spec.local.v4pools[0]` (`spec.local` for the top-level form). */
   readonly field: string;
 }
 
@@ -109,6 +113,7 @@ export interface DeclaredPoolRange extends PoolRange {
  * ```
  */
 export interface DeclaredLocalPoolSpec extends LocalPoolSpec {
+  /** Ranges in allocation order, each with its field. */
   readonly ranges: readonly DeclaredPoolRange[];
 }
 
@@ -445,6 +450,7 @@ export interface GroupRanges {
   readonly name: string;
   /** `metadata.creationTimestamp`, as RFC 3339 text or a Date. */
   readonly creationTimestamp: string | Date;
+  /** The group's ranges (from {@link parseServiceGroupSpec} or built by hand). */
   readonly ranges: readonly (PoolRange | DeclaredPoolRange)[];
 }
 
@@ -461,8 +467,11 @@ export interface GroupOverlap {
   readonly name: string;
   /** The older group it collides with. */
   readonly overlapsWith: string;
+  /** The losing group's range. */
   readonly range: AddressRange;
+  /** The older group's range it overlaps. */
   readonly otherRange: AddressRange;
+  /** A sentence naming the field, both ranges and the older group. */
   readonly message: string;
 }
 

@@ -17,7 +17,9 @@ export type Protocol = "TCP" | "UDP" | "SCTP";
  * ```
  */
 export interface ServicePort {
+  /** Transport protocol. */
   readonly protocol: Protocol;
+  /** Port number on the load balancer address. */
   readonly port: number;
 }
 
@@ -31,7 +33,9 @@ export interface ServicePort {
  * ```
  */
 export interface SharingRequest {
+  /** The `purelb.io/allow-shared-ip` value; empty means no sharing. */
   readonly sharingKey: string;
+  /** Every (protocol, port) the service exposes. */
   readonly ports: readonly ServicePort[];
 }
 
@@ -44,8 +48,11 @@ export interface SharingRequest {
  * ```
  */
 export interface AddressHolder {
+  /** The service, usually `namespace/name`. */
   readonly serviceKey: string;
+  /** Its sharing key; empty means it shares with nobody. */
   readonly sharingKey: string;
+  /** The (protocol, port) pairs it uses on the address. */
   readonly ports: readonly ServicePort[];
 }
 
