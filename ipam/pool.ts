@@ -72,6 +72,8 @@ export class PoolConfigurationError extends Error {
  *
  * @example
  * ```ts
+ * import { parseCidr, parseRange } from "./range.ts";
+ *
  * const entry = createPoolRange(parseRange("192.0.2.10-192.0.2.19"), parseCidr("192.0.2.0/24"),
  *   { kind: "default" });
  * entry.aggregationPrefixLength; // 24
@@ -94,6 +96,8 @@ export interface PoolRange {
  *
  * @example
  * ```ts
+ * import { parseCidr, parseRange } from "./range.ts";
+ *
  * createPoolRange(parseRange("2001:db8::/120"), parseCidr("2001:db8::/64"),
  *   { kind: "prefix", prefixLength: 128 }).aggregationPrefixLength; // 128
  * ```
@@ -168,6 +172,7 @@ export interface AssignRequest extends SharingRequest {
  *
  * @example
  * ```ts
+ * declare const pool: LocalPool;
  * const result = pool.assign("ns/web", { family: "IPv4", sharingKey: "", ports: [] });
  * if (result.kind === "ok") console.log(result.address, result.poolRange.subnet.toString());
  * ```
@@ -199,6 +204,7 @@ export type AssignResult =
  *
  * @example
  * ```ts
+ * declare const pool: LocalPool;
  * for (const r of pool.release("ns/web")) console.log(r.address, r.freed);
  * ```
  */
@@ -216,6 +222,7 @@ export interface ReleasedAddress {
  *
  * @example
  * ```ts
+ * declare const pool: LocalPool;
  * const { size, inUse, free } = pool.stats("IPv4");
  * ```
  */
@@ -305,6 +312,8 @@ interface FamilyState {
  *
  * @example
  * ```ts
+ * import { parseCidr, parseRange } from "./range.ts";
+ *
  * const pool = new LocalPool("default", {
  *   ranges: [createPoolRange(parseRange("192.0.2.10-192.0.2.19"), parseCidr("192.0.2.0/24"),
  *     { kind: "default" })],

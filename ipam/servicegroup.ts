@@ -96,6 +96,9 @@ export interface FieldError {
  *
  * @example
  * ```ts
+ * import type { PoolRange } from "./pool.ts";
+ *
+ * declare const poolRange: PoolRange;
  * const declared: DeclaredPoolRange = { ...poolRange, field: "spec.local.v4pool" };
  * ```
  */
@@ -144,7 +147,7 @@ export type ServiceGroupSource =
  *
  * @example
  * ```ts
- * const result = parseServiceGroupSpec(spec);
+ * const result = parseServiceGroupSpec({ local: { v4pools: [{ pool: "10.0.0.5" }] } });
  * if (result.kind === "invalid") for (const e of result.errors) console.log(e.message);
  * ```
  */
@@ -405,6 +408,8 @@ function isHttpUrl(text: string): boolean {
  *
  * @example
  * ```ts
+ * import { LocalPool } from "./pool.ts";
+ *
  * const result = parseServiceGroupSpec({
  *   local: { v4pools: [{ pool: "192.0.2.0/28", subnet: "192.0.2.0/24", aggregation: "default" }] },
  * });
@@ -442,6 +447,9 @@ export function parseServiceGroupSpec(spec: unknown): ServiceGroupParseResult {
  *
  * @example
  * ```ts
+ * import type { PoolRange } from "./pool.ts";
+ *
+ * declare const ranges: readonly PoolRange[];
  * const group: GroupRanges = { name: "default", creationTimestamp: "2024-01-01T00:00:00Z", ranges };
  * ```
  */
@@ -459,6 +467,7 @@ export interface GroupRanges {
  *
  * @example
  * ```ts
+ * declare const groups: readonly GroupRanges[];
  * for (const overlap of findGroupOverlaps(groups)) console.log(overlap.name, overlap.message);
  * ```
  */
@@ -488,6 +497,10 @@ function timeOf(timestamp: string | Date): number {
  *
  * @example
  * ```ts
+ * import type { PoolRange } from "./pool.ts";
+ *
+ * declare const rangesOfA: readonly PoolRange[];
+ * declare const rangesOfB: readonly PoolRange[];
  * const overlaps = findGroupOverlaps([
  *   { name: "b", creationTimestamp: "2024-02-01T00:00:00Z", ranges: rangesOfB },
  *   { name: "a", creationTimestamp: "2024-01-01T00:00:00Z", ranges: rangesOfA },
