@@ -49,7 +49,11 @@ export class ApiConnection {
   readonly #client: Deno.HttpClient;
   readonly #configuration: Configuration;
 
-  constructor(kubeConfig: KubeConfig) {
+  /**
+   * @param kubeConfig where the API server is and how to authenticate
+   * @param requestTimeoutMs how long any single request (not a watch) may take
+   */
+  constructor(kubeConfig: KubeConfig, requestTimeoutMs = 30_000) {
     this.kubeConfig = kubeConfig;
     this.#client = Deno.createHttpClient(tlsOptions(kubeConfig));
     const cluster = kubeConfig.getCurrentCluster();
@@ -58,7 +62,7 @@ export class ApiConnection {
     this.#configuration = createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),
       authMethods: { default: kubeConfig },
-      httpApi: wrapHttpLibrary({ send: (request) => send(client, request) }),
+      httpApi: wrapHttpLibrary({ send: (request) => send(client, request, requestTimeoutMs) }),
     });
   }
 
@@ -104,14 +108,20 @@ function pemOf(base64Data: string | undefined, file: string | undefined): string
   return undefined;
 }
 
-async function send(client: Deno.HttpClient, request: RequestContext): Promise<ResponseContext> {
-  const signal = request.getSignal();
+async function send(
+  client: Deno.HttpClient,
+  request: RequestContext,
+  timeoutMs: number,
+): Promise<ResponseContext> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const callerSignal = request.getSignal();
+  const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
   const body = request.getBody();
   const response = await fetch(request.getUrl(), {
     method: request.getHttpMethod(),
     headers: request.getHeaders(),
     ...(body === undefined ? {} : { body: body as BodyInit }),
-    ...(signal ? { signal } : {}),
+    signal,
     client,
   });
   const headers: Record<string, string> = {};

@@ -38,6 +38,8 @@ export interface TestCluster {
   serviceAccountConfig(namespace: string, name: string): Promise<KubeConfig>;
   /** Binds a new ClusterRole with `rules` to service account `namespace/name`. */
   grant(namespace: string, name: string, rules: readonly V1PolicyRule[]): Promise<void>;
+  /** Removes what {@linkcode grant} gave `namespace/name`. */
+  revoke(namespace: string, name: string): Promise<void>;
 }
 
 let privateControlPlane: Promise<ControlPlane> | undefined;
@@ -120,7 +122,7 @@ function makeTestCluster(kubeconfigPath: string): TestCluster {
       return kc;
     },
     async grant(namespace, name, rules) {
-      const roleName = `test-${namespace}-${name}`;
+      const roleName = grantName(namespace, name);
       await rbac.createClusterRole({ body: { metadata: { name: roleName }, rules: [...rules] } });
       await rbac.createClusterRoleBinding({
         body: {
@@ -130,5 +132,13 @@ function makeTestCluster(kubeconfigPath: string): TestCluster {
         },
       });
     },
+    async revoke(namespace, name) {
+      await rbac.deleteClusterRoleBinding({ name: grantName(namespace, name) });
+      await rbac.deleteClusterRole({ name: grantName(namespace, name) });
+    },
   };
+}
+
+function grantName(namespace: string, serviceAccount: string): string {
+  return `test-${namespace}-${serviceAccount}`;
 }

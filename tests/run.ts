@@ -43,7 +43,7 @@ async function main(): Promise<number> {
   }
 
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "--allow-all", ...Deno.args],
+    args: ["test", "--allow-all", ...Deno.args.filter((arg) => arg !== "--")],
     env: { [TEST_KUBECONFIG_ENV]: controlPlane.kubeconfigPath },
     stdout: "piped",
     stderr: "inherit",
