@@ -10,6 +10,7 @@ export * from "./backoff.ts";
 export * from "./config.ts";
 export * from "./errors.ts";
 export * from "./informer.ts";
+export * from "./leaderelection.ts";
 export * from "./patch.ts";
 export * from "./transport.ts";
 export * from "./workqueue.ts";

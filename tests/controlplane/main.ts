@@ -30,6 +30,7 @@ async function main(): Promise<number> {
   }
   const cp = await ControlPlane.start({ dir: resolve(values.dir ?? DEFAULT_DIR), log });
   log(`ready in ${((performance.now() - started) / 1000).toFixed(1)} s at ${cp.server}`);
+  log(`state (etcd data, certificates, logs) in ${cp.stateDir}`);
   console.log(`kubeconfig: ${cp.kubeconfigPath}`);
   log("press Ctrl-C to stop and remove everything");
   const signal = await stopRequested.promise;
