@@ -5,3 +5,14 @@
  */
 
 export * from "./ipam/mod.ts";
+export { winner } from "./election/mod.ts";
+export {
+  candidatesFor,
+  formatSubnetsAnnotation,
+  liveNodes,
+  type NodeLeaseRecord,
+  parseSubnetsAnnotation,
+  rankCandidates,
+  shouldSelfFence,
+  SubnetsAnnotationError,
+} from "./election/mod.ts";
