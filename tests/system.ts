@@ -10,6 +10,9 @@
 const PACKAGES_BY_COMMAND: Readonly<Record<string, string>> = {
   ip: "iproute2",
   tcpdump: "tcpdump",
+  ping: "iputils-ping",
+  arping: "iputils-arping",
+  na6: "ipv6toolkit",
 };
 
 /** True when this process runs as root (network namespaces need it). */
