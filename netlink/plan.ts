@@ -127,8 +127,9 @@ function key(interfaceName: string, address: string, prefixLength: number): stri
 }
 
 /**
- * The changes that turn `current` into `desired`: deletions first (owned addresses no
- * assignment asks for, including an assigned address with another prefix length), then
+ * The changes that turn `current` into `desired`: deletions first (owned addresses of global
+ * scope that no assignment asks for, including an assigned address with another prefix
+ * length; link-local and host addresses are never offered to `isOwned`), then
  * additions (assignments not present with exactly that interface, address and prefix length).
  * Each list is in a stable order. Throws {@link InvalidChangeError} for a bad assignment.
  *
@@ -160,6 +161,8 @@ export function planChanges(
       const addressKey = key(link.name, address.local, address.prefixLength);
       present.add(addressKey);
       if (wanted.has(addressKey)) continue;
+      // Link-local and host-scoped addresses (fe80::/10, loopback) are the kernel's, never ours.
+      if (address.scope !== "global") continue;
       if (desired.isOwned(toExisting(link.name, address))) {
         deletes.push({
           kind: "delete",

@@ -103,6 +103,20 @@ Deno.test("planChanges never touches addresses that are not owned", () => {
   assert.deepEqual(changes, []);
   const everything = planChanges(STATE, { assignments: [], isOwned: () => true });
   assert.equal(everything.length, 7);
+  const withLinkLocal: NetworkState = {
+    links: [{
+      ...link("eth0", 2, []),
+      addresses: [{
+        family: "IPv6",
+        local: "fe80::1",
+        prefixLength: 64,
+        scope: "link",
+        flags: NO_FLAGS,
+      }],
+    }],
+    defaultRoutes: [],
+  };
+  assert.deepEqual(planChanges(withLinkLocal, { assignments: [], isOwned: () => true }), []);
   assert.ok(everything.every((change) => change.kind === "delete"));
 });
 
