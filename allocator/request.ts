@@ -7,7 +7,7 @@
 import type { V1Service } from "@kubernetes/client-node";
 import { type IpFamily, type ServicePort, tryParseAddress } from "../ipam/mod.ts";
 import { formatAddress } from "../ipam/mod.ts";
-import { Annotations, DEFAULT_SERVICE_GROUP, LOAD_BALANCER_CLASS } from "./names.ts";
+import { Annotations, DEFAULT_SERVICE_GROUP, LOAD_BALANCER_CLASS } from "../k8s/types.ts";
 
 /** How the Service's IP families are to be filled. */
 export type FamilyPolicy =

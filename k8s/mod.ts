@@ -11,6 +11,7 @@ export * from "./config.ts";
 export * from "./errors.ts";
 export * from "./informer.ts";
 export * from "./leaderelection.ts";
+export * from "./observability.ts";
 export * from "./patch.ts";
 export * from "./transport.ts";
 export * from "./workqueue.ts";

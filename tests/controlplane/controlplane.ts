@@ -20,7 +20,7 @@ export interface ControlPlaneOptions {
   readonly binaries?: ControlPlaneBinaries;
   /** Progress lines (binary builds, start-up). */
   readonly log?: (line: string) => void;
-  /** Folders whose `*.yaml` are applied once the API server is ready. Default: `deploy/crds`. */
+  /** Files or folders (`*.yaml`) applied once the API server is ready. Default: namespace, CRDs, RBAC. */
   readonly manifestDirs?: readonly string[];
 }
 
@@ -31,6 +31,8 @@ export class ControlPlaneError extends Error {
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const READY_TIMEOUT_MS = 90_000;
+/** Applied once the API server is ready: our namespace, CRDs and RBAC. */
+const DEFAULT_MANIFESTS = ["deploy/namespace.yaml", "deploy/crds", "deploy/rbac"];
 const STOP_GRACE_MS = 5_000;
 /** Cluster IP ranges for Services; no traffic ever goes to them (there is no kube-proxy). */
 const SERVICE_CLUSTER_IP_RANGES = "10.96.0.0/16,fd00:10:96::/108";
@@ -94,7 +96,7 @@ export class ControlPlane {
       await cp.#startEtcd();
       await cp.startApiServer();
       await cp.#writeKubeconfig();
-      const dirs = opts.manifestDirs ?? [join(REPO_ROOT, "deploy", "crds")];
+      const dirs = opts.manifestDirs ?? DEFAULT_MANIFESTS.map((p) => join(REPO_ROOT, p));
       const applied = await applyManifestFiles(binaries.kubectl, cp.kubeconfigPath, dirs);
       await waitForCrdsEstablished(binaries.kubectl, cp.kubeconfigPath, applied, 30);
       return cp;

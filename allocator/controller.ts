@@ -1,0 +1,451 @@
+/**
+ * The allocator controller: informers on Services and ServiceGroups, one work queue, and the
+ * {@linkcode Allocator} as the single source of decisions. Only the leader runs workers; on
+ * becoming leader it rebuilds its memory from the caches (every existing allocation registered
+ * before any new one), and it stops writing the moment leadership is lost.
+ *
+ * @module
+ */
+
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubernetesListObject,
+  type V1Service,
+} from "@kubernetes/client-node";
+import { getLogger } from "@logtape/logtape";
+import {
+  type ApiConnection,
+  errorMessage,
+  mergePatch,
+  ResilientInformer,
+  runWorkers,
+  WorkQueue,
+} from "../k8s/mod.ts";
+import {
+  type AllocateOutcome,
+  Allocator,
+  type GroupReport,
+  type HeldAddress,
+} from "./allocator.ts";
+import {
+  readServiceIntent,
+  type RequestSettings,
+  type RequestWarning,
+  serviceKey,
+} from "./request.ts";
+import {
+  ALLOCATED_BY_PURELB,
+  Annotations,
+  EventReason,
+  PURELB_API_VERSION,
+  PURELB_GROUP,
+  PURELB_VERSION,
+  SERVICE_GROUP_KIND,
+  SERVICE_GROUP_PLURAL,
+} from "../k8s/types.ts";
+import type { EventSubject, EventType } from "../k8s/events.ts";
+import type { AllocatorMetrics } from "./metrics.ts";
+import { groupStatusOf, type ServiceGroupObject } from "./groupstatus.ts";
+
+/** Writes Kubernetes Events; never throws (the k8s/ EventRecorder). */
+export interface EventSink {
+  record(
+    subject: EventSubject,
+    type: EventType,
+    reason: EventReason,
+    message: string,
+  ): Promise<void>;
+}
+
+/** Options for {@linkcode AllocatorController}. */
+export interface AllocatorControllerOptions {
+  readonly connection: ApiConnection;
+  /** The namespace whose ServiceGroups are the pools (e.g. `purelb-system`). */
+  readonly namespace: string;
+  readonly settings: RequestSettings;
+  readonly events: EventSink;
+  readonly metrics: AllocatorMetrics;
+  /** Concurrent workers (each does at most one API write at a time). Default 16. */
+  readonly workers?: number;
+}
+
+const GROUPS_KEY = "groups";
+const SERVICE_PREFIX = "svc:";
+const GROUP_STATUS_PREFIX = "sg:";
+/** ServiceGroup status is written at most this often per group (counts change constantly). */
+const GROUP_STATUS_DELAY_MS = 1_000;
+
+const log = getLogger(["purelb", "allocator"]);
+
+/** See the module documentation. */
+export class AllocatorController {
+  readonly #options: AllocatorControllerOptions;
+  readonly #core: CoreV1Api;
+  readonly #custom: CustomObjectsApi;
+  readonly services: ResilientInformer<V1Service>;
+  readonly groups: ResilientInformer<ServiceGroupObject>;
+  #queue: WorkQueue<string> | undefined;
+  #allocator = new Allocator();
+  /** Services that could not get what they asked for; retried when something is released. */
+  readonly #waiting = new Set<string>();
+  /** The warnings last reported per Service, so that a resync does not repeat them. */
+  readonly #warned = new Map<string, string>();
+  #leading = false;
+
+  constructor(options: AllocatorControllerOptions) {
+    this.#options = options;
+    const { connection, namespace } = options;
+    this.#core = connection.api(CoreV1Api);
+    this.#custom = connection.api(CustomObjectsApi);
+    this.services = new ResilientInformer<V1Service>(connection, {
+      name: "services",
+      path: "/api/v1/services",
+      list: () => this.#core.listServiceForAllNamespaces(),
+      onError: (error, retryInMs) =>
+        log.warn("services watch failed, retrying in {retryInMs} ms: {error}", {
+          retryInMs,
+          error: errorMessage(error),
+        }),
+    });
+    this.groups = new ResilientInformer<ServiceGroupObject>(connection, {
+      name: "servicegroups",
+      path:
+        `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${SERVICE_GROUP_PLURAL}`,
+      list: () =>
+        this.#custom.listNamespacedCustomObject({
+          group: PURELB_GROUP,
+          version: PURELB_VERSION,
+          namespace,
+          plural: SERVICE_GROUP_PLURAL,
+        }) as Promise<KubernetesListObject<ServiceGroupObject>>,
+      onError: (error, retryInMs) =>
+        log.warn("servicegroups watch failed, retrying in {retryInMs} ms: {error}", {
+          retryInMs,
+          error: errorMessage(error),
+        }),
+    });
+    this.services.onChange((_type, svc) => this.#queue?.add(SERVICE_PREFIX + serviceKey(svc)));
+    this.groups.onChange(() => this.#queue?.add(GROUPS_KEY));
+    options.metrics.observePools(() => this.#leading ? this.#allocator.groupReports() : []);
+  }
+
+  /** Starts the informers (every replica keeps warm caches, leader or not). */
+  start(): void {
+    this.services.start();
+    this.groups.start();
+  }
+
+  /** True once both caches hold a full list. */
+  get synced(): boolean {
+    return this.services.hasSynced && this.groups.hasSynced;
+  }
+
+  /** True while this replica leads and writes. */
+  get leading(): boolean {
+    return this.#leading;
+  }
+
+  /**
+   * Runs the allocator until `leadership` aborts: rebuilds its memory from the caches, then
+   * processes events. Resolves once the workers have stopped.
+   */
+  async lead(leadership: AbortSignal): Promise<void> {
+    await Promise.all([this.services.synced, this.groups.synced]);
+    if (leadership.aborted) return;
+    this.#allocator = new Allocator();
+    this.#waiting.clear();
+    this.#warned.clear();
+    const registered = this.#rebuildFromCaches();
+    log.info("leading: {groups} ServiceGroups, {registered} existing allocations registered", {
+      groups: this.groups.list().length,
+      registered,
+    });
+    const queue = new WorkQueue<string>();
+    this.#queue = queue;
+    this.#leading = true;
+    for (const report of this.#allocator.groupReports()) {
+      queue.add(GROUP_STATUS_PREFIX + report.name);
+    }
+    for (const svc of this.services.list()) queue.add(SERVICE_PREFIX + serviceKey(svc));
+    leadership.addEventListener("abort", () => queue.shutDown(), { once: true });
+    await runWorkers(queue, this.#options.workers ?? 16, async (key) => {
+      if (leadership.aborted) return { kind: "done" };
+      if (key === GROUPS_KEY) return this.#syncGroups();
+      if (key.startsWith(GROUP_STATUS_PREFIX)) {
+        return await this.#writeGroupStatus(key.slice(GROUP_STATUS_PREFIX.length), leadership);
+      }
+      return await this.#syncService(key.slice(SERVICE_PREFIX.length), leadership);
+    }, {
+      onError: (key, error) => log.warn("{key}: {error}", { key, error: errorMessage(error) }),
+    });
+    this.#leading = false;
+    this.#queue = undefined;
+    log.info("stopped leading");
+  }
+
+  /** Stops the informers. */
+  async stop(): Promise<void> {
+    this.#queue?.shutDown();
+    await Promise.all([this.services.stop(), this.groups.stop()]);
+  }
+
+  #groupInputs() {
+    return this.groups.list().map((sg) => ({
+      name: sg.metadata?.name ?? "",
+      creationTimestamp: String(sg.metadata?.creationTimestamp ?? ""),
+      spec: sg.spec,
+    }));
+  }
+
+  /** Registers every allocation the caches show, oldest Service first. Returns the count. */
+  #rebuildFromCaches(): number {
+    this.#allocator.setGroups(this.#groupInputs());
+    const services = [...this.services.list()].sort((a, b) =>
+      String(a.metadata?.creationTimestamp ?? "").localeCompare(
+        String(b.metadata?.creationTimestamp ?? ""),
+      ) || serviceKey(a).localeCompare(serviceKey(b))
+    );
+    let registered = 0;
+    for (const svc of services) {
+      const ips = ingressIps(svc);
+      if (ips.length === 0) continue;
+      const intent = readServiceIntent(svc, this.#options.settings);
+      if (intent.kind !== "allocate") continue;
+      const problems = this.#allocator.register(intent.request, ips);
+      for (const problem of problems) {
+        log.warn("{service}: existing allocation not kept: {problem}", {
+          service: serviceKey(svc),
+          problem,
+        });
+      }
+      if (problems.length < ips.length) registered++;
+    }
+    return registered;
+  }
+
+  #syncGroups(): { kind: "done" } {
+    const reports = this.#allocator.setGroups(this.#groupInputs());
+    for (const report of reports) this.#queue?.add(GROUP_STATUS_PREFIX + report.name);
+    // Pools changed: waiting Services may fit now, PreferDualStack ones may grow.
+    for (const svc of this.services.list()) this.#queue?.add(SERVICE_PREFIX + serviceKey(svc));
+    return { kind: "done" };
+  }
+
+  async #syncService(key: string, leadership: AbortSignal): Promise<Outcome> {
+    const [namespace = "", name = ""] = key.split("/");
+    const svc = this.services.get(name, namespace);
+    if (!svc) {
+      this.#forget(key, this.#allocator.release(key));
+      return { kind: "done" };
+    }
+    const intent = readServiceIntent(svc, this.#options.settings);
+    switch (intent.kind) {
+      case "foreign":
+        this.#forget(key, this.#allocator.release(key));
+        return { kind: "done" };
+      case "notLoadBalancer": {
+        const released = this.#allocator.release(key);
+        if (hasOurMarks(svc)) await this.#writeAllocation(svc, [], "", leadership);
+        this.#afterRelease(svc, released);
+        this.#waiting.delete(key);
+        return { kind: "done" };
+      }
+      case "invalid": {
+        const released = this.#allocator.release(key);
+        this.#reportWarnings(svc, intent.warnings);
+        if (ingressIps(svc).length > 0) await this.#writeAllocation(svc, [], "", leadership);
+        this.#afterRelease(svc, released);
+        this.#fail(svc, intent.reason);
+        return { kind: "done" };
+      }
+      case "allocate": {
+        const outcome = this.#allocator.allocate(intent.request);
+        const warnings = [...intent.warnings, ...this.#sharingWarnings(intent.request, outcome)];
+        this.#reportWarnings(svc, warnings);
+        return await this.#apply(svc, outcome, leadership);
+      }
+    }
+  }
+
+  async #apply(
+    svc: V1Service,
+    outcome: AllocateOutcome,
+    leadership: AbortSignal,
+  ): Promise<Outcome> {
+    const key = serviceKey(svc);
+    if (outcome.kind === "failed") {
+      if (ingressIps(svc).length > 0) await this.#writeAllocation(svc, [], "", leadership);
+      this.#afterRelease(svc, outcome.released);
+      this.#fail(svc, outcome.reason);
+      return { kind: "done" };
+    }
+    this.#waiting.delete(key);
+    const group = outcome.addresses.find((a) => a.group !== "")?.group ??
+      svc.metadata?.annotations?.[Annotations.allocatedFrom] ?? "";
+    await this.#writeAllocation(svc, outcome.addresses, group, leadership);
+    if (outcome.kind === "assigned") {
+      const list = outcome.addresses.map((a) => a.address).join(", ");
+      this.#options.metrics.assigned.inc();
+      this.#event(svc, "Normal", "AddressAssigned", `Assigned ${list} from ServiceGroup ${group}`);
+      this.#afterRelease(svc, outcome.released);
+      this.#queue?.addAfter(GROUP_STATUS_PREFIX + group, GROUP_STATUS_DELAY_MS);
+    }
+    return { kind: "done" };
+  }
+
+  #fail(svc: V1Service, reason: string): void {
+    const key = serviceKey(svc);
+    const already = this.#waiting.has(key) && this.#warned.get(`fail:${key}`) === reason;
+    this.#waiting.add(key);
+    if (already) return;
+    this.#warned.set(`fail:${key}`, reason);
+    this.#options.metrics.failed.inc({ reason: failureKind(reason) });
+    this.#event(svc, "Warning", "AllocationFailed", reason);
+  }
+
+  /** After a Service let go of addresses: report it, and give waiting Services a chance. */
+  #afterRelease(svc: V1Service, released: readonly HeldAddress[]): void {
+    if (released.length === 0) return;
+    this.#options.metrics.released.inc();
+    const list = released.map((a) => a.address).join(", ");
+    this.#event(svc, "Normal", "AddressReleased", `Released ${list}`);
+    this.#retryWaiting(released);
+  }
+
+  /** A Service is gone: its addresses are free, waiting Services retry at once. */
+  #forget(key: string, released: readonly HeldAddress[]): void {
+    this.#waiting.delete(key);
+    this.#warned.delete(key);
+    this.#warned.delete(`fail:${key}`);
+    if (released.length === 0) return;
+    this.#options.metrics.released.inc();
+    this.#retryWaiting(released);
+  }
+
+  #retryWaiting(released: readonly HeldAddress[]): void {
+    for (const waiting of this.#waiting) this.#queue?.add(SERVICE_PREFIX + waiting);
+    for (const group of new Set(released.map((a) => a.group))) {
+      if (group !== "") this.#queue?.addAfter(GROUP_STATUS_PREFIX + group, GROUP_STATUS_DELAY_MS);
+    }
+  }
+
+  #sharingWarnings(
+    request: { readonly key: string; readonly localTrafficPolicy: boolean },
+    outcome: AllocateOutcome,
+  ): RequestWarning[] {
+    if (!request.localTrafficPolicy || outcome.kind === "failed") return [];
+    return outcome.addresses
+      .filter((a) => this.#allocator.isShared(request.key, a.address))
+      .map((a) => ({
+        reason: "ConfigurationWarning" as const,
+        message: `address ${a.address} is shared, so externalTrafficPolicy Local is treated as ` +
+          `Cluster for it`,
+      }));
+  }
+
+  #reportWarnings(svc: V1Service, warnings: readonly RequestWarning[]): void {
+    const key = serviceKey(svc);
+    const fingerprint = warnings.map((w) => `${w.reason}:${w.message}`).join("\n");
+    if (this.#warned.get(key) === fingerprint) return;
+    this.#warned.set(key, fingerprint);
+    for (const warning of warnings) this.#event(svc, "Warning", warning.reason, warning.message);
+  }
+
+  #event(svc: V1Service, type: EventType, reason: EventReason, message: string): void {
+    const subject = { apiVersion: "v1", kind: "Service", metadata: svc.metadata };
+    void this.#options.events.record(subject, type, reason, message);
+  }
+
+  /** Writes ingress and our annotations in one merge patch of the status subresource. */
+  async #writeAllocation(
+    svc: V1Service,
+    addresses: readonly HeldAddress[],
+    group: string,
+    leadership: AbortSignal,
+  ): Promise<void> {
+    const wanted = addresses.map((a) => a.address);
+    const annotations = svc.metadata?.annotations ?? {};
+    const ingressCurrent = (svc.status?.loadBalancer?.ingress ?? []).map((i) =>
+      `${i.ip ?? i.hostname ?? ""}/${i.ipMode ?? ""}`
+    );
+    const ingressWanted = wanted.map((ip) => `${ip}/VIP`);
+    const marksWanted = wanted.length > 0
+      ? { [Annotations.allocatedBy]: ALLOCATED_BY_PURELB, [Annotations.allocatedFrom]: group }
+      : { [Annotations.allocatedBy]: null, [Annotations.allocatedFrom]: null };
+    const marksMatch = Object.entries(marksWanted).every(([k, v]) =>
+      (annotations[k] ?? null) === v
+    );
+    if (marksMatch && ingressCurrent.join(",") === ingressWanted.join(",")) return;
+    if (leadership.aborted) return;
+    const [namespace = "", name = ""] = serviceKey(svc).split("/");
+    await this.#core.patchNamespacedServiceStatus({
+      namespace,
+      name,
+      body: {
+        metadata: { annotations: marksWanted },
+        status: {
+          loadBalancer: wanted.length > 0
+            ? { ingress: wanted.map((ip) => ({ ip, ipMode: "VIP" })) }
+            : { ingress: null },
+        },
+      },
+    }, mergePatch());
+  }
+
+  async #writeGroupStatus(name: string, leadership: AbortSignal): Promise<Outcome> {
+    const sg = this.groups.get(name, this.#options.namespace);
+    const report = this.#allocator.groupReport(name);
+    if (!sg || !report) return { kind: "done" };
+    const { status, changed, becameInvalid } = groupStatusOf(sg, report, new Date());
+    if (becameInvalid) {
+      const subject = {
+        apiVersion: PURELB_API_VERSION,
+        kind: SERVICE_GROUP_KIND,
+        metadata: sg.metadata,
+      };
+      void this.#options.events.record(subject, "Warning", "ParseFailed", invalidMessage(report));
+    }
+    if (!changed || leadership.aborted) return { kind: "done" };
+    await this.#custom.patchNamespacedCustomObjectStatus({
+      group: PURELB_GROUP,
+      version: PURELB_VERSION,
+      namespace: this.#options.namespace,
+      plural: SERVICE_GROUP_PLURAL,
+      name,
+      body: { status },
+    }, mergePatch());
+    return { kind: "done" };
+  }
+}
+
+type Outcome = { readonly kind: "done" };
+
+function ingressIps(svc: V1Service): string[] {
+  return (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => i.ip ? [i.ip] : []);
+}
+
+function hasOurMarks(svc: V1Service): boolean {
+  const annotations = svc.metadata?.annotations ?? {};
+  return annotations[Annotations.allocatedBy] === ALLOCATED_BY_PURELB ||
+    ingressIps(svc).length > 0 &&
+      annotations[Annotations.allocatedFrom] !== undefined;
+}
+
+function invalidMessage(report: GroupReport): string {
+  if (report.kind === "invalid") return report.errors.join("; ");
+  if (report.kind === "unsupported") return report.message;
+  return "";
+}
+
+/** A short label for the failure metric. */
+export function failureKind(reason: string): string {
+  if (/no free/.test(reason)) return "pool_exhausted";
+  if (/not in any/.test(reason)) return "address_outside_pools";
+  if (/not found/.test(reason)) return "group_not_found";
+  if (/is invalid/.test(reason)) return "group_invalid";
+  if (/has no IPv[46] pool/.test(reason)) return "family_unavailable";
+  if (/in use by|shared with|sharing/.test(reason)) return "sharing_refused";
+  if (/purelb\.io\/addresses|loadBalancerIP/.test(reason)) return "invalid_request";
+  return "other";
+}

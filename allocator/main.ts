@@ -1,0 +1,117 @@
+/**
+ * `deno task allocator -- [flags]`: the PureLB allocator.
+ *
+ * Every flag has an environment fallback; `--help` lists them.
+ *
+ * @module
+ */
+
+import { CoordinationV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { getLogger } from "@logtape/logtape";
+import {
+  ApiConnection,
+  configureLogging,
+  errorMessage,
+  isInCluster,
+  LeaderElector,
+  loadClientConfig,
+  serveOperations,
+} from "../k8s/mod.ts";
+import { EventRecorder } from "../k8s/events.ts";
+import { AllocatorController } from "./controller.ts";
+import { AllocatorMetrics } from "./metrics.ts";
+import { type AllocatorConfig, readAllocatorConfig, usage } from "./config.ts";
+
+async function main(args: readonly string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage());
+    return 0;
+  }
+  let config: AllocatorConfig;
+  try {
+    config = readAllocatorConfig(args, (name) => Deno.env.get(name));
+    await configureLogging("purelb", config.logLevel, config.logFormat);
+  } catch (error) {
+    console.error(`allocator: ${errorMessage(error)}\n${usage()}`);
+    return 2;
+  }
+  const log = getLogger(["purelb", "allocator"]);
+  const clientConfig = loadClientConfig({ kubeconfig: config.kubeconfig });
+  const namespace = config.namespace ?? clientConfig.namespace ?? "purelb-system";
+  const electing = config.leaderElection === "on" ||
+    (config.leaderElection === "auto" && isInCluster());
+  const connection = new ApiConnection(clientConfig.kubeConfig);
+  const metrics = new AllocatorMetrics();
+  const events = new EventRecorder(connection.api(CoreV1Api), {
+    component: "purelb-allocator",
+    onError: (error) => log.warn("event not written: {error}", { error: errorMessage(error) }),
+  });
+  const controller = new AllocatorController({
+    connection,
+    namespace,
+    settings: { handleClasslessServices: config.handleClasslessServices },
+    events,
+    metrics,
+    workers: config.workers,
+  });
+  controller.start();
+
+  let elector: LeaderElector | undefined;
+  const server = serveOperations(config.listen, {
+    registry: metrics.registry,
+    healthy: () => true,
+    ready: () => {
+      if (!controller.synced) return { ready: false, reason: "caches not synced yet" };
+      return { ready: true };
+    },
+  });
+  log.info(
+    "allocator {identity} started: namespace {namespace}, leader election {electing}, " +
+      "config from {source}, operations on port {port}",
+    {
+      identity: config.identity,
+      namespace,
+      electing: electing ? "on" : "off",
+      source: clientConfig.source.kind,
+      port: server.addr.port,
+    },
+  );
+
+  const stopping = new AbortController();
+  let leadership: Promise<void> = Promise.resolve();
+  if (electing) {
+    elector = new LeaderElector(connection.api(CoordinationV1Api), {
+      namespace,
+      name: config.leaseName,
+      identity: config.identity,
+      onStartedLeading: (signal) => {
+        log.info("became leader");
+        // A new term starts only after the previous one has wound down.
+        leadership = leadership.then(() => controller.lead(signal));
+      },
+      onStoppedLeading: () => log.warn("lost leadership: stopped writing"),
+      onNewLeader: (identity) => log.info("leader is {identity}", { identity }),
+      onError: (message) => log.warn("leader election: {message}", { message }),
+    });
+    void elector.run();
+  } else {
+    leadership = controller.lead(stopping.signal);
+  }
+
+  const signal = await new Promise<string>((resolve) => {
+    for (const name of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(name, () => resolve(name));
+    }
+  });
+  log.info("{signal}: shutting down", { signal });
+  stopping.abort();
+  await elector?.stop();
+  await leadership;
+  await controller.stop();
+  await events.flush();
+  await server.shutdown();
+  connection.close();
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

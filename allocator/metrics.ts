@@ -1,0 +1,82 @@
+/**
+ * The allocator's Prometheus metrics. Pool gauges keep PureLB's names and are computed when
+ * scraped, so allocations cost nothing extra.
+ *
+ * @module
+ */
+
+import { Counter, Gauge, Registry } from "prom-client";
+import type { GroupReport } from "./allocator.ts";
+
+/** Counters the controller bumps and gauges read from the allocator on each scrape. */
+export class AllocatorMetrics {
+  readonly registry = new Registry();
+  readonly assigned: Counter;
+  readonly released: Counter;
+  readonly failed: Counter<"reason">;
+  #pools: () => readonly GroupReport[] = () => [];
+
+  constructor() {
+    const registers = [this.registry];
+    this.assigned = new Counter({
+      name: "purelb_allocator_assignments_total",
+      help: "Services given (new or replaced) addresses",
+      registers,
+    });
+    this.released = new Counter({
+      name: "purelb_allocator_releases_total",
+      help: "Services that gave addresses back",
+      registers,
+    });
+    this.failed = new Counter({
+      name: "purelb_allocator_allocation_failures_total",
+      help: "Allocations that failed, by kind of reason (AllocationFailed events carry the text)",
+      labelNames: ["reason"],
+      registers,
+    });
+    const pools = () => this.#pools();
+    new Gauge({
+      name: "purelb_address_pool_size",
+      help: "Addresses in the pool (IPv4 and IPv6 together)",
+      labelNames: ["pool"],
+      registers,
+      collect() {
+        this.reset();
+        for (const report of pools()) {
+          if (report.kind !== "valid") continue;
+          this.set({ pool: report.name }, Number(report.stats.IPv4.size + report.stats.IPv6.size));
+        }
+      },
+    });
+    new Gauge({
+      name: "purelb_address_pool_addresses_in_use",
+      help: "Addresses of the pool held by at least one Service",
+      labelNames: ["pool"],
+      registers,
+      collect() {
+        this.reset();
+        for (const report of pools()) {
+          if (report.kind !== "valid") continue;
+          this.set({ pool: report.name }, report.stats.IPv4.inUse + report.stats.IPv6.inUse);
+        }
+      },
+    });
+    new Gauge({
+      name: "purelb_allocator_service_group_valid",
+      help: "1 when the ServiceGroup is valid, 0 when it is not (see its Valid condition)",
+      labelNames: ["pool"],
+      registers,
+      collect() {
+        this.reset();
+        for (const report of pools()) {
+          this.set({ pool: report.name }, report.kind === "valid" ? 1 : 0);
+        }
+      },
+    });
+  }
+
+  /** Where the pool gauges read from (the leader's allocator). */
+  observePools(source: () => readonly GroupReport[]): void {
+    this.#pools = source;
+  }
+}

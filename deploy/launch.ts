@@ -1,0 +1,50 @@
+/**
+ * `deno task allocator -- [flags]`: runs the allocator from source under exactly its permission
+ * set (the kubeconfig it is given, if any, is the only file it may read besides the service
+ * account's).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { allocatorPermissions } from "./permissions.ts";
+
+const PROGRAMS = {
+  allocator: { main: "../allocator/main.ts", permissions: allocatorPermissions },
+} as const;
+
+async function main(): Promise<number> {
+  const [program, ...rest] = Deno.args;
+  const args = rest.filter((a, i) => !(i === 0 && a === "--"));
+  if (program !== "allocator") {
+    console.error(`usage: launch.ts allocator [-- flags]`);
+    return 2;
+  }
+  const { values } = parseArgs({
+    args,
+    options: { kubeconfig: { type: "string" } },
+    strict: false,
+  });
+  const kubeconfig = typeof values.kubeconfig === "string"
+    ? values.kubeconfig
+    : Deno.env.get("KUBECONFIG");
+  const { main, permissions } = PROGRAMS[program];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...permissions(kubeconfig),
+      fileURLToPath(new URL(main, import.meta.url)),
+      ...args,
+    ],
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => child.kill(signal));
+  }
+  return (await child.status).code;
+}
+
+if (import.meta.main) Deno.exit(await main());

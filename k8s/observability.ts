@@ -1,0 +1,111 @@
+/**
+ * The operational surface both programs share: structured logs and the HTTP endpoints
+ * `/metrics` (Prometheus), `/healthz` and `/readyz`.
+ *
+ * @module
+ */
+
+import {
+  configure,
+  getStreamSink,
+  getTextFormatter,
+  jsonLinesFormatter,
+  type LogLevel,
+  parseLogLevel,
+} from "@logtape/logtape";
+import type { Registry } from "prom-client";
+
+/** Log output format: JSON lines for machines (default), text for people. */
+export type LogFormat = "json" | "text";
+
+/** Raised for a log level or format that does not exist; names the accepted ones. */
+export class LoggingConfigError extends Error {
+  override name = "LoggingConfigError";
+}
+
+/**
+ * Routes every logger of `category` (and the meta logger's warnings) to stderr.
+ *
+ * @example
+ * ```ts
+ * await configureLogging("purelb", "info", "json");
+ * getLogger(["purelb", "allocator"]).info("started {version}", { version: "1" });
+ * ```
+ */
+export async function configureLogging(
+  category: string,
+  level: string,
+  format: string,
+): Promise<void> {
+  let lowest: LogLevel;
+  try {
+    lowest = parseLogLevel(level);
+  } catch {
+    throw new LoggingConfigError(
+      `log level "${level}" is not one of trace, debug, info, warning, error, fatal`,
+    );
+  }
+  if (format !== "json" && format !== "text") {
+    throw new LoggingConfigError(`log format "${format}" is not one of json, text`);
+  }
+  const formatter = format === "json" ? jsonLinesFormatter : getTextFormatter();
+  await configure({
+    reset: true,
+    sinks: {
+      stderr: getStreamSink(Deno.stderr.writable, { formatter }),
+    },
+    loggers: [
+      { category, lowestLevel: lowest, sinks: ["stderr"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+    ],
+  });
+}
+
+/** What the operations server asks the program. */
+export interface OperationsHandlers {
+  readonly registry: Registry;
+  /** Alive: the process should not be restarted. */
+  readonly healthy: () => boolean;
+  /** Ready, or the reason it is not (shown in the /readyz body). */
+  readonly ready: () => { readonly ready: true } | {
+    readonly ready: false;
+    readonly reason: string;
+  };
+}
+
+/**
+ * Serves `/metrics`, `/healthz`, `/readyz` on `hostname:port` (port 0 picks a free one).
+ *
+ * @example
+ * ```ts
+ * const server = serveOperations({ hostname: "0.0.0.0", port: 7472 }, handlers);
+ * console.log(server.addr.port);
+ * await server.shutdown();
+ * ```
+ */
+export function serveOperations(
+  listen: { readonly hostname: string; readonly port: number },
+  handlers: OperationsHandlers,
+): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ ...listen, onListen: () => {} }, async (request) => {
+    const path = new URL(request.url).pathname;
+    switch (path) {
+      case "/metrics":
+        return new Response(await handlers.registry.metrics(), {
+          headers: { "content-type": handlers.registry.contentType },
+        });
+      case "/healthz":
+        return handlers.healthy()
+          ? new Response("ok\n")
+          : new Response("unhealthy\n", { status: 500 });
+      case "/readyz": {
+        const state = handlers.ready();
+        return state.ready
+          ? new Response("ok\n")
+          : new Response(`not ready: ${state.reason}\n`, { status: 503 });
+      }
+      default:
+        return new Response("not found; try /metrics, /healthz or /readyz\n", { status: 404 });
+    }
+  });
+}

@@ -1,0 +1,248 @@
+/**
+ * Runs the real allocator for end-to-end tests: as its own service account, bound to the
+ * ClusterRoles of `deploy/rbac/allocator.yaml` (nothing else), under its production Deno
+ * permission set, with the test namespace as its ServiceGroup namespace.
+ *
+ * @module
+ */
+
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  RbacAuthorizationV1Api,
+  type V1Service,
+} from "@kubernetes/client-node";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { allocatorPermissions } from "../deploy/permissions.ts";
+import { ApiConnection } from "../k8s/transport.ts";
+import { isConflict } from "../k8s/errors.ts";
+import type { TestCluster } from "./cluster.ts";
+import { waitFor } from "./wait.ts";
+
+const MAIN = fileURLToPath(new URL("../allocator/main.ts", import.meta.url));
+
+/** A running allocator process. */
+export interface AllocatorProcess {
+  readonly pid: number;
+  /** Everything it logged so far (JSON lines). */
+  logs(): string;
+  /** The operations port (metrics, health), once it has logged it. */
+  port(): Promise<number>;
+  /** SIGTERM and wait. */
+  stop(): Promise<Deno.CommandStatus>;
+  /** SIGKILL and wait. */
+  kill(): Promise<Deno.CommandStatus>;
+  readonly exited: Promise<Deno.CommandStatus>;
+}
+
+/** Creates the allocator's service account in `namespace` with the deploy/ RBAC; returns its kubeconfig file. */
+export async function allocatorServiceAccount(
+  cluster: TestCluster,
+  namespace: string,
+  dir: string,
+): Promise<string> {
+  const rbac = new ApiConnection(cluster.adminConfig());
+  const api = rbac.api(RbacAuthorizationV1Api);
+  const subjects = [{ kind: "ServiceAccount", name: "allocator", namespace }];
+  try {
+    await api.createClusterRoleBinding({
+      body: {
+        metadata: { name: `test-allocator-${namespace}` },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: "purelb:allocator",
+        },
+        subjects,
+      },
+    });
+  } catch (error) {
+    if (!isConflict(error)) throw error;
+  }
+  try {
+    await api.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: "purelb:allocator" },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: "purelb:allocator-namespaced",
+        },
+        subjects,
+      },
+    });
+  } catch (error) {
+    if (!isConflict(error)) throw error;
+  }
+  rbac.close();
+  const kc = await cluster.serviceAccountConfig(namespace, "allocator");
+  const path = join(dir, `allocator-${namespace}.kubeconfig`);
+  await Deno.writeTextFile(path, kc.exportConfig(), { mode: 0o600 });
+  return path;
+}
+
+/** Starts `allocator/main.ts` with the allocator's permission set. */
+export function startAllocator(
+  kubeconfig: string,
+  namespace: string,
+  extraArgs: readonly string[] = [],
+): AllocatorProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...allocatorPermissions(kubeconfig),
+      MAIN,
+      "--kubeconfig",
+      kubeconfig,
+      "--namespace",
+      namespace,
+      "--listen",
+      "127.0.0.1:0",
+      "--log-level",
+      "debug",
+      ...extraArgs,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const decoder = new TextDecoder();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) output += decoder.decode(chunk, { stream: true });
+  };
+  const reading = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const exited = child.status.then(async (status) => {
+    await reading;
+    return status;
+  });
+  const signal = async (name: Deno.Signal) => {
+    try {
+      child.kill(name);
+    } catch { /* already exited */ }
+    return await exited;
+  };
+  return {
+    pid: child.pid,
+    logs: () => output,
+    port: async () => {
+      await waitFor(() => /"port":(\d+)/.test(output), 30_000, "the allocator to start");
+      return Number(/"port":(\d+)/.exec(output)?.[1]);
+    },
+    stop: () => signal("SIGTERM"),
+    kill: () => signal("SIGKILL"),
+    exited,
+  };
+}
+
+/** API helpers for the tests' own (admin) writes and reads. */
+export class TestApi {
+  readonly connection: ApiConnection;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+
+  constructor(cluster: TestCluster, readonly namespace: string) {
+    this.connection = new ApiConnection(cluster.adminConfig());
+    this.core = this.connection.api(CoreV1Api);
+    this.custom = this.connection.api(CustomObjectsApi);
+  }
+
+  async createGroup(name: string, spec: unknown): Promise<void> {
+    await this.custom.createNamespacedCustomObject({
+      group: "purelb.io",
+      version: "v1",
+      namespace: this.namespace,
+      plural: "servicegroups",
+      body: { apiVersion: "purelb.io/v1", kind: "ServiceGroup", metadata: { name }, spec },
+    });
+  }
+
+  async replaceGroupSpec(name: string, spec: unknown): Promise<void> {
+    await this.custom.patchNamespacedCustomObject({
+      group: "purelb.io",
+      version: "v1",
+      namespace: this.namespace,
+      plural: "servicegroups",
+      name,
+      body: [{ op: "replace", path: "/spec", value: spec }],
+    });
+  }
+
+  async group(name: string): Promise<{ status?: Record<string, unknown> }> {
+    return await this.custom.getNamespacedCustomObject({
+      group: "purelb.io",
+      version: "v1",
+      namespace: this.namespace,
+      plural: "servicegroups",
+      name,
+    }) as { status?: Record<string, unknown> };
+  }
+
+  /** Creates a LoadBalancer Service with port 80/TCP unless `spec` says otherwise. */
+  async createService(
+    name: string,
+    spec: NonNullable<V1Service["spec"]> = {},
+    annotations: Record<string, string> = {},
+  ): Promise<void> {
+    await this.core.createNamespacedService({
+      namespace: this.namespace,
+      body: {
+        metadata: { name, annotations },
+        spec: { type: "LoadBalancer", ports: [{ port: 80, protocol: "TCP" }], ...spec },
+      },
+    });
+  }
+
+  async ingress(name: string): Promise<string[]> {
+    const svc = await this.core.readNamespacedService({ namespace: this.namespace, name });
+    return (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? "");
+  }
+
+  async waitForIngress(name: string, expected: readonly string[], timeoutMs = 15_000) {
+    let last: string[] = [];
+    await waitFor(
+      async () => {
+        last = await this.ingress(name);
+        return last.join(",") === expected.join(",");
+      },
+      timeoutMs,
+      `${name} to have ingress [${expected}]`,
+    ).catch((error) => {
+      throw new Error(`${error.message}; last seen [${last}]`);
+    });
+  }
+
+  /** Messages of the events with `reason` on Service `name`. */
+  async events(name: string, reason: string): Promise<string[]> {
+    const list = await this.core.listNamespacedEvent({
+      namespace: this.namespace,
+      fieldSelector: `involvedObject.name=${name},reason=${reason}`,
+    });
+    return list.items.map((e) => e.message ?? "");
+  }
+
+  async waitForEvent(name: string, reason: string, message: RegExp, timeoutMs = 15_000) {
+    await waitFor(
+      async () => (await this.events(name, reason)).some((m) => message.test(m)),
+      timeoutMs,
+      `a ${reason} event on ${name} matching ${message}`,
+    );
+  }
+
+  /** Deletes every Service of the namespace (there is no namespace controller to do it). */
+  async deleteAllServices(): Promise<void> {
+    const list = await this.core.listNamespacedService({ namespace: this.namespace });
+    for (const svc of list.items) {
+      await this.core.deleteNamespacedService({
+        namespace: this.namespace,
+        name: svc.metadata?.name ?? "",
+      });
+    }
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+}
