@@ -67,6 +67,7 @@ export async function resolveExecutable(
  *
  * @example
  * ```ts
+ * const ip = await IpCommand.create();
  * try { await ip.run(["link", "show", "dev", "nope"]); } catch (e) {
  *   if (e instanceof IpCommandError) console.log(e.command.join(" "), e.stderr);
  * }
@@ -173,6 +174,7 @@ export class IpCommand {
    *
    * @example
    * ```ts
+   * const ip = await IpCommand.create({ netns: "node-a" });
    * ip.commandLine(["address", "show"]); // ["/usr/sbin/ip", "-n", "node-a", "address", "show"]
    * ```
    */

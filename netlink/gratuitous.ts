@@ -20,6 +20,7 @@ export const NA6_PATHS: readonly string[] = ["/usr/sbin/na6", "/usr/bin/na6"];
  *
  * @example
  * ```ts
+ * const announcer = await GratuitousAnnouncer.create();
  * try { await announcer.announce({ interfaceName: "eth0", address: "192.0.2.50" }); } catch (e) {
  *   if (e instanceof GratuitousSendError) console.log(e.command.join(" "), e.stderr);
  * }
@@ -158,6 +159,7 @@ export class GratuitousAnnouncer {
    *
    * @example
    * ```ts
+   * const announcer = await GratuitousAnnouncer.create();
    * announcer.commandLines({ interfaceName: "eth0", address: "192.0.2.50", count: 3 });
    * // [["/usr/bin/arping", "-q", "-U", "-c", "3", "-i", "1", "-I", "eth0", "192.0.2.50"]]
    * ```

@@ -54,6 +54,7 @@ export interface ApplyResult {
  *
  * @example
  * ```ts
+ * const netlink = await Netlink.create();
  * try { await netlink.ensureDummyInterface("kube-lb0"); } catch (e) {
  *   if (e instanceof DummyInterfaceUnsupportedError) console.log(e.interfaceName);
  * }

@@ -135,7 +135,7 @@ function key(interfaceName: string, address: string, prefixLength: number): stri
  *
  * @example
  * ```ts
- * const current: NetworkState = { links: [], defaultRoutes: [] };
+ * const current = { links: [], defaultRoutes: [] };
  * planChanges(current, {
  *   assignments: [{ interfaceName: "kube-lb0", address: "192.0.2.50", prefixLength: 32 }],
  *   isOwned: () => false,

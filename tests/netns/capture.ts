@@ -120,7 +120,7 @@ export function parseTcpdump(text: string): readonly CapturedPacket[] {
  *
  * @example
  * ```ts
- * const capture = await startCapture(lan.client.netns, "eth0", "arp or icmp6");
+ * const capture = await startCapture("plb1a2b3-client", "eth0", "arp or icmp6");
  * try {
  *   await capture.waitForPacket((p) => p.kind === "arp-request" && p.gratuitous, 5_000, "a GARP");
  * } finally {
@@ -149,7 +149,7 @@ export interface Capture {
  *
  * @example
  * ```ts
- * const capture = await startCapture(lan.client.netns, "eth0", "icmp6 and ip6[40] == 136");
+ * const capture = await startCapture("plb1a2b3-client", "eth0", "icmp6 and ip6[40] == 136");
  * ```
  */
 export async function startCapture(

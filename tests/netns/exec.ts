@@ -127,7 +127,7 @@ export async function runChecked(
  *
  * @example
  * ```ts
- * const ping = await tryExec(lan.client.netns, "ping", "-c", "1", "-W", "1", "192.0.2.11");
+ * const ping = await tryExec("plb1a2b3-client", "ping", "-c", "1", "-W", "1", "192.0.2.11");
  * ping.exitCode; // 0
  * ```
  */
@@ -141,7 +141,7 @@ export function tryExec(netns: string, ...command: readonly string[]): Promise<C
  *
  * @example
  * ```ts
- * const neighbours = await exec(lan.client.netns, "ip", "-json", "neigh", "show");
+ * const neighbours = await exec("plb1a2b3-client", "ip", "-json", "neigh", "show");
  * ```
  */
 export function exec(netns: string, ...command: readonly string[]): Promise<string> {

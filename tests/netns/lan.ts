@@ -134,6 +134,7 @@ let safetyNet: { readonly onSignal: () => void; readonly onUnload: () => void } 
  *
  * @example
  * ```ts
+ * const child = new Deno.Command("/usr/sbin/ip", { args: ["netns", "list"] }).spawn();
  * const forget = trackProcess(child);
  * try { await child.status; } finally { forget(); }
  * ```
@@ -320,13 +321,15 @@ async function readMac(netns: string, interfaceName: string): Promise<string> {
  *
  * @example
  * ```ts
+ * import { runChecked, testbedIpPath } from "./exec.ts";
+ *
  * const lan = await createLan({
  *   nodes: ["node-a", "node-b", "node-c"],
  *   ipv4Subnet: "192.0.2.0/24",
  *   ipv6Subnet: "2001:db8:1::/64",
  * });
  * try {
- *   await exec(lan.client.netns, "ping", "-c", "1", "-W", "2", lan.node("node-b").ipv4);
+ *   await runChecked([testbedIpPath(), "netns", "exec", lan.client.netns, "ping", "-c", "1", "-W", "2", lan.node("node-b").ipv4]);
  * } finally {
  *   await lan.destroy();
  * }

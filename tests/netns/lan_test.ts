@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { assertRoot, rootTestOptions } from "../system.ts";
 import { createLan, LanOptionsError } from "./lan.ts";
 import { exec, runChecked, testbedIpPath, tryExec } from "./exec.ts";
+import { waitFor } from "../wait.ts";
 
 const LAN = {
   nodes: ["node-a", "node-b", "node-c"],
@@ -87,6 +88,107 @@ Deno.test({
       }
     } finally {
       await first.destroy();
+    }
+  },
+});
+
+const HOLDER_SCRIPT = (lanModule: string) => `
+import { createLan } from ${JSON.stringify(lanModule)};
+const lan = await createLan({ nodes: ["node-a"], ipv4Subnet: "192.0.2.0/24", ipv6Subnet: "2001:db8:1::/64" });
+console.log(JSON.stringify(lan.namespaces));
+setTimeout(() => {}, 30_000); // held until the test signals or kills this process
+`;
+
+async function startHolder(dir: string): Promise<{
+  readonly child: Deno.ChildProcess;
+  readonly namespaces: readonly string[];
+  readonly finished: Promise<void>;
+}> {
+  const script = `${dir}/holder.ts`;
+  await Deno.writeTextFile(script, HOLDER_SCRIPT(new URL("./lan.ts", import.meta.url).href));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--no-lock",
+      `--config=${new URL("../../deno.json", import.meta.url).pathname}`,
+      script,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  const finished = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) stdout += decoder.decode(chunk, { stream: true });
+  })();
+  const draining = child.stderr.pipeTo(new WritableStream());
+  try {
+    await waitFor(() => stdout.includes("]"), 20_000, "the holder process to build its LAN");
+  } catch (error) {
+    child.kill("SIGKILL");
+    await child.status;
+    throw error;
+  }
+  const namespaces: unknown = JSON.parse(stdout.slice(0, stdout.indexOf("]") + 1));
+  assert.ok(Array.isArray(namespaces) && namespaces.every((n) => typeof n === "string"));
+  return { child, namespaces, finished: Promise.all([finished, draining]).then(() => {}) };
+}
+
+async function removeIfLeft(namespaces: readonly string[]): Promise<void> {
+  const existing = await namespaceNames();
+  for (const netns of namespaces.filter((n) => existing.includes(n))) {
+    await runChecked([testbedIpPath(), "netns", "del", netns]);
+  }
+}
+
+Deno.test({
+  name: "safety net: SIGINT to a process holding a LAN removes its namespaces",
+  ...rootTestOptions(),
+  async fn() {
+    assertRoot();
+    const dir = await Deno.makeTempDir();
+    let namespaces: readonly string[] = [];
+    try {
+      const holder = await startHolder(dir);
+      namespaces = holder.namespaces;
+      assert.equal(namespaces.length, 3);
+      holder.child.kill("SIGINT");
+      const status = await holder.child.status;
+      await holder.finished;
+      assert.equal(status.code, 130);
+      const remaining = await namespaceNames();
+      for (const netns of namespaces) assert.ok(!remaining.includes(netns), `${netns} removed`);
+    } finally {
+      await removeIfLeft(namespaces);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "safety net: namespaces of a SIGKILLed run are removed by the next createLan",
+  ...rootTestOptions(),
+  async fn() {
+    assertRoot();
+    const dir = await Deno.makeTempDir();
+    let namespaces: readonly string[] = [];
+    try {
+      const holder = await startHolder(dir);
+      namespaces = holder.namespaces;
+      holder.child.kill("SIGKILL");
+      await holder.child.status;
+      await holder.finished;
+      const left = await namespaceNames();
+      assert.ok(namespaces.every((n) => left.includes(n)), "SIGKILL skips every clean-up");
+      const lan = await createLan({ ...LAN, nodes: ["node-a"] });
+      await lan.destroy();
+      const remaining = await namespaceNames();
+      for (const netns of namespaces) assert.ok(!remaining.includes(netns), `${netns} swept`);
+    } finally {
+      await removeIfLeft(namespaces);
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
