@@ -82,7 +82,10 @@ clusterTest(
         });
         assert.equal(svc.metadata?.annotations?.["purelb.io/allocated-by"], "PureLB");
         assert.equal(svc.metadata?.annotations?.["purelb.io/allocated-from"], "default");
-        assert.deepEqual(svc.status?.loadBalancer?.ingress, [{ ip: "192.0.2.10", ipMode: "VIP" }]);
+        assert.deepEqual(
+          (svc.status?.loadBalancer?.ingress ?? []).map((i) => ({ ip: i.ip, ipMode: i.ipMode })),
+          [{ ip: "192.0.2.10", ipMode: "VIP" }],
+        );
 
         await api.createService("second");
         await api.waitForEvent("second", "AllocationFailed", /no free IPv4 address/);
@@ -156,13 +159,18 @@ clusterTest("sharing: allowed with one key and distinct ports, refused otherwise
 
       await api.createService("same-port", {}, key);
       await api.waitForEvent("same-port", "AllocationFailed", /already uses TCP\/80/);
+      // Asking for the shared address itself shows why it is refused.
+      const shared = { "purelb.io/addresses": "192.0.2.30" };
       await api.createService("other-key", { ports: [{ port: 8080 }] }, {
+        ...shared,
         "purelb.io/allow-shared-ip": "db",
       });
       await api.waitForEvent("other-key", "AllocationFailed", /sharing keys differ/);
-      await api.createService("no-key", { ports: [{ port: 8081 }] });
-      await api.waitForEvent("no-key", "AllocationFailed", /no sharing key|does not allow/);
-      for (const name of ["same-port", "other-key", "no-key"]) {
+      await api.createService("no-key", { ports: [{ port: 8081 }] }, shared);
+      await api.waitForEvent("no-key", "AllocationFailed", /has no sharing key/);
+      await api.createService("pool-full", { ports: [{ port: 8082 }] });
+      await api.waitForEvent("pool-full", "AllocationFailed", /no free IPv4 address/);
+      for (const name of ["same-port", "other-key", "no-key", "pool-full"]) {
         assert.deepEqual(await api.ingress(name), [], name);
       }
     },

@@ -7,12 +7,8 @@
  * @module
  */
 
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubernetesListObject,
-  type V1Service,
-} from "@kubernetes/client-node";
+import type { KubernetesListObject, V1Service } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi } from "../k8s/client.ts";
 import { getLogger } from "@logtape/logtape";
 import {
   type ApiConnection,

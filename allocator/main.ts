@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CoordinationV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { CoordinationV1Api, CoreV1Api } from "../k8s/client.ts";
 import { getLogger } from "@logtape/logtape";
 import {
   ApiConnection,
@@ -36,11 +36,17 @@ async function main(args: readonly string[]): Promise<number> {
     return 2;
   }
   const log = getLogger(["purelb", "allocator"]);
-  const clientConfig = loadClientConfig({ kubeconfig: config.kubeconfig });
+  let clientConfig: ReturnType<typeof loadClientConfig>;
+  try {
+    clientConfig = loadClientConfig({ kubeconfig: config.kubeconfig });
+  } catch (error) {
+    log.fatal("{error}", { error: errorMessage(error) });
+    return 2;
+  }
   const namespace = config.namespace ?? clientConfig.namespace ?? "purelb-system";
   const electing = config.leaderElection === "on" ||
     (config.leaderElection === "auto" && isInCluster());
-  const connection = new ApiConnection(clientConfig.kubeConfig);
+  const connection = new ApiConnection(clientConfig.access);
   const metrics = new AllocatorMetrics();
   const events = new EventRecorder(connection.api(CoreV1Api), {
     component: "purelb-allocator",

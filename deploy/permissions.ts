@@ -17,10 +17,12 @@ const COMMON_ENV = [
   "HOSTNAME",
   "KUBERNETES_SERVICE_HOST",
   "KUBERNETES_SERVICE_PORT",
-  // Read by npm undici (a client-node dependency) and prom-client when they load.
+  // Read by the npm libraries we load: undici (client-node), prom-client, yaml.
   "UNDICI_NO_WASM_SIMD",
   "UNDICI_USE_MILO",
   "NODE_APP_INSTANCE",
+  "LOG_TOKENS",
+  "LOG_STREAM",
 ] as const;
 
 /** The allocator: network, a short list of variables, the service account files. Nothing else. */

@@ -39,7 +39,8 @@ Deno.test("an explicit --kubeconfig wins, even inside a cluster", () => {
   const config = loadClientConfig({ kubeconfig: "/given" }, env);
   assert.deepEqual(config.source, { kind: "kubeconfig", path: "/given" });
   assert.equal(config.namespace, "team");
-  assert.equal(config.kubeConfig.getCurrentCluster()?.server, "https://127.0.0.1:6443");
+  assert.equal(config.access.server, "https://127.0.0.1:6443");
+  assert.equal(config.access.bearerToken(), "t");
 });
 
 Deno.test("KUBECONFIG is used outside a cluster; the first existing file of the list", () => {

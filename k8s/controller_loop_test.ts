@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { CoreV1Api, type V1Service } from "@kubernetes/client-node";
+import type { V1Service } from "@kubernetes/client-node";
+import { CoreV1Api } from "./client.ts";
 import { ResilientInformer } from "./informer.ts";
 import { mergePatch } from "./patch.ts";
 import { ApiConnection } from "./transport.ts";

@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  AuthorizationV1Api,
-  CoreV1Api,
-  type CoreV1Event,
-  CustomObjectsApi,
-  type KubeConfig,
-} from "@kubernetes/client-node";
+import type { CoreV1Event } from "@kubernetes/client-node";
+import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi } from "./client.ts";
+import type { ClusterAccess } from "./config.ts";
 import {
   EventRecorder,
   EventRecorderError,
@@ -418,13 +414,13 @@ Deno.test("messages are cut to 1 KiB of UTF-8 on a character boundary", () => {
 
 const RECORDER_RULES = [{ apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] }];
 
-/** Waits until RBAC lets `kubeConfig` do `verbs` on events in `namespace` (grants apply lazily). */
+/** Waits until RBAC lets `access` do `verbs` on events in `namespace` (grants apply lazily). */
 async function waitForEventsAccess(
-  kubeConfig: KubeConfig,
+  access: ClusterAccess,
   namespace: string,
   verbs: readonly string[],
 ): Promise<void> {
-  const connection = new ApiConnection(kubeConfig);
+  const connection = new ApiConnection(access);
   try {
     const authorization = connection.api(AuthorizationV1Api);
     for (const verb of verbs) {
@@ -480,7 +476,7 @@ clusterTest(
     const { recorder, connection } = await recorderFor(c, ns, "recorder", errors);
     try {
       await c.grant(ns, "recorder", RECORDER_RULES);
-      await waitForEventsAccess(connection.kubeConfig, ns, ["create", "patch"]);
+      await waitForEventsAccess(connection.access, ns, ["create", "patch"]);
       const core = admin.api(CoreV1Api);
       const svc = await core.createNamespacedService({
         namespace: ns,
@@ -554,8 +550,8 @@ clusterTest(
     let clusterEventName: string | undefined;
     try {
       await c.grant(ns, "recorder", RECORDER_RULES);
-      await waitForEventsAccess(connection.kubeConfig, ns, ["create"]);
-      await waitForEventsAccess(connection.kubeConfig, "default", ["create"]);
+      await waitForEventsAccess(connection.access, ns, ["create"]);
+      await waitForEventsAccess(connection.access, "default", ["create"]);
       const where = { group: PURELB_GROUP, version: PURELB_VERSION, namespace: ns };
       await admin.api(CustomObjectsApi).createNamespacedCustomObject({
         ...where,

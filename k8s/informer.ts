@@ -1,19 +1,15 @@
 /**
- * A list-watch cache that does not give up: client-node's `ListWatch` relists on 410 Gone but
- * stops for good on any other error (API server restarting, connection refused, 5xx). This
- * wrapper restarts it with exponential backoff, resumes from the last resource version (a
- * relist follows automatically if that version has been compacted away), and tells when the
- * cache has been filled once.
+ * A list-watch cache that never gives up: it lists, watches from the list's resource version,
+ * resumes from the last version it saw when a watch ends, relists (and reports what vanished
+ * meanwhile as deletes) on 410 Gone, and restarts with exponential backoff after any other
+ * error (API server gone, connection refused, 5xx, silent connection).
  *
  * @module
  */
 
-import {
-  type KubernetesListObject,
-  type KubernetesObject,
-  ListWatch,
-} from "@kubernetes/client-node";
-import type { ApiConnection } from "./transport.ts";
+import type { KubernetesListObject, KubernetesObject } from "@kubernetes/client-node";
+import { sleep } from "./backoff.ts";
+import { type ApiConnection, WatchError } from "./transport.ts";
 
 /** What happened to an object, as seen by the cache. */
 export type InformerEventType = "add" | "update" | "delete";
@@ -25,9 +21,9 @@ export type InformerHandler<T> = (type: InformerEventType, object: T) => void;
 export interface InformerOptions<T extends KubernetesObject> {
   /** A short name for logs and metrics, e.g. "services". */
   readonly name: string;
-  /** The watch path, e.g. `/api/v1/services` or `/apis/purelb.io/v1/servicegroups`. */
+  /** The collection path, e.g. `/api/v1/services` or `/apis/purelb.io/v1/servicegroups`. */
   readonly path: string;
-  /** Lists the same collection (all pages); the list's resourceVersion starts the watch. */
+  /** Lists the same collection; the list's resourceVersion starts the watch. */
   readonly list: () => Promise<KubernetesListObject<T>>;
   readonly labelSelector?: string;
   readonly fieldSelector?: string;
@@ -56,37 +52,21 @@ export interface InformerOptions<T extends KubernetesObject> {
  * ```
  */
 export class ResilientInformer<T extends KubernetesObject> {
-  readonly #listWatch: ListWatch<T>;
-  readonly #handlers: InformerHandler<T>[] = [];
+  readonly #connection: ApiConnection;
   readonly #options: InformerOptions<T>;
+  readonly #handlers: InformerHandler<T>[] = [];
+  readonly #objects = new Map<string, T>();
   readonly #synced = Promise.withResolvers<void>();
   #hasSynced = false;
-  #listed = false;
-  #stopped = true;
-  #failures = 0;
-  #lastFailureAt = 0;
-  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #resourceVersion = "";
   #restarts = 0;
+  #lists = 0;
+  #stop: AbortController | undefined;
+  #running: Promise<void> | undefined;
 
   constructor(connection: ApiConnection, options: InformerOptions<T>) {
+    this.#connection = connection;
     this.#options = options;
-    const list = async () => {
-      const result = await options.list();
-      this.#listed = true;
-      return result;
-    };
-    this.#listWatch = new ListWatch<T>(
-      options.path,
-      connection.watch(),
-      list,
-      false,
-      options.labelSelector,
-      options.fieldSelector,
-    );
-    this.#listWatch.on("add", (o) => this.#emit("add", o));
-    this.#listWatch.on("update", (o) => this.#emit("update", o));
-    this.#listWatch.on("delete", (o) => this.#emit("delete", o));
-    this.#listWatch.on("error", (error: unknown) => this.#restartAfterError(error));
   }
 
   /** Resolves once the first list has been loaded into the cache. */
@@ -104,6 +84,11 @@ export class ResilientInformer<T extends KubernetesObject> {
     return this.#restarts;
   }
 
+  /** How many full lists were made (1 + relists after 410 Gone or errors before a first list). */
+  get lists(): number {
+    return this.#lists;
+  }
+
   /** Registers a change handler (before or after start). */
   onChange(handler: InformerHandler<T>): void {
     this.#handlers.push(handler);
@@ -111,36 +96,106 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   /** Begins listing and watching; returns at once. */
   start(): void {
-    if (!this.#stopped) return;
-    this.#stopped = false;
-    this.#run();
+    if (this.#running) return;
+    const stop = new AbortController();
+    this.#stop = stop;
+    this.#running = this.#run(stop.signal);
   }
 
   /** Stops watching; the cache keeps its last content. */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#restartTimer);
-    this.#restartTimer = undefined;
-    await this.#listWatch.stop();
+    this.#stop?.abort();
+    await this.#running;
+    this.#running = undefined;
   }
 
   /** One cached object, or undefined. */
   get(name: string, namespace?: string): T | undefined {
-    return this.#listWatch.get(name, namespace);
+    return this.#objects.get(keyOf(namespace, name));
   }
 
   /** Every cached object (of one namespace, if given). */
   list(namespace?: string): readonly T[] {
-    return this.#listWatch.list(namespace);
+    const all = [...this.#objects.values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
   }
 
-  #run(): void {
-    this.#listWatch.start().then(() => {
-      if (this.#listed && !this.#hasSynced && !this.#stopped) {
-        this.#hasSynced = true;
-        this.#synced.resolve();
+  async #run(stop: AbortSignal): Promise<void> {
+    const initialMs = this.#options.initialBackoffMs ?? 200;
+    const maxMs = this.#options.maxBackoffMs ?? 10_000;
+    let failures = 0;
+    while (!stop.aborted) {
+      try {
+        if (this.#resourceVersion === "") await this.#relist();
+        const params = {
+          resourceVersion: this.#resourceVersion,
+          labelSelector: this.#options.labelSelector,
+          fieldSelector: this.#options.fieldSelector,
+        };
+        for await (const event of this.#connection.watch(this.#options.path, params, stop)) {
+          this.#apply(event.type, event.object as T);
+          failures = 0;
+        }
+        // The server ended the watch (its timeout): resume from the last version seen.
+      } catch (error) {
+        if (stop.aborted) break;
+        if (error instanceof WatchError && error.status === 410) {
+          // Our version is older than the server's history: start over from a fresh list.
+          this.#resourceVersion = "";
+          if (failures === 0) {
+            failures++;
+            continue;
+          }
+        }
+        const delay = Math.min(maxMs, initialMs * 2 ** failures);
+        failures++;
+        this.#restarts++;
+        this.#options.onError?.(error, delay);
+        await sleep(delay, stop).catch(() => {/* stopping */});
       }
-    }, (error: unknown) => this.#restartAfterError(error));
+    }
+  }
+
+  async #relist(): Promise<void> {
+    const list = await this.#options.list();
+    this.#lists++;
+    const seen = new Set<string>();
+    for (const object of list.items) {
+      seen.add(keyOf(object.metadata?.namespace, object.metadata?.name));
+      this.#upsert(object);
+    }
+    for (const [key, object] of [...this.#objects]) {
+      if (!seen.has(key)) {
+        this.#objects.delete(key);
+        this.#emit("delete", object);
+      }
+    }
+    this.#resourceVersion = list.metadata?.resourceVersion ?? "";
+    if (!this.#hasSynced) {
+      this.#hasSynced = true;
+      this.#synced.resolve();
+    }
+  }
+
+  #apply(type: string, object: T): void {
+    const version = object.metadata?.resourceVersion;
+    if (type === "ADDED" || type === "MODIFIED") {
+      this.#upsert(object);
+    } else if (type === "DELETED") {
+      const key = keyOf(object.metadata?.namespace, object.metadata?.name);
+      const known = this.#objects.get(key);
+      this.#objects.delete(key);
+      this.#emit("delete", known ?? object);
+    }
+    if (version) this.#resourceVersion = version;
+  }
+
+  #upsert(object: T): void {
+    const key = keyOf(object.metadata?.namespace, object.metadata?.name);
+    const known = this.#objects.get(key);
+    if (known && known.metadata?.resourceVersion === object.metadata?.resourceVersion) return;
+    this.#objects.set(key, object);
+    this.#emit(known ? "update" : "add", object);
   }
 
   #emit(type: InformerEventType, object: T): void {
@@ -152,22 +207,8 @@ export class ResilientInformer<T extends KubernetesObject> {
       }
     }
   }
+}
 
-  #restartAfterError(error: unknown): void {
-    if (this.#stopped || this.#restartTimer !== undefined) return;
-    const now = Date.now();
-    const maxMs = this.#options.maxBackoffMs ?? 10_000;
-    // A watch that ran fine for a while before failing starts its backoff afresh.
-    if (now - this.#lastFailureAt > 2 * maxMs) this.#failures = 0;
-    this.#lastFailureAt = now;
-    const delay = Math.min(maxMs, (this.#options.initialBackoffMs ?? 200) * 2 ** this.#failures);
-    this.#failures++;
-    this.#options.onError?.(error, delay);
-    this.#restartTimer = setTimeout(() => {
-      this.#restartTimer = undefined;
-      if (this.#stopped) return;
-      this.#restarts++;
-      this.#run();
-    }, delay);
-  }
+function keyOf(namespace: string | undefined, name: string | undefined): string {
+  return `${namespace ?? ""}/${name ?? ""}`;
 }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { CoreV1Api, KubeConfig, type V1Service } from "@kubernetes/client-node";
+import type { V1Service } from "@kubernetes/client-node";
+import { CoreV1Api } from "./client.ts";
+import { parseKubeconfig } from "./config.ts";
 import { ResilientInformer } from "./informer.ts";
 import { mergePatch } from "./patch.ts";
 import { ApiConnection } from "./transport.ts";
@@ -74,9 +76,9 @@ Deno.test({
   fn: async () => {
     // A control plane of its own: stopping the shared one would disturb other tests.
     const cp = await ControlPlane.start({ binaries: await ensureBinaries() });
-    const kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfigPath);
-    const connection = new ApiConnection(kc);
+    const access =
+      parseKubeconfig(Deno.readTextFileSync(cp.kubeconfigPath), cp.kubeconfigPath).access;
+    const connection = new ApiConnection(access);
     const NS = "watched";
     const listCalls = { count: 0 };
     const watched = serviceInformer(connection, NS, listCalls);
@@ -101,6 +103,7 @@ Deno.test({
         "the cache to hold new and not old after the restart",
       );
       assert.ok(watched.restarts >= 1, `restarted ${watched.restarts} times`);
+      assert.equal(watched.lists, listCalls.count);
       const names = watched.list(NS).map((s) => s.metadata?.name);
       assert.deepEqual(names, ["new"]);
       assert.ok(listCalls.count >= 2, `relisted after 410 Gone (lists: ${listCalls.count})`);

@@ -12,7 +12,8 @@
  * @module
  */
 
-import { type CoordinationV1Api, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
+import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
+import { V1MicroTime } from "./client.ts";
 import { sleep } from "./backoff.ts";
 import { apiStatusCode, errorMessage } from "./errors.ts";
 

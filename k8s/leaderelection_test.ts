@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CoordinationV1Api } from "@kubernetes/client-node";
+import { CoordinationV1Api } from "./client.ts";
 import {
   LeaderElectionConfigError,
   type LeaderElectionOptions,

@@ -7,7 +7,6 @@
 
 import {
   configure,
-  getStreamSink,
   getTextFormatter,
   jsonLinesFormatter,
   type LogLevel,
@@ -49,10 +48,14 @@ export async function configureLogging(
     throw new LoggingConfigError(`log format "${format}" is not one of json, text`);
   }
   const formatter = format === "json" ? jsonLinesFormatter : getTextFormatter();
+  const encoder = new TextEncoder();
   await configure({
     reset: true,
     sinks: {
-      stderr: getStreamSink(Deno.stderr.writable, { formatter }),
+      // Written synchronously: a buffered sink would hold lines back until the process exits.
+      stderr: (record) => {
+        Deno.stderr.writeSync(encoder.encode(formatter(record)));
+      },
     },
     loggers: [
       { category, lowestLevel: lowest, sinks: ["stderr"] },

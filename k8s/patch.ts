@@ -10,7 +10,7 @@ import {
   type ObservableMiddleware,
   PatchStrategy,
   setHeaderOptions,
-} from "@kubernetes/client-node";
+} from "./client.ts";
 
 /**
  * Request options that make a client-node `patch*` call send a JSON merge patch.

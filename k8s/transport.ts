@@ -1,11 +1,11 @@
 /**
- * client-node's typed API classes on Deno's own HTTP stack.
+ * client-node's generated API classes on Deno's own HTTP stack, plus a watch stream.
  *
- * client-node sends its requests through npm `undici` on Deno's Node compatibility layer. On
- * Deno 2.9 that combination crashes the whole process (SIGSEGV) when the API server closes a
- * kept-alive connection, e.g. on an API server restart, which a controller must survive. So we
- * keep client-node for what it is good at (KubeConfig, auth, typed APIs, ListWatch) and send
- * the bytes with Deno's native `fetch`, which also speaks HTTP/2 to the API server.
+ * client-node sends requests through npm `undici` on Deno's Node compatibility layer, which has
+ * crashed the whole process when the API server closed a kept-alive connection (something a
+ * controller must survive). So client-node gives us the typed API classes and models, and the
+ * bytes travel through Deno's native `fetch` (HTTP/2 to the API server, the cluster CA, client
+ * certificates).
  *
  * @module
  */
@@ -14,18 +14,25 @@ import { Buffer } from "node:buffer";
 import {
   type Configuration,
   createConfiguration,
-  HttpMethod,
-  type KubeConfig,
-  RequestContext,
+  type RequestContext,
   ResponseContext,
   ServerConfiguration,
-  Watch,
   wrapHttpLibrary,
-} from "@kubernetes/client-node";
+} from "./client.ts";
+import type { ClusterAccess } from "./config.ts";
 
-/** Raised when the kubeconfig asks for something Deno's TLS cannot do. */
-export class TransportConfigError extends Error {
-  override name = "TransportConfigError";
+/** One event of a watch stream, as the API server sends it. */
+export interface WatchEvent {
+  readonly type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  readonly object: unknown;
+}
+
+/** A watch that the API server refused or ended with an error; `status` is the HTTP code. */
+export class WatchError extends Error {
+  override name = "WatchError";
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
 }
 
 /** No watch data (events or bookmarks) for this long means the connection is dead. */
@@ -34,34 +41,45 @@ const WATCH_INACTIVITY_MS = 90_000;
 const WATCH_TIMEOUT_SECONDS = 300;
 
 /**
- * One connection to the API server: builds client-node API objects and watches that all use
- * Deno's fetch with the cluster's CA and the user's client certificate, if any.
+ * One connection to the API server: builds client-node API objects and watch streams that all
+ * use Deno's fetch.
  *
  * @example
  * ```ts
- * const connection = new ApiConnection(kubeConfig);
+ * const connection = new ApiConnection(loadClientConfig().access);
  * const core = connection.api(CoreV1Api);
  * const services = await core.listServiceForAllNamespaces();
  * ```
  */
 export class ApiConnection {
-  readonly kubeConfig: KubeConfig;
+  readonly access: ClusterAccess;
   readonly #client: Deno.HttpClient;
   readonly #configuration: Configuration;
 
   /**
-   * @param kubeConfig where the API server is and how to authenticate
+   * @param access where the API server is and how to authenticate
    * @param requestTimeoutMs how long any single request (not a watch) may take
    */
-  constructor(kubeConfig: KubeConfig, requestTimeoutMs = 30_000) {
-    this.kubeConfig = kubeConfig;
-    this.#client = Deno.createHttpClient(tlsOptions(kubeConfig));
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new TransportConfigError("the kubeconfig has no current cluster");
+  constructor(access: ClusterAccess, requestTimeoutMs = 30_000) {
+    this.access = access;
+    this.#client = Deno.createHttpClient({
+      ...(access.caPem ? { caCerts: [access.caPem] } : {}),
+      ...(access.clientCertPem && access.clientKeyPem
+        ? { cert: access.clientCertPem, key: access.clientKeyPem }
+        : {}),
+    });
     const client = this.#client;
     this.#configuration = createConfiguration({
-      baseServer: new ServerConfiguration(cluster.server, {}),
-      authMethods: { default: kubeConfig },
+      baseServer: new ServerConfiguration(access.server, {}),
+      authMethods: {
+        default: {
+          getName: () => "BearerToken",
+          applySecurityAuthentication: (context: RequestContext) => {
+            const token = access.bearerToken();
+            if (token) context.setHeaderParam("Authorization", `Bearer ${token}`);
+          },
+        },
+      },
       httpApi: wrapHttpLibrary({ send: (request) => send(client, request, requestTimeoutMs) }),
     });
   }
@@ -71,41 +89,67 @@ export class ApiConnection {
     return new apiClass(this.#configuration);
   }
 
-  /** A client-node `Watch` that streams through this connection (for `ListWatch`). */
-  watch(): Watch {
-    return new DenoWatch(this.kubeConfig, this.#client);
+  /**
+   * Watches `path` from `resourceVersion` (with bookmarks). Yields events until the server
+   * ends the watch (normal: resume from the last resource version) or `signal` aborts; throws
+   * a {@linkcode WatchError} for an HTTP error or an ERROR event (410 Gone: relist), and other
+   * errors when the connection fails or stays silent past the inactivity timeout.
+   */
+  async *watch(
+    path: string,
+    params: Readonly<Record<string, string | undefined>>,
+    signal: AbortSignal,
+  ): AsyncGenerator<WatchEvent> {
+    const url = new URL(this.access.server + path);
+    url.searchParams.set("watch", "true");
+    url.searchParams.set("allowWatchBookmarks", "true");
+    url.searchParams.set("timeoutSeconds", String(WATCH_TIMEOUT_SECONDS));
+    for (const [key, value] of Object.entries(params)) {
+      if (value !== undefined && value !== "") url.searchParams.set(key, value);
+    }
+    const inactivity = new AbortController();
+    let timer = setTimeout(() => inactivity.abort(), WATCH_INACTIVITY_MS);
+    const touch = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => inactivity.abort(), WATCH_INACTIVITY_MS);
+    };
+    try {
+      const token = this.access.bearerToken();
+      const response = await fetch(url, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        signal: AbortSignal.any([signal, inactivity.signal]),
+        client: this.#client,
+      });
+      if (response.status !== 200 || !response.body) {
+        const text = await response.text().catch(() => "");
+        throw new WatchError(response.status, `watch ${path}: HTTP ${response.status} ${text}`);
+      }
+      const lines = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines());
+      for await (const line of lines) {
+        touch();
+        if (line.trim() === "") continue;
+        const event = JSON.parse(line) as WatchEvent;
+        if (event.type === "ERROR") {
+          const status = event.object as { code?: number; message?: string };
+          throw new WatchError(status.code ?? 500, `watch ${path}: ${status.message ?? line}`);
+        }
+        yield event;
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      if (inactivity.signal.aborted) {
+        throw new WatchError(0, `watch ${path}: no data for ${WATCH_INACTIVITY_MS / 1000} s`);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Closes idle connections. */
   close(): void {
     this.#client.close();
   }
-}
-
-function tlsOptions(kubeConfig: KubeConfig): Deno.CreateHttpClientOptions {
-  const cluster = kubeConfig.getCurrentCluster();
-  const user = kubeConfig.getCurrentUser();
-  if (cluster?.skipTLSVerify) {
-    throw new TransportConfigError(
-      "insecure-skip-tls-verify is not supported: give the cluster's CA (certificate-authority)",
-    );
-  }
-  const options: { caCerts?: string[]; cert?: string; key?: string } = {};
-  const ca = pemOf(cluster?.caData, cluster?.caFile);
-  if (ca) options.caCerts = [ca];
-  const cert = pemOf(user?.certData, user?.certFile);
-  const key = pemOf(user?.keyData, user?.keyFile);
-  if (cert && key) {
-    options.cert = cert;
-    options.key = key;
-  }
-  return options as Deno.CreateHttpClientOptions;
-}
-
-function pemOf(base64Data: string | undefined, file: string | undefined): string | undefined {
-  if (base64Data) return atob(base64Data);
-  if (file) return Deno.readTextFileSync(file);
-  return undefined;
 }
 
 async function send(
@@ -131,102 +175,6 @@ async function send(
     binary: async () => Buffer.from(await response.arrayBuffer()),
     stream: () => response.body,
   });
-}
-
-/** A watch error that carries the HTTP status, as client-node's ListWatch expects. */
-class WatchHttpError extends Error {
-  override name = "WatchHttpError";
-  constructor(readonly statusCode: number, message: string) {
-    super(message);
-  }
-}
-
-/**
- * client-node's `Watch` contract (callback per event, `done` once at the end, an
- * AbortController to stop) on Deno's fetch, with bookmarks, a server-side timeout and an
- * inactivity timeout that detects dead connections.
- */
-class DenoWatch extends Watch {
-  readonly #kubeConfig: KubeConfig;
-  readonly #client: Deno.HttpClient;
-
-  constructor(kubeConfig: KubeConfig, client: Deno.HttpClient) {
-    super(kubeConfig);
-    this.#kubeConfig = kubeConfig;
-    this.#client = client;
-  }
-
-  override async watch(
-    path: string,
-    queryParams: Record<string, unknown>,
-    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
-    done: (err: unknown) => void,
-  ): Promise<AbortController> {
-    const cluster = this.#kubeConfig.getCurrentCluster();
-    if (!cluster) throw new TransportConfigError("the kubeconfig has no current cluster");
-    const url = new URL(cluster.server + path);
-    url.searchParams.set("watch", "true");
-    url.searchParams.set("allowWatchBookmarks", "true");
-    url.searchParams.set("timeoutSeconds", String(WATCH_TIMEOUT_SECONDS));
-    for (const [key, value] of Object.entries(queryParams)) {
-      if (value !== undefined && value !== "") url.searchParams.set(key, String(value));
-    }
-    const controller = new AbortController();
-    let finished = false;
-    let inactivity: ReturnType<typeof setTimeout> | undefined;
-    const finish = (error: unknown) => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(inactivity);
-      const stoppedByCaller = controller.signal.aborted && !timedOut;
-      controller.abort();
-      done(stoppedByCaller ? null : error);
-    };
-    let timedOut = false;
-    const touch = () => {
-      clearTimeout(inactivity);
-      inactivity = setTimeout(() => {
-        timedOut = true;
-        controller.abort();
-        finish(new DOMException("no watch data within the inactivity timeout", "TimeoutError"));
-      }, WATCH_INACTIVITY_MS);
-    };
-
-    try {
-      const context = new RequestContext(url.toString(), HttpMethod.GET);
-      await this.#kubeConfig.applySecurityAuthentication(context);
-      touch();
-      const response = await fetch(url, {
-        headers: context.getHeaders(),
-        signal: controller.signal,
-        client: this.#client,
-      });
-      if (response.status !== 200 || !response.body) {
-        const text = await response.text().catch(() => "");
-        throw new WatchHttpError(response.status, `watch ${path}: HTTP ${response.status} ${text}`);
-      }
-      this.#readEvents(response.body, callback, touch).then(() => finish(null), finish);
-    } catch (error) {
-      finish(error);
-    }
-    return controller;
-  }
-
-  async #readEvents(
-    body: ReadableStream<Uint8Array>,
-    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
-    touch: () => void,
-  ): Promise<void> {
-    const lines = body.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines());
-    for await (const line of lines) {
-      touch();
-      if (line.trim() === "") continue;
-      const event: unknown = JSON.parse(line);
-      if (typeof event === "object" && event !== null && "type" in event && "object" in event) {
-        callback(String(event.type), event.object, event);
-      }
-    }
-  }
 }
 
 function splitLines(): TransformStream<string, string> {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { CustomObjectsApi, type KubernetesObject } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { CustomObjectsApi } from "./client.ts";
 import {
   Annotations,
   asLBNodeAgent,

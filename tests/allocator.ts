@@ -6,12 +6,9 @@
  * @module
  */
 
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  RbacAuthorizationV1Api,
-  type V1Service,
-} from "@kubernetes/client-node";
+import type { V1Service } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from "../k8s/client.ts";
+import { kubeconfigText } from "../k8s/config.ts";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { allocatorPermissions } from "../deploy/permissions.ts";
@@ -77,9 +74,9 @@ export async function allocatorServiceAccount(
     if (!isConflict(error)) throw error;
   }
   rbac.close();
-  const kc = await cluster.serviceAccountConfig(namespace, "allocator");
+  const access = await cluster.serviceAccountConfig(namespace, "allocator");
   const path = join(dir, `allocator-${namespace}.kubeconfig`);
-  await Deno.writeTextFile(path, kc.exportConfig(), { mode: 0o600 });
+  await Deno.writeTextFile(path, kubeconfigText(access, namespace), { mode: 0o600 });
   return path;
 }
 

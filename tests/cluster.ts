@@ -8,12 +8,9 @@
  * @module
  */
 
-import {
-  CoreV1Api,
-  KubeConfig,
-  RbacAuthorizationV1Api,
-  type V1PolicyRule,
-} from "@kubernetes/client-node";
+import type { V1PolicyRule } from "@kubernetes/client-node";
+import { CoreV1Api, RbacAuthorizationV1Api } from "../k8s/client.ts";
+import { type ClusterAccess, parseKubeconfig } from "../k8s/config.ts";
 import { ControlPlane } from "./controlplane/controlplane.ts";
 import { isConflict } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
@@ -24,18 +21,18 @@ export const TEST_KUBECONFIG_ENV = "PURELB_TEST_KUBECONFIG";
 /** What a cluster test gets: admin access and helpers to act as real service accounts. */
 export interface TestCluster {
   readonly kubeconfigPath: string;
-  /** A fresh KubeConfig for the admin user (system:masters). */
-  adminConfig(): KubeConfig;
+  /** Access as the admin user (system:masters). */
+  adminConfig(): ClusterAccess;
   /** Creates a namespace `<prefix>-<random>` for one test and returns its name. */
   createNamespace(prefix: string): Promise<string>;
   /** Deletes a namespace (does not wait for finalization). */
   deleteNamespace(name: string): Promise<void>;
   /**
-   * A KubeConfig that authenticates as service account `namespace/name` with a real token from
+   * Access that authenticates as service account `namespace/name` with a real token from
    * the TokenRequest API; the service account is created if missing. RBAC is whatever the
    * cluster holds: grant it with the deploy/ manifests or {@linkcode grant}.
    */
-  serviceAccountConfig(namespace: string, name: string): Promise<KubeConfig>;
+  serviceAccountConfig(namespace: string, name: string): Promise<ClusterAccess>;
   /** Binds a new ClusterRole with `rules` to service account `namespace/name`. */
   grant(namespace: string, name: string, rules: readonly V1PolicyRule[]): Promise<void>;
   /** Removes what {@linkcode grant} gave `namespace/name`. */
@@ -76,11 +73,8 @@ export function clusterTest(name: string, fn: (cluster: TestCluster) => Promise<
 }
 
 function makeTestCluster(kubeconfigPath: string): TestCluster {
-  const adminConfig = () => {
-    const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfigPath);
-    return kc;
-  };
+  const admin = parseKubeconfig(Deno.readTextFileSync(kubeconfigPath), kubeconfigPath).access;
+  const adminConfig = () => admin;
   const connection = new ApiConnection(adminConfig());
   const core = connection.api(CoreV1Api);
   const rbac = connection.api(RbacAuthorizationV1Api);
@@ -109,17 +103,7 @@ function makeTestCluster(kubeconfigPath: string): TestCluster {
       });
       const token = tokenRequest.status?.token;
       if (!token) throw new Error(`TokenRequest for ${namespace}/${name} returned no token`);
-      const admin = adminConfig();
-      const cluster = admin.getCurrentCluster();
-      if (!cluster) throw new Error(`${kubeconfigPath} has no current cluster`);
-      const kc = new KubeConfig();
-      kc.loadFromOptions({
-        clusters: [cluster],
-        users: [{ name: `${namespace}-${name}`, token }],
-        contexts: [{ name: "sa", cluster: cluster.name, user: `${namespace}-${name}`, namespace }],
-        currentContext: "sa",
-      });
-      return kc;
+      return { ...admin, bearerToken: () => token };
     },
     async grant(namespace, name, rules) {
       const roleName = grantName(namespace, name);

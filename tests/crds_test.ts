@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CustomObjectsApi } from "@kubernetes/client-node";
+import { CustomObjectsApi } from "../k8s/client.ts";
 import { clusterTest } from "./cluster.ts";
 import { errorMessage } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
