@@ -15,6 +15,10 @@ export interface AllocatorConfig {
   readonly logFormat: string;
   readonly leaderElection: "auto" | "on" | "off";
   readonly leaseName: string;
+  /** Leader election timings in milliseconds. */
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
   readonly identity: string;
   readonly handleClasslessServices: boolean;
   readonly workers: number;
@@ -47,6 +51,18 @@ export const FLAGS = {
     help: "auto|on|off (default auto: on in a cluster, off when run locally)",
   },
   "lease-name": { env: "PURELB_LEASE_NAME", help: "leader Lease name (default purelb-allocator)" },
+  "lease-duration": {
+    env: "PURELB_LEASE_DURATION",
+    help: "seconds a leader Lease stays valid without renewal (default 15)",
+  },
+  "renew-deadline": {
+    env: "PURELB_RENEW_DEADLINE",
+    help: "seconds after which a leader that could not renew stops writing (default 10)",
+  },
+  "retry-period": {
+    env: "PURELB_RETRY_PERIOD",
+    help: "seconds between renewals / acquisition attempts (default 2)",
+  },
   identity: { env: "POD_NAME", help: "this replica's name in the election (default $HOSTNAME)" },
   "handle-classless": {
     env: "PURELB_HANDLE_CLASSLESS",
@@ -88,9 +104,26 @@ export function readAllocatorConfig(
   if (handleClassless !== "true" && handleClassless !== "false") {
     throw new ConfigError(`--handle-classless "${handleClassless}" is not true or false`);
   }
+  const seconds = (name: FlagName, fallback: number): number => {
+    const text = get(name);
+    const value = text === undefined ? fallback : Number(text);
+    if (!Number.isFinite(value) || value <= 0 || value > 3600) {
+      throw new ConfigError(`--${name} "${text}" is not a number of seconds from 0 to 3600`);
+    }
+    return value * 1000;
+  };
   const workers = Number(get("workers") ?? "16");
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
     throw new ConfigError(`--workers "${get("workers")}" is not a whole number from 1 to 256`);
+  }
+  const leaseDurationMs = seconds("lease-duration", 15);
+  const renewDeadlineMs = seconds("renew-deadline", 10);
+  const retryPeriodMs = seconds("retry-period", 2);
+  if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
+    throw new ConfigError(
+      `leader election needs --retry-period < --renew-deadline < --lease-duration ` +
+        `(got ${retryPeriodMs / 1000} s, ${renewDeadlineMs / 1000} s, ${leaseDurationMs / 1000} s)`,
+    );
   }
   return {
     kubeconfig: get("kubeconfig"),
@@ -100,6 +133,9 @@ export function readAllocatorConfig(
     logFormat: get("log-format") ?? "json",
     leaderElection,
     leaseName: get("lease-name") ?? "purelb-allocator",
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
     identity: get("identity") ?? env("HOSTNAME") ?? `allocator-${crypto.randomUUID().slice(0, 8)}`,
     handleClasslessServices: handleClassless === "true",
     workers,

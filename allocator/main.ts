@@ -50,6 +50,7 @@ async function main(args: readonly string[]): Promise<number> {
   const metrics = new AllocatorMetrics();
   const events = new EventRecorder(connection.api(CoreV1Api), {
     component: "purelb-allocator",
+    instance: config.identity,
     onError: (error) => log.warn("event not written: {error}", { error: errorMessage(error) }),
   });
   const controller = new AllocatorController({
@@ -90,6 +91,9 @@ async function main(args: readonly string[]): Promise<number> {
       namespace,
       name: config.leaseName,
       identity: config.identity,
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
       onStartedLeading: (signal) => {
         log.info("became leader");
         // A new term starts only after the previous one has wound down.

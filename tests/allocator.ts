@@ -243,3 +243,47 @@ export class TestApi {
     this.connection.close();
   }
 }
+
+/** What {@linkcode withAllocator} gives a test. */
+export interface Scenario {
+  readonly api: TestApi;
+  readonly allocator: AllocatorProcess;
+  readonly namespace: string;
+  /** Starts another allocator replica (stopped at the end of the test). */
+  spawn(extraArgs?: readonly string[]): AllocatorProcess;
+}
+
+/** Runs `body` with a fresh namespace, an allocator serving it, and cleans up after. */
+export async function withAllocator(
+  c: TestCluster,
+  prefix: string,
+  groups: Record<string, unknown>,
+  body: (s: Scenario) => Promise<void>,
+  extraArgs: readonly string[] = [],
+): Promise<void> {
+  const namespace = await c.createNamespace(prefix);
+  const dir = await Deno.makeTempDir({ prefix: "purelb-alloc-" });
+  const api = new TestApi(c, namespace);
+  for (const [name, local] of Object.entries(groups)) await api.createGroup(name, { local });
+  const kubeconfig = await allocatorServiceAccount(c, namespace, dir);
+  const processes: AllocatorProcess[] = [];
+  const spawn = (args: readonly string[] = extraArgs) => {
+    const started = startAllocator(kubeconfig, namespace, args);
+    processes.push(started);
+    return started;
+  };
+  const allocator = spawn();
+  try {
+    await body({ api, allocator, namespace, spawn });
+  } catch (error) {
+    for (const p of processes) {
+      console.error(`--- allocator ${p.pid} ---\n${p.logs().slice(-6000)}`);
+    }
+    throw error;
+  } finally {
+    for (const p of processes) await p.stop();
+    await api.deleteAllServices();
+    api.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
