@@ -20,7 +20,7 @@ clusterTest(
       c,
       "alloc-one",
       { default: { v4pools: [V4("192.0.2.10/32")] } },
-      async ({ api }) => {
+      async ({ api, allocator }) => {
         await api.createService("first");
         await api.waitForIngress("first", ["192.0.2.10"]);
         await api.waitForEvent(
@@ -37,6 +37,22 @@ clusterTest(
         assert.deepEqual(
           (svc.status?.loadBalancer?.ingress ?? []).map((i) => ({ ip: i.ip, ipMode: i.ipMode })),
           [{ ip: "192.0.2.10", ipMode: "VIP" }],
+        );
+
+        const port = await allocator.port();
+        const base = `http://127.0.0.1:${port}`;
+        for (const path of ["/healthz", "/readyz"]) {
+          const response = await fetch(base + path);
+          assert.equal(response.status, 200, `${path}: ${await response.text()}`);
+        }
+        await waitFor(
+          async () => {
+            const metrics = await (await fetch(`${base}/metrics`)).text();
+            return metrics.includes('purelb_address_pool_size{pool="default"} 1') &&
+              metrics.includes('purelb_address_pool_addresses_in_use{pool="default"} 1');
+          },
+          10_000,
+          "pool metrics",
         );
 
         await api.createService("second");
