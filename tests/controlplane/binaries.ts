@@ -4,6 +4,7 @@
  *
  * Order of preference: `KUBEBUILDER_ASSETS` (prebuilt binaries, as setup-envtest provides),
  * then the cache under `.cache/bin/` keyed by version, then a fresh build into that cache.
+ * {@linkcode ensureHelm} builds `helm` the same way for the chart tests.
  *
  * @module
  */
@@ -71,6 +72,62 @@ export async function ensureBinaries(
   const etcd = await ensureEtcd(log);
   const k8s = await ensureKubernetesBinaries(log);
   return { etcd, ...k8s };
+}
+
+/** The Helm release built for the chart tests (`deploy/helm/purelb`). */
+export const HELM_VERSION = "v3.21.4";
+
+/**
+ * Returns the path of a `helm` binary of {@linkcode HELM_VERSION}, building it with Go from the Go
+ * module proxy into the cache (`.cache/bin/helm-<version>/helm`) the first time (about a minute
+ * and a half). If the Go checksum database cannot be reached, retries with it turned off for this
+ * build only, and says so.
+ *
+ * @example
+ * ```ts
+ * const helm = await ensureHelm({ log: console.error });
+ * ```
+ */
+export async function ensureHelm(
+  opts: { readonly log?: (line: string) => void } = {},
+): Promise<string> {
+  const log = opts.log ?? (() => {});
+  const dir = join(binaryCacheDir(), `helm-${HELM_VERSION}`);
+  const helm = join(dir, "helm");
+  if (await isFile(helm)) return helm;
+
+  log(`building helm ${HELM_VERSION} with Go (first run only)`);
+  const started = performance.now();
+  await Deno.mkdir(dir, { recursive: true });
+  const cmd = [
+    "go",
+    "install",
+    "-trimpath",
+    "-ldflags",
+    `-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}`,
+    `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`,
+  ];
+  // GOFLAGS=-mod=mod from the environment would make `go install pkg@version` refuse to run.
+  const env = { GOBIN: dir, CGO_ENABLED: "0", GOFLAGS: "" };
+  const first = await run(cmd, { cwd: dir, env });
+  if (first.code !== 0) {
+    if (!/sum\.golang\.org|checksum database|verifying/i.test(first.stderr)) {
+      throw new BinaryBuildError(
+        `could not build helm: \`${cmd.join(" ")}\` exited ${first.code}:\n${tail(first.stderr)}`,
+      );
+    }
+    log(
+      "the Go checksum database is unreachable: building helm with GOSUMDB=off for this build only",
+    );
+    await runChecked(
+      cmd,
+      { cwd: dir, env: { ...env, GOSUMDB: "off" } },
+      `build helm ${HELM_VERSION}`,
+    );
+  }
+  if (!(await isFile(helm))) throw new BinaryBuildError(`go install left no binary at ${helm}`);
+  log(`helm built in ${((performance.now() - started) / 1000).toFixed(0)} s into ${dir}`);
+  return helm;
 }
 
 async function ensureKubernetesBinaries(
