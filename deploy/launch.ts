@@ -1,24 +1,26 @@
 /**
- * `deno task allocator -- [flags]`: runs the allocator from source under exactly its permission
- * set (the kubeconfig it is given, if any, is the only file it may read besides the service
- * account's).
+ * `deno task allocator -- [flags]` / `deno task agent -- [flags]`: runs the allocator or the
+ * node agent from source under exactly its permission set (the kubeconfig it is given, if any,
+ * is the only file it may read besides the service account's; the agent also runs `ip` and its
+ * GARP helpers by absolute path).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { allocatorPermissions } from "./permissions.ts";
+import { agentPermissions, allocatorPermissions } from "./permissions.ts";
 
 const PROGRAMS = {
   allocator: { main: "../allocator/main.ts", permissions: allocatorPermissions },
+  agent: { main: "../agent/main.ts", permissions: agentPermissions },
 } as const;
 
 async function main(): Promise<number> {
   const [program, ...rest] = Deno.args;
   const args = rest.filter((a, i) => !(i === 0 && a === "--"));
-  if (program !== "allocator") {
-    console.error(`usage: launch.ts allocator [-- flags]`);
+  if (program !== "allocator" && program !== "agent") {
+    console.error(`usage: launch.ts allocator|agent [-- flags]`);
     return 2;
   }
   const { values } = parseArgs({

@@ -6,6 +6,8 @@
  */
 
 import { FLAGS as ALLOCATOR_FLAGS } from "../allocator/config.ts";
+import { FLAGS as AGENT_FLAGS } from "../agent/config.ts";
+import { ARPING_PATHS, IP_PATHS, NA6_PATHS } from "../netlink/mod.ts";
 
 /** Where Kubernetes mounts the service account token, CA and namespace. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -34,6 +36,50 @@ export function allocatorPermissions(kubeconfig: string | undefined): string[] {
     `--allow-env=${[...new Set(env)].sort().join(",")}`,
     `--allow-read=${read.join(",")}`,
     "--deny-run",
+    "--deny-write",
+    "--deny-ffi",
+    "--deny-sys",
+  ];
+}
+
+/**
+ * The first existing path of each helper the agent may run (`ip`, iputils `arping`, `na6`),
+ * in the order the agent looks them up, and every candidate path (the agent `stat`s them).
+ */
+function agentExecutables(): { readonly run: string[]; readonly candidates: string[] } {
+  const lists = [IP_PATHS, ARPING_PATHS, NA6_PATHS];
+  const run: string[] = [];
+  for (const list of lists) {
+    const found = list.find((path) => {
+      try {
+        return Deno.statSync(path).isFile;
+      } catch {
+        return false;
+      }
+    });
+    if (found !== undefined) run.push(found);
+  }
+  return { run, candidates: lists.flat() };
+}
+
+/**
+ * The agent: network, a short list of variables, the service account files, the kubeconfig,
+ * `stat` of the helper paths, and running exactly `ip`, `arping` and `na6` by absolute path.
+ *
+ * @example
+ * ```ts
+ * const flags = agentPermissions("/tmp/kubeconfig"); // ["--allow-net", "--allow-env=...", ...]
+ * ```
+ */
+export function agentPermissions(kubeconfig: string | undefined): string[] {
+  const env = [...COMMON_ENV, ...Object.values(AGENT_FLAGS).map((f) => f.env)];
+  const { run, candidates } = agentExecutables();
+  const read = [SERVICE_ACCOUNT_DIR, ...(kubeconfig ? [kubeconfig] : []), ...candidates];
+  return [
+    "--allow-net",
+    `--allow-env=${[...new Set(env)].sort().join(",")}`,
+    `--allow-read=${read.join(",")}`,
+    ...(run.length > 0 ? [`--allow-run=${run.join(",")}`] : ["--deny-run"]),
     "--deny-write",
     "--deny-ffi",
     "--deny-sys",

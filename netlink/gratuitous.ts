@@ -86,6 +86,8 @@ export interface GratuitousRequest {
    * seconds, so IPv4 rounds this up to at least 1 s.
    */
   readonly intervalMs?: number;
+  /** Stops the announcement early (helpers in flight are killed, the promise rejects). */
+  readonly signal?: AbortSignal;
 }
 
 const INTERFACE_NAME = /^[^\s/:]{1,15}$/;
@@ -204,14 +206,16 @@ export class GratuitousAnnouncer {
     const intervalMs = request.intervalMs ?? 500;
     for (const [index, command] of commands.entries()) {
       if (index > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs));
-      await this.#run(command);
+      if (request.signal?.aborted) throw new GratuitousSendError(command, undefined, "aborted");
+      await this.#run(command, request.signal);
     }
   }
 
-  async #run(command: readonly string[]): Promise<void> {
+  async #run(command: readonly string[], stop: AbortSignal | undefined): Promise<void> {
     const [program, ...args] = command;
     if (program === undefined) throw new GratuitousSendError(command, undefined, "empty command");
-    const signal = AbortSignal.timeout(this.timeoutMs);
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = stop === undefined ? timeout : AbortSignal.any([timeout, stop]);
     let output: Deno.CommandOutput;
     try {
       const child = new Deno.Command(program, {

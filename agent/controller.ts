@@ -1,0 +1,656 @@
+/**
+ * The node agent controller: informers on Services, EndpointSlices, ServiceGroups,
+ * LBNodeAgents and node Leases; one work key ("the node") reconciled by one worker. A
+ * reconcile reads the network (3 `ip` processes), asks {@link decideAnnouncements} what this
+ * node must carry, and applies the difference in one `ip -batch` (none when nothing changed).
+ * It runs on every relevant change, every resync period (drift repair), and the moment the
+ * next node Lease expires (crash failover).
+ *
+ * @module
+ */
+
+import type {
+  KubernetesListObject,
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Lease,
+  V1Service,
+} from "@kubernetes/client-node";
+import { getLogger } from "@logtape/logtape";
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api } from "../k8s/client.ts";
+import { type ApiConnection, ResilientInformer } from "../k8s/mod.ts";
+import { errorMessage } from "../k8s/errors.ts";
+import type { EventSubject, EventType } from "../k8s/events.ts";
+import { runWorkers, WorkQueue } from "../k8s/workqueue.ts";
+import {
+  asLBNodeAgent,
+  EventReason,
+  LB_NODE_AGENT_PLURAL,
+  type LBNodeAgent,
+  NODE_LEASE_PREFIX,
+  PURELB_GROUP,
+  PURELB_VERSION,
+  SERVICE_GROUP_PLURAL,
+  SERVICE_NAME_LABEL,
+} from "../k8s/types.ts";
+import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
+import { liveNodes, type NodeLeaseRecord } from "../election/mod.ts";
+import {
+  type AddressChange,
+  type ApplyResult,
+  findLink,
+  type GratuitousAnnouncer,
+  type Netlink,
+  type NetworkState,
+  planChanges,
+} from "../netlink/mod.ts";
+import {
+  type AddressDecision,
+  type AnnounceSettings,
+  announceSubnets,
+  decideAnnouncements,
+  healthyEndpointNodes,
+  ownedAddressPredicate,
+  serviceAnnouncement,
+} from "./announce.ts";
+import { leaseRecord, type NodeMembership } from "./membership.ts";
+import type { AgentMetrics } from "./metrics.ts";
+
+/**
+ * Writes Kubernetes Events; never throws (the k8s/ EventRecorder).
+ *
+ * @example
+ * ```ts
+ * const sink: EventSink = { record: async () => {} };
+ * ```
+ */
+export interface EventSink {
+  record(
+    subject: EventSubject,
+    type: EventType,
+    reason: EventReason,
+    message: string,
+  ): Promise<void>;
+}
+
+/**
+ * Options of {@link AgentController}.
+ *
+ * @example
+ * ```ts
+ * declare const options: AgentControllerOptions;
+ * const controller = new AgentController(options);
+ * ```
+ */
+export interface AgentControllerOptions {
+  readonly connection: ApiConnection;
+  /** Namespace of Leases, ServiceGroups, LBNodeAgents. */
+  readonly namespace: string;
+  /** This node. */
+  readonly nodeName: string;
+  /** The host's (or netns's) addresses. */
+  readonly netlink: Netlink;
+  /** GARP / NA sender; `undefined` when the helpers are missing (sendgarp then only warns). */
+  readonly announcer: GratuitousAnnouncer | undefined;
+  /** This node's Lease. */
+  readonly membership: NodeMembership;
+  readonly events: EventSink;
+  readonly metrics: AgentMetrics;
+  /** Time between full comparisons of network and wanted state. */
+  readonly resyncMs: number;
+}
+
+/**
+ * Readiness of the agent, with the reason when not ready.
+ *
+ * @example
+ * ```ts
+ * const state: AgentReadiness = { ready: false, reason: "no LBNodeAgent in purelb-system" };
+ * ```
+ */
+export type AgentReadiness =
+  | { readonly ready: true }
+  | { readonly ready: false; readonly reason: string };
+
+/** A custom object as listed: we narrow it ourselves. */
+type CustomObject = KubernetesObject & { readonly spec?: unknown };
+
+const NODE_KEY = "node";
+/** Packets per gratuitous announcement. */
+const GRATUITOUS_COUNT = 3;
+
+const log = getLogger(["purelb", "agent"]);
+
+/**
+ * The first LBNodeAgent (by name) that has `spec.local`, with defaults filled in; `undefined`
+ * when there is none.
+ *
+ * @example
+ * ```ts
+ * applyingSettings([]); // undefined
+ * ```
+ */
+export function applyingSettings(
+  agents: readonly LBNodeAgent[],
+): (AnnounceSettings & { readonly from: string }) | undefined {
+  const sorted = [...agents].sort((a, b) =>
+    a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0
+  );
+  const first = sorted.find((agent) => agent.spec.local !== undefined);
+  const local = first?.spec.local;
+  if (first === undefined || local === undefined) return undefined;
+  return {
+    from: first.metadata.name,
+    localInterface: local.localint || "default",
+    dummyInterface: local.extlbint || "kube-lb0",
+    sendGarp: local.sendgarp ?? false,
+  };
+}
+
+/**
+ * Every range of every valid local ServiceGroup (invalid groups and Netbox groups add none).
+ *
+ * @example
+ * ```ts
+ * poolRangesOf([{ spec: { local: { v4pools: [{ pool: "192.0.2.10/32", subnet: "192.0.2.0/24" }] } } }]).length; // 1
+ * ```
+ */
+export function poolRangesOf(groups: readonly { readonly spec?: unknown }[]): readonly PoolRange[] {
+  const ranges: PoolRange[] = [];
+  for (const group of groups) {
+    const parsed = parseServiceGroupSpec(group.spec);
+    if (parsed.kind === "valid" && parsed.source.kind === "local") {
+      ranges.push(...parsed.source.pool.ranges);
+    }
+  }
+  return ranges;
+}
+
+/** See the module documentation. */
+export class AgentController {
+  readonly #options: AgentControllerOptions;
+  readonly services: ResilientInformer<V1Service>;
+  readonly slices: ResilientInformer<V1EndpointSlice>;
+  readonly groups: ResilientInformer<CustomObject>;
+  readonly agents: ResilientInformer<CustomObject>;
+  readonly leases: ResilientInformer<V1Lease>;
+  readonly #queue = new WorkQueue<string>();
+  #running: Promise<void> | undefined;
+  #resyncTimer: ReturnType<typeof setInterval> | undefined;
+  /** Settings last applied, for withdrawing when the LBNodeAgent goes away or at stop. */
+  #settings: (AnnounceSettings & { readonly from: string }) | undefined;
+  #readiness: AgentReadiness = { ready: false, reason: "caches not synced yet" };
+  /** Local addresses this node carried after the last reconcile (GARP on new ones). */
+  #wonLocal = new Set<string>();
+  /** Per "service\naddress": "local eth0" | "virtual kube-lb0" for what we announce. */
+  #announced = new Map<string, string>();
+  /** Per service: the warning text last reported. */
+  readonly #warned = new Map<string, string>();
+  /** Per Lease name: what matters to the election, to skip plain renewals. */
+  readonly #leaseSeen = new Map<string, string>();
+  #liveCount = 0;
+  #lastNoAgentLog = "";
+  readonly #gratuitous = new Set<Promise<void>>();
+  /** Aborts gratuitous announcements in flight when the agent stops. */
+  readonly #stopping = new AbortController();
+  #reconciles = 0;
+
+  /** Builds the informers; nothing runs until {@link AgentController.start}. */
+  constructor(options: AgentControllerOptions) {
+    this.#options = options;
+    const { connection, namespace } = options;
+    const core = connection.api(CoreV1Api);
+    const discovery = connection.api(DiscoveryV1Api);
+    const custom = connection.api(CustomObjectsApi);
+    const coordination = connection.api(CoordinationV1Api);
+    const onError = (what: string) => (error: unknown, retryInMs: number) =>
+      log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
+        what,
+        retryInMs,
+        error: errorMessage(error),
+      });
+    const customList = (plural: string) => () =>
+      custom.listNamespacedCustomObject({
+        group: PURELB_GROUP,
+        version: PURELB_VERSION,
+        namespace,
+        plural,
+      }) as Promise<KubernetesListObject<CustomObject>>;
+    this.services = new ResilientInformer<V1Service>(connection, {
+      name: "services",
+      path: "/api/v1/services",
+      list: () => core.listServiceForAllNamespaces(),
+      onError: onError("services"),
+    });
+    this.slices = new ResilientInformer<V1EndpointSlice>(connection, {
+      name: "endpointslices",
+      path: "/apis/discovery.k8s.io/v1/endpointslices",
+      labelSelector: SERVICE_NAME_LABEL,
+      list: () =>
+        discovery.listEndpointSliceForAllNamespaces({ labelSelector: SERVICE_NAME_LABEL }),
+      onError: onError("endpointslices"),
+    });
+    this.groups = new ResilientInformer<CustomObject>(connection, {
+      name: "servicegroups",
+      path:
+        `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${SERVICE_GROUP_PLURAL}`,
+      list: customList(SERVICE_GROUP_PLURAL),
+      onError: onError("servicegroups"),
+    });
+    this.agents = new ResilientInformer<CustomObject>(connection, {
+      name: "lbnodeagents",
+      path:
+        `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${LB_NODE_AGENT_PLURAL}`,
+      list: customList(LB_NODE_AGENT_PLURAL),
+      onError: onError("lbnodeagents"),
+    });
+    this.leases = new ResilientInformer<V1Lease>(connection, {
+      name: "leases",
+      path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+      list: () => coordination.listNamespacedLease({ namespace }),
+      onError: onError("leases"),
+    });
+    const kick = () => this.kick();
+    this.services.onChange(kick);
+    this.slices.onChange(kick);
+    this.groups.onChange(kick);
+    this.agents.onChange(kick);
+    this.leases.onChange((type, lease) => this.#onLease(type, lease));
+  }
+
+  /** True once every cache holds a full list. */
+  get synced(): boolean {
+    return this.services.hasSynced && this.slices.hasSynced && this.groups.hasSynced &&
+      this.agents.hasSynced && this.leases.hasSynced;
+  }
+
+  /** Ready, or why not (for /readyz). */
+  get readiness(): AgentReadiness {
+    return this.#readiness;
+  }
+
+  /** Live node Leases at the last reconcile. */
+  get liveNodeCount(): number {
+    return this.#liveCount;
+  }
+
+  /** Local addresses carried after the last reconcile. */
+  get localWonCount(): number {
+    return this.#wonLocal.size;
+  }
+
+  /** Reconciles completed (successfully or not). */
+  get reconcileCount(): number {
+    return this.#reconciles;
+  }
+
+  /** Asks for a reconcile soon. */
+  kick(): void {
+    this.#queue.add(NODE_KEY);
+  }
+
+  /** Starts the informers, the worker and the resync timer. */
+  start(): void {
+    for (const informer of [this.services, this.slices, this.groups, this.agents, this.leases]) {
+      informer.start();
+      void informer.synced.then(() => this.kick());
+    }
+    this.#resyncTimer = setInterval(() => this.kick(), this.#options.resyncMs);
+    this.#running = runWorkers(this.#queue, 1, () => this.#reconcile(), {
+      onError: (_key, error) => {
+        this.#options.metrics.reconcileErrors.inc();
+        log.warn("reconcile failed: {error}", { error: errorMessage(error) });
+      },
+    });
+  }
+
+  /**
+   * Stops reconciling (waits for a reconcile in progress) and the informers. The network is
+   * left as it is: call {@link AgentController.withdrawAll} to clear it.
+   */
+  async stop(): Promise<void> {
+    clearInterval(this.#resyncTimer);
+    this.#stopping.abort();
+    this.#queue.shutDown();
+    await this.#running;
+    await Promise.all(
+      [this.services, this.slices, this.groups, this.agents, this.leases].map((i) => i.stop()),
+    );
+  }
+
+  /** Waits for gratuitous announcements in flight. */
+  async settle(): Promise<void> {
+    await Promise.all([...this.#gratuitous]);
+  }
+
+  /**
+   * Removes every address this agent manages (graceful stop): everything on the dummy
+   * interface and every Service or pool address elsewhere. Returns the changes applied.
+   */
+  async withdrawAll(): Promise<ApplyResult | undefined> {
+    const settings = this.#settings;
+    if (settings === undefined) return undefined;
+    const state = await this.#options.netlink.readState();
+    const result = await this.#apply(state, settings, []);
+    this.#wonLocal = new Set();
+    this.#options.metrics.setAnnounced([]);
+    for (const [key, where] of this.#announced) this.#reportWithdrawn(key, where);
+    this.#announced = new Map();
+    return result;
+  }
+
+  #onLease(type: string, lease: V1Lease): void {
+    const name = lease.metadata?.name ?? "";
+    if (!name.startsWith(NODE_LEASE_PREFIX)) return;
+    const record = leaseRecord(lease);
+    const fingerprint = type === "delete" || record === undefined
+      ? ""
+      : `${record.nodeName}|${record.subnets.join(",")}|${record.leaseDurationMs}`;
+    const before = this.#leaseSeen.get(name);
+    const wasLive = this.#wasLive(name);
+    if (fingerprint === "") this.#leaseSeen.delete(name);
+    else this.#leaseSeen.set(name, fingerprint);
+    // A plain renewal of a live Lease changes nothing for the election.
+    if (before === fingerprint && wasLive) return;
+    this.kick();
+  }
+
+  /** Lease names found live at the last reconcile. */
+  #liveLeases = new Set<string>();
+
+  #wasLive(name: string): boolean {
+    return this.#liveLeases.has(name);
+  }
+
+  async #reconcile(): Promise<{ kind: "done" } | { kind: "requeueAfter"; ms: number }> {
+    if (!this.synced) return { kind: "done" };
+    const started = performance.now();
+    try {
+      return await this.#reconcileSynced();
+    } finally {
+      this.#reconciles++;
+      this.#options.metrics.reconciles.inc();
+      this.#options.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  async #reconcileSynced(): Promise<{ kind: "done" } | { kind: "requeueAfter"; ms: number }> {
+    const { netlink, membership, namespace } = this.#options;
+    const agents = this.agents.list().flatMap((object) => {
+      const agent = asLBNodeAgent(object);
+      return agent === undefined ? [] : [agent];
+    });
+    const settings = applyingSettings(agents);
+    if (settings === undefined) {
+      const reason = `no LBNodeAgent with spec.local in ${namespace}: announcing nothing`;
+      this.#readiness = { ready: false, reason };
+      if (this.#lastNoAgentLog !== reason) {
+        log.warn(reason);
+        this.#lastNoAgentLog = reason;
+      }
+      if (this.#settings !== undefined) {
+        await this.withdrawAll();
+        this.#settings = undefined;
+      }
+      return { kind: "done" };
+    }
+    this.#lastNoAgentLog = "";
+    if (
+      this.#settings !== undefined && this.#settings.dummyInterface !== settings.dummyInterface
+    ) {
+      // extlbint renamed: clear the old dummy interface first.
+      await this.withdrawAll();
+    }
+    if (this.#settings?.from !== settings.from) {
+      log.info(
+        "LBNodeAgent {name} applies: localint {localint}, extlbint {extlbint}, sendgarp " +
+          "{sendgarp}",
+        {
+          name: settings.from,
+          localint: settings.localInterface,
+          extlbint: settings.dummyInterface,
+          sendgarp: settings.sendGarp,
+        },
+      );
+    }
+    this.#settings = settings;
+
+    let state = await netlink.readState();
+    if (findLink(state, settings.dummyInterface) === undefined) {
+      const outcome = await netlink.ensureDummyInterface(settings.dummyInterface);
+      log.info("dummy interface {name}: {outcome}", {
+        name: settings.dummyInterface,
+        outcome: outcome.kind,
+      });
+      state = await netlink.readState();
+    }
+
+    try {
+      membership.setSubnets(announceSubnets(state, settings));
+    } catch (error) {
+      log.warn("cannot publish subnets: {error}", { error: errorMessage(error) });
+    }
+    // Until the first renewal the node is fenced and in no one's candidate list: wait.
+    if (membership.renewals === 0) {
+      this.#readiness = { ready: false, reason: `Lease ${membership.leaseName} not written yet` };
+      return { kind: "done" };
+    }
+
+    const result = await this.#apply(state, settings, undefined);
+    const failed = result.failed;
+    this.#readiness = membership.fenced
+      ? { ready: false, reason: "fenced: Lease not renewed for a full duration" }
+      : failed.length > 0
+      ? { ready: false, reason: `${failed.length} address changes failed` }
+      : { ready: true };
+    if (failed.length > 0) {
+      this.#options.metrics.reconcileErrors.inc();
+      for (const failure of failed) {
+        log.warn("{command}: {message}", { command: failure.command, message: failure.message });
+      }
+    }
+    const nextExpiryMs = this.#nextLeaseExpiryMs();
+    return nextExpiryMs === undefined
+      ? { kind: "done" }
+      : { kind: "requeueAfter", ms: Math.max(10, nextExpiryMs + 5) };
+  }
+
+  /** Milliseconds until the next live node Lease (other than ours) expires. */
+  #nextLeaseExpiryMs(): number | undefined {
+    const now = Date.now();
+    let soonest: number | undefined;
+    for (const lease of this.leases.list()) {
+      const record = leaseRecord(lease);
+      if (record === undefined || record.nodeName === this.#options.nodeName) continue;
+      const expiresIn = record.renewTimeMs + record.leaseDurationMs - now;
+      if (expiresIn > 0 && (soonest === undefined || expiresIn < soonest)) soonest = expiresIn;
+    }
+    return soonest;
+  }
+
+  #records(network: NetworkState, settings: AnnounceSettings): readonly NodeLeaseRecord[] {
+    const { nodeName, membership } = this.#options;
+    const now = Date.now();
+    const others: NodeLeaseRecord[] = [];
+    for (const lease of this.leases.list()) {
+      const record = leaseRecord(lease);
+      if (record !== undefined && record.nodeName !== nodeName) others.push(record);
+    }
+    const live = [...liveNodes(others, now)];
+    this.#liveLeases = new Set(live.map((r) => `${NODE_LEASE_PREFIX}${r.nodeName}`));
+    if (!membership.fenced) {
+      // Our own liveness is what we know first-hand, not what the cache says yet.
+      const subnets = announceSubnets(network, settings);
+      live.push({ nodeName, renewTimeMs: now, leaseDurationMs: 1, subnets });
+      this.#liveLeases.add(`${NODE_LEASE_PREFIX}${nodeName}`);
+    }
+    this.#liveCount = live.length;
+    return live;
+  }
+
+  /**
+   * Decides and applies. `assignmentsOverride` (e.g. `[]` to withdraw everything) replaces the
+   * decision. When deletions were applied the state is read and planned once more: deleting an
+   * interface's primary IPv4 address takes its secondaries with it.
+   */
+  async #apply(
+    firstState: NetworkState,
+    settings: AnnounceSettings,
+    assignmentsOverride: readonly [] | undefined,
+  ): Promise<ApplyResult> {
+    const { netlink, membership, nodeName, metrics } = this.#options;
+    const services = this.services.list().flatMap((svc) => {
+      const read = serviceAnnouncement(svc);
+      return read === undefined ? [] : [read];
+    });
+    const pools = poolRangesOf(this.groups.list());
+    const needsEndpoints = services.some((s) => s.localTrafficPolicy);
+    const endpointNodes = needsEndpoints ? healthyEndpointNodes(this.slices.list()) : new Map();
+    const serviceAddresses = new Set(services.flatMap((s) => s.addresses));
+    let state = firstState;
+    const applied: AddressChange[] = [];
+    const alreadyDone: AddressChange[] = [];
+    let failed: ApplyResult["failed"] = [];
+    let decisions: readonly AddressDecision[] = [];
+    for (let round = 0; round < 2; round++) {
+      const plan = decideAnnouncements({
+        nodeName,
+        settings,
+        services,
+        endpointNodes,
+        pools,
+        network: state,
+        liveNodes: this.#records(state, settings),
+        fenced: membership.fenced,
+      });
+      if (plan.settingsProblem !== undefined) log.warn(plan.settingsProblem);
+      if (assignmentsOverride === undefined) this.#reportWarnings(plan.warnings);
+      decisions = plan.decisions;
+      const changes = planChanges(state, {
+        assignments: assignmentsOverride ?? plan.assignments,
+        isOwned: ownedAddressPredicate({
+          dummyInterface: settings.dummyInterface,
+          pools,
+          serviceAddresses,
+          network: state,
+        }),
+      });
+      if (changes.length === 0) break;
+      const result = await netlink.applyChanges(changes);
+      applied.push(...result.applied);
+      alreadyDone.push(...result.alreadyDone);
+      failed = result.failed;
+      for (const change of result.applied) {
+        metrics.addressChanges.inc({ kind: change.kind });
+        log.info("{kind} {address}/{prefixLength} on {interfaceName}", { ...change });
+      }
+      if (!result.applied.some((change) => change.kind === "delete")) break;
+      state = await netlink.readState();
+    }
+    if (assignmentsOverride === undefined) this.#afterApply(decisions, settings);
+    return { applied, alreadyDone, failed };
+  }
+
+  /** Gratuitous announcements for newly won local addresses, events, metrics. */
+  #afterApply(decisions: readonly AddressDecision[], settings: AnnounceSettings): void {
+    const { nodeName, metrics } = this.#options;
+    const wonLocal = new Set<string>();
+    const announced = new Map<string, string>();
+    const gauge: { service: string; ip: string }[] = [];
+    for (const decision of decisions) {
+      if (!decision.announce) continue;
+      if (decision.kind === "local") {
+        wonLocal.add(decision.address);
+        if (!this.#wonLocal.has(decision.address) && settings.sendGarp) {
+          this.#sendGratuitous(decision.interfaceName, decision.address);
+        }
+      }
+      for (const service of decision.services) {
+        announced.set(
+          `${service}\n${decision.address}`,
+          `${decision.kind} ${decision.interfaceName}`,
+        );
+        gauge.push({ service, ip: decision.address });
+      }
+    }
+    for (const [key, where] of announced) {
+      if (this.#announced.get(key) === where) continue;
+      const [service = "", address = ""] = key.split("\n");
+      const [kind = "", interfaceName = ""] = where.split(" ");
+      this.#event(
+        service,
+        "Normal",
+        kind === "local" ? EventReason.AnnouncingLocal : EventReason.AnnouncingVirtual,
+        `Announcing ${address} from node ${nodeName} interface ${interfaceName}`,
+      );
+    }
+    for (const [key, where] of this.#announced) {
+      if (!announced.has(key)) this.#reportWithdrawn(key, where);
+    }
+    this.#announced = announced;
+    this.#wonLocal = wonLocal;
+    metrics.setAnnounced(gauge);
+  }
+
+  #reportWithdrawn(key: string, where: string): void {
+    const [service = "", address = ""] = key.split("\n");
+    const [, interfaceName = ""] = where.split(" ");
+    this.#event(
+      service,
+      "Normal",
+      EventReason.Withdrawn,
+      `Withdrew ${address} from node ${this.#options.nodeName} interface ${interfaceName}`,
+    );
+  }
+
+  #sendGratuitous(interfaceName: string, address: string): void {
+    const { announcer, metrics } = this.#options;
+    const family = address.includes(":") ? "IPv6" : "IPv4";
+    if (announcer === undefined) {
+      log.warn("sendgarp is on but arping/na6 are missing: {address} not announced", { address });
+      return;
+    }
+    const sending = announcer.announce({
+      interfaceName,
+      address,
+      count: GRATUITOUS_COUNT,
+      signal: this.#stopping.signal,
+    })
+      .then(
+        () => {
+          metrics.gratuitousSent.inc({ family });
+        },
+        (error) => {
+          if (this.#stopping.signal.aborted) return;
+          metrics.gratuitousFailed.inc({ family });
+          log.warn("gratuitous announcement of {address} failed: {error}", {
+            address,
+            error: errorMessage(error),
+          });
+        },
+      );
+    this.#gratuitous.add(sending);
+    void sending.finally(() => this.#gratuitous.delete(sending));
+  }
+
+  #reportWarnings(warnings: readonly { service: string; message: string }[]): void {
+    const current = new Set<string>();
+    for (const { service, message } of warnings) {
+      current.add(service);
+      if (this.#warned.get(service) === message) continue;
+      this.#warned.set(service, message);
+      this.#event(service, "Warning", EventReason.ConfigurationWarning, message);
+    }
+    for (const service of [...this.#warned.keys()]) {
+      if (!current.has(service)) this.#warned.delete(service);
+    }
+  }
+
+  #event(serviceKey: string, type: EventType, reason: EventReason, message: string): void {
+    const [namespace = "", name = ""] = serviceKey.split("/");
+    const svc = this.services.get(name, namespace);
+    if (svc === undefined) return;
+    const subject = { apiVersion: "v1", kind: "Service", metadata: svc.metadata };
+    void this.#options.events.record(subject, type, reason, message);
+  }
+}

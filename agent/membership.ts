@@ -1,0 +1,301 @@
+/**
+ * This node's membership in the election (SPEC 2): it holds the Lease `purelb-node-<node>`,
+ * renews it every `renewMs`, publishes the CIDRs it can announce in as the `purelb.io/subnets`
+ * annotation (written at once when they change), knows when it must fence itself (no
+ * successful renewal for a full duration), and deletes the Lease on a graceful stop.
+ *
+ * @module
+ */
+
+import type { V1Lease } from "@kubernetes/client-node";
+import { type CoordinationV1Api, V1MicroTime } from "../k8s/client.ts";
+import { apiStatusCode, errorMessage } from "../k8s/errors.ts";
+import { NODE_LEASE_PREFIX, SUBNETS_ANNOTATION } from "../k8s/types.ts";
+import {
+  formatSubnetsAnnotation,
+  type NodeLeaseRecord,
+  parseSubnetsAnnotation,
+} from "../election/mod.ts";
+
+/** The Lease calls membership makes. */
+export type LeaseClient = Pick<
+  CoordinationV1Api,
+  | "createNamespacedLease"
+  | "readNamespacedLease"
+  | "replaceNamespacedLease"
+  | "deleteNamespacedLease"
+>;
+
+/**
+ * Options of {@link NodeMembership}.
+ *
+ * @example
+ * ```ts
+ * declare const api: LeaseClient;
+ * const options: MembershipOptions = {
+ *   api, namespace: "purelb-system", nodeName: "node-a", leaseDurationMs: 6_000, renewMs: 2_000,
+ * };
+ * ```
+ */
+export interface MembershipOptions {
+  readonly api: LeaseClient;
+  /** Where the Lease lives. */
+  readonly namespace: string;
+  /** This node. */
+  readonly nodeName: string;
+  /** How long one renewal keeps the node live. */
+  readonly leaseDurationMs: number;
+  /** Time between renewals. */
+  readonly renewMs: number;
+  /** Called when this node becomes fenced or stops being fenced. */
+  readonly onFenceChange?: (fenced: boolean) => void;
+  /** Called after every successful write of the Lease. */
+  readonly onRenewed?: () => void;
+  /** Told about every failed Lease call. */
+  readonly onError?: (message: string) => void;
+}
+
+/**
+ * The name of a node's Lease.
+ *
+ * @example
+ * ```ts
+ * nodeLeaseName("node-a"); // "purelb-node-node-a"
+ * ```
+ */
+export function nodeLeaseName(nodeName: string): string {
+  return `${NODE_LEASE_PREFIX}${nodeName}`;
+}
+
+/**
+ * The election record of a node Lease, or `undefined` for a Lease that is not a node Lease
+ * or has no renew time. The node name is the holder identity, else the name after the prefix.
+ *
+ * @example
+ * ```ts
+ * leaseRecord({
+ *   metadata: { name: "purelb-node-a", annotations: { "purelb.io/subnets": "192.0.2.0/24" } },
+ *   spec: { holderIdentity: "a", renewTime: "2024-01-01T00:00:00.000000Z" as never, leaseDurationSeconds: 6 },
+ * }); // { nodeName: "a", renewTimeMs: 1704067200000, leaseDurationMs: 6000, subnets: ["192.0.2.0/24"] }
+ * ```
+ */
+export function leaseRecord(lease: V1Lease): NodeLeaseRecord | undefined {
+  const name = lease.metadata?.name ?? "";
+  if (!name.startsWith(NODE_LEASE_PREFIX)) return undefined;
+  const renewTimeMs = Date.parse(String(lease.spec?.renewTime ?? ""));
+  const seconds = lease.spec?.leaseDurationSeconds;
+  if (!Number.isFinite(renewTimeMs) || seconds === undefined || seconds <= 0) return undefined;
+  return {
+    nodeName: lease.spec?.holderIdentity || name.slice(NODE_LEASE_PREFIX.length),
+    renewTimeMs,
+    leaseDurationMs: seconds * 1000,
+    subnets: parseSubnetsAnnotation(lease.metadata?.annotations?.[SUBNETS_ANNOTATION] ?? "")
+      .subnets,
+  };
+}
+
+/**
+ * See the module documentation.
+ *
+ * @example
+ * ```ts
+ * declare const api: LeaseClient;
+ * const membership = new NodeMembership({
+ *   api, namespace: "purelb-system", nodeName: "node-a", leaseDurationMs: 6_000, renewMs: 2_000,
+ * });
+ * membership.setSubnets(["192.0.2.0/24"]);
+ * const running = membership.run();
+ * // ... on SIGTERM, after withdrawing every address:
+ * await membership.stop();
+ * await membership.release();
+ * await running;
+ * ```
+ */
+export class NodeMembership {
+  readonly #options: MembershipOptions;
+  readonly #leaseName: string;
+  #subnets = "";
+  #written: V1Lease | undefined;
+  /** `performance.now()` when the last successful renewal was sent. */
+  #lastRenewAt = -Infinity;
+  #fenced = true;
+  #fenceTimer: ReturnType<typeof setTimeout> | undefined;
+  #wake: (() => void) | undefined;
+  readonly #stopping = new AbortController();
+  #running: Promise<void> | undefined;
+  #renewals = 0;
+  #failures = 0;
+
+  /** Builds a member; nothing happens until {@link NodeMembership.run}. */
+  constructor(options: MembershipOptions) {
+    this.#options = options;
+    this.#leaseName = nodeLeaseName(options.nodeName);
+  }
+
+  /** The Lease name. */
+  get leaseName(): string {
+    return this.#leaseName;
+  }
+
+  /** True until the first renewal, and whenever no renewal succeeded for a full duration. */
+  get fenced(): boolean {
+    return this.#fenced;
+  }
+
+  /** Successful Lease writes so far. */
+  get renewals(): number {
+    return this.#renewals;
+  }
+
+  /** Failed Lease calls so far. */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  /** The annotation text last asked for. */
+  get subnets(): string {
+    return this.#subnets;
+  }
+
+  /**
+   * Sets the CIDRs to publish; a change is written at once (not at the next renewal). Entries
+   * that are not CIDRs throw a `SubnetsAnnotationError`.
+   */
+  setSubnets(cidrs: readonly string[]): void {
+    const text = formatSubnetsAnnotation(cidrs);
+    if (text === this.#subnets) return;
+    this.#subnets = text;
+    this.#wake?.();
+  }
+
+  /** Renews until {@link NodeMembership.stop}. */
+  run(): Promise<void> {
+    this.#running ??= this.#loop();
+    return this.#running;
+  }
+
+  /** Stops renewing (the Lease stays until it expires or {@link NodeMembership.release}). */
+  async stop(): Promise<void> {
+    this.#stopping.abort();
+    this.#wake?.();
+    await this.#running;
+    clearTimeout(this.#fenceTimer);
+  }
+
+  /** Deletes this node's Lease so that other nodes take over at once. Never throws. */
+  async release(): Promise<boolean> {
+    try {
+      await this.#options.api.deleteNamespacedLease({
+        namespace: this.#options.namespace,
+        name: this.#leaseName,
+      });
+      return true;
+    } catch (error) {
+      if (apiStatusCode(error) === 404) return true;
+      this.#options.onError?.(`deleting Lease ${this.#leaseName}: ${errorMessage(error)}`);
+      return false;
+    }
+  }
+
+  async #loop(): Promise<void> {
+    const stop = this.#stopping.signal;
+    while (!stop.aborted) {
+      const startedAt = performance.now();
+      try {
+        await this.#renew();
+        this.#renewed(startedAt);
+      } catch (error) {
+        this.#failures++;
+        this.#options.onError?.(`renewing Lease ${this.#leaseName}: ${errorMessage(error)}`);
+      }
+      if (stop.aborted) break;
+      const subnetsBefore = this.#subnets;
+      const elapsed = performance.now() - startedAt;
+      // After a failure, retry sooner (but not in a tight loop).
+      const waitMs = this.#written === undefined
+        ? Math.min(this.#options.renewMs, 500)
+        : this.#options.renewMs - elapsed;
+      if (this.#subnets === subnetsBefore) await this.#sleep(Math.max(0, waitMs));
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+
+  #renewed(startedAt: number): void {
+    this.#renewals++;
+    this.#lastRenewAt = startedAt;
+    clearTimeout(this.#fenceTimer);
+    const deadline = this.#lastRenewAt + this.#options.leaseDurationMs - performance.now();
+    this.#fenceTimer = setTimeout(() => this.#setFenced(true), Math.max(0, deadline));
+    this.#setFenced(false);
+    this.#options.onRenewed?.();
+  }
+
+  #setFenced(fenced: boolean): void {
+    if (fenced === this.#fenced) return;
+    this.#fenced = fenced;
+    this.#options.onFenceChange?.(fenced);
+  }
+
+  #body(base: V1Lease | undefined): V1Lease {
+    const { namespace, nodeName, leaseDurationMs } = this.#options;
+    const now = new V1MicroTime();
+    return {
+      ...(base ?? {}),
+      metadata: {
+        ...(base?.metadata ?? { name: this.#leaseName, namespace }),
+        annotations: {
+          ...(base?.metadata?.annotations ?? {}),
+          [SUBNETS_ANNOTATION]: this.#subnets,
+        },
+      },
+      spec: {
+        ...(base?.spec ?? {}),
+        holderIdentity: nodeName,
+        leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
+        renewTime: now,
+        ...(base === undefined || base.spec?.holderIdentity !== nodeName
+          ? { acquireTime: now }
+          : {}),
+      },
+    };
+  }
+
+  async #renew(): Promise<void> {
+    const { api, namespace } = this.#options;
+    const name = this.#leaseName;
+    if (this.#written === undefined) {
+      try {
+        this.#written = await api.readNamespacedLease({ namespace, name });
+      } catch (error) {
+        if (apiStatusCode(error) !== 404) throw error;
+        this.#written = await api.createNamespacedLease({ namespace, body: this.#body(undefined) });
+        return;
+      }
+    }
+    try {
+      this.#written = await api.replaceNamespacedLease({
+        namespace,
+        name,
+        body: this.#body(this.#written),
+      });
+    } catch (error) {
+      // Changed or deleted behind our back: read (or create) it again next time round.
+      const status = apiStatusCode(error);
+      if (status === 409 || status === 404) this.#written = undefined;
+      throw error;
+    }
+  }
+}

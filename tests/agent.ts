@@ -1,0 +1,396 @@
+/**
+ * Runs the real node agent for end-to-end tests: as the `agent` service account bound to the
+ * ClusterRoles of `deploy/rbac/agent.yaml` (nothing else), under its production Deno
+ * permission set, with `ip` acting inside one node's network namespace and the test namespace
+ * as its Lease / ServiceGroup / LBNodeAgent namespace.
+ *
+ * @module
+ */
+
+import type { V1EndpointSlice } from "@kubernetes/client-node";
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  RbacAuthorizationV1Api,
+} from "../k8s/client.ts";
+import { kubeconfigText } from "../k8s/config.ts";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { agentPermissions } from "../deploy/permissions.ts";
+import { ApiConnection } from "../k8s/transport.ts";
+import { apiStatusCode, isConflict } from "../k8s/errors.ts";
+import { mergePatch } from "../k8s/patch.ts";
+import type { TestCluster } from "./cluster.ts";
+import { waitFor } from "./wait.ts";
+import { testbedIpPath } from "./netns/mod.ts";
+
+const MAIN = fileURLToPath(new URL("../agent/main.ts", import.meta.url));
+
+/** A running agent process. */
+export interface AgentProcess {
+  readonly node: string;
+  readonly pid: number;
+  /** Everything it logged so far (JSON lines). */
+  logs(): string;
+  /** The operations port (metrics, health), once it has logged it. */
+  port(): Promise<number>;
+  /** SIGTERM and wait. */
+  stop(): Promise<Deno.CommandStatus>;
+  /** SIGKILL and wait. */
+  kill(): Promise<Deno.CommandStatus>;
+  readonly exited: Promise<Deno.CommandStatus>;
+}
+
+/** Creates the agent's service account in `namespace` with the deploy/ RBAC; returns its kubeconfig file. */
+export async function agentServiceAccount(
+  cluster: TestCluster,
+  namespace: string,
+  dir: string,
+): Promise<string> {
+  const rbac = new ApiConnection(cluster.adminConfig());
+  const api = rbac.api(RbacAuthorizationV1Api);
+  const subjects = [{ kind: "ServiceAccount", name: "agent", namespace }];
+  try {
+    await api.createClusterRoleBinding({
+      body: {
+        metadata: { name: `test-agent-${namespace}` },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: "purelb:agent",
+        },
+        subjects,
+      },
+    });
+  } catch (error) {
+    if (!isConflict(error)) throw error;
+  }
+  try {
+    await api.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: "purelb:agent" },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: "purelb:agent-namespaced",
+        },
+        subjects,
+      },
+    });
+  } catch (error) {
+    if (!isConflict(error)) throw error;
+  }
+  rbac.close();
+  const access = await cluster.serviceAccountConfig(namespace, "agent");
+  const path = join(dir, `agent-${namespace}.kubeconfig`);
+  await Deno.writeTextFile(path, kubeconfigText(access, namespace), { mode: 0o600 });
+  return path;
+}
+
+/** Removes the ClusterRoleBinding {@linkcode agentServiceAccount} made (cluster-scoped). */
+export async function removeAgentBinding(cluster: TestCluster, namespace: string): Promise<void> {
+  const rbac = new ApiConnection(cluster.adminConfig());
+  try {
+    await rbac.api(RbacAuthorizationV1Api).deleteClusterRoleBinding({
+      name: `test-agent-${namespace}`,
+    });
+  } catch (error) {
+    if (apiStatusCode(error) !== 404) throw error;
+  } finally {
+    rbac.close();
+  }
+}
+
+/** Options of {@linkcode startAgent}. */
+export interface StartAgentOptions {
+  readonly kubeconfig: string;
+  readonly namespace: string;
+  readonly node: string;
+  /** The node's network namespace. */
+  readonly netns: string;
+  readonly extraArgs?: readonly string[];
+  /** Runs `deno run ...agentPermissions agent/main.ts` (default); false = `--allow-all`. */
+  readonly restricted?: boolean;
+}
+
+/** Starts `agent/main.ts` with the agent's permission set for one node. */
+export function startAgent(options: StartAgentOptions): AgentProcess {
+  const permissions = options.restricted === false
+    ? ["--allow-all"]
+    : agentPermissions(options.kubeconfig);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...permissions,
+      MAIN,
+      "--node-name",
+      options.node,
+      "--kubeconfig",
+      options.kubeconfig,
+      "--namespace",
+      options.namespace,
+      "--netns",
+      options.netns,
+      "--listen",
+      "127.0.0.1:0",
+      "--log-level",
+      "debug",
+      ...(options.extraArgs ?? []),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const decoder = new TextDecoder();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) {
+      output += decoder.decode(chunk, { stream: true });
+      if (output.length > 2_000_000) output = output.slice(-500_000);
+    }
+  };
+  const reading = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const exited = child.status.then(async (status) => {
+    await reading;
+    return status;
+  });
+  const signal = async (name: Deno.Signal) => {
+    try {
+      child.kill(name);
+    } catch { /* already exited */ }
+    return await exited;
+  };
+  return {
+    node: options.node,
+    pid: child.pid,
+    logs: () => output,
+    port: async () => {
+      await waitFor(() => /"port":(\d+)/.test(output), 30_000, `the agent of ${options.node}`);
+      return Number(/"port":(\d+)/.exec(output)?.[1]);
+    },
+    stop: () => signal("SIGTERM"),
+    kill: () => signal("SIGKILL"),
+    exited,
+  };
+}
+
+/** One address as `ip -json address show` lists it inside a namespace. */
+export interface HeldAddress {
+  readonly interfaceName: string;
+  readonly address: string;
+  readonly prefixLength: number;
+}
+
+/** The global addresses in `netns` (every interface), as interface + address + prefix. */
+export async function addressesIn(netns: string): Promise<readonly HeldAddress[]> {
+  const output = await new Deno.Command(testbedIpPath(), {
+    args: ["-n", netns, "-json", "address", "show"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!output.success) {
+    throw new Error(`ip -n ${netns} address show: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  const links = JSON.parse(new TextDecoder().decode(output.stdout)) as {
+    ifname: string;
+    addr_info?: { local: string; prefixlen: number; scope?: string }[];
+  }[];
+  return links.flatMap((link) =>
+    (link.addr_info ?? []).filter((a) => a.scope === "global").map((a) => ({
+      interfaceName: link.ifname,
+      address: a.local,
+      prefixLength: a.prefixlen,
+    }))
+  );
+}
+
+/** API helpers for the agent tests' own (admin) writes and reads. */
+export class AgentTestApi {
+  readonly connection: ApiConnection;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly discovery: DiscoveryV1Api;
+  readonly coordination: CoordinationV1Api;
+
+  constructor(cluster: TestCluster, readonly namespace: string) {
+    this.connection = new ApiConnection(cluster.adminConfig());
+    this.core = this.connection.api(CoreV1Api);
+    this.custom = this.connection.api(CustomObjectsApi);
+    this.discovery = this.connection.api(DiscoveryV1Api);
+    this.coordination = this.connection.api(CoordinationV1Api);
+  }
+
+  /** Creates a ServiceGroup with `spec.local`. */
+  async createGroup(name: string, local: unknown): Promise<void> {
+    await this.custom.createNamespacedCustomObject({
+      group: "purelb.io",
+      version: "v1",
+      namespace: this.namespace,
+      plural: "servicegroups",
+      body: {
+        apiVersion: "purelb.io/v1",
+        kind: "ServiceGroup",
+        metadata: { name },
+        spec: { local },
+      },
+    });
+  }
+
+  /** Creates an LBNodeAgent with `spec.local`. */
+  async createNodeAgent(name: string, local: Record<string, unknown>): Promise<void> {
+    await this.custom.createNamespacedCustomObject({
+      group: "purelb.io",
+      version: "v1",
+      namespace: this.namespace,
+      plural: "lbnodeagents",
+      body: {
+        apiVersion: "purelb.io/v1",
+        kind: "LBNodeAgent",
+        metadata: { name },
+        spec: { local },
+      },
+    });
+  }
+
+  /**
+   * Creates a LoadBalancer Service and writes its allocation the way the allocator does
+   * (status ingress + `purelb.io/allocated-by: PureLB`), so agent tests need no allocator.
+   */
+  async createAllocatedService(
+    name: string,
+    addresses: readonly string[],
+    options: { readonly local?: boolean; readonly annotations?: Record<string, string> } = {},
+  ): Promise<void> {
+    await this.core.createNamespacedService({
+      namespace: this.namespace,
+      body: {
+        metadata: { name, annotations: options.annotations ?? {} },
+        spec: {
+          type: "LoadBalancer",
+          ports: [{ port: 80, protocol: "TCP" }],
+          ...(options.local ? { externalTrafficPolicy: "Local" } : {}),
+        },
+      },
+    });
+    await this.setIngress(name, addresses);
+  }
+
+  /** Writes status ingress and our allocation marks (or removes both with `[]`). */
+  async setIngress(name: string, addresses: readonly string[]): Promise<void> {
+    const marks = addresses.length > 0
+      ? { "purelb.io/allocated-by": "PureLB", "purelb.io/allocated-from": "default" }
+      : { "purelb.io/allocated-by": null, "purelb.io/allocated-from": null };
+    await this.core.patchNamespacedServiceStatus({
+      namespace: this.namespace,
+      name,
+      body: {
+        metadata: { annotations: marks },
+        status: {
+          loadBalancer: addresses.length > 0
+            ? { ingress: addresses.map((ip) => ({ ip, ipMode: "VIP" })) }
+            : { ingress: null },
+        },
+      },
+    }, mergePatch());
+  }
+
+  /**
+   * Creates or replaces an EndpointSlice of Service `service` with one endpoint per entry.
+   * `manager` sets `endpointslice.kubernetes.io/managed-by`.
+   */
+  async putEndpointSlice(
+    sliceName: string,
+    service: string,
+    endpoints: readonly {
+      readonly address: string;
+      readonly node: string;
+      readonly ready?: boolean;
+      readonly serving?: boolean;
+    }[],
+    manager = "test.purelb.io",
+  ): Promise<void> {
+    const body: V1EndpointSlice = {
+      metadata: {
+        name: sliceName,
+        labels: {
+          "kubernetes.io/service-name": service,
+          "endpointslice.kubernetes.io/managed-by": manager,
+        },
+      },
+      addressType: "IPv4",
+      ports: [{ port: 8080, protocol: "TCP" }],
+      endpoints: endpoints.map((e) => ({
+        addresses: [e.address],
+        nodeName: e.node,
+        conditions: {
+          ...(e.ready === undefined ? {} : { ready: e.ready }),
+          ...(e.serving === undefined ? {} : { serving: e.serving }),
+        },
+      })),
+    };
+    try {
+      const existing = await this.discovery.readNamespacedEndpointSlice({
+        namespace: this.namespace,
+        name: sliceName,
+      });
+      await this.discovery.replaceNamespacedEndpointSlice({
+        namespace: this.namespace,
+        name: sliceName,
+        body: {
+          ...body,
+          metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion ?? "" },
+        },
+      });
+    } catch (error) {
+      if (apiStatusCode(error) !== 404) throw error;
+      await this.discovery.createNamespacedEndpointSlice({ namespace: this.namespace, body });
+    }
+  }
+
+  /** Messages of the events with `reason` on Service `name`. */
+  async events(name: string, reason: string): Promise<string[]> {
+    const list = await this.core.listNamespacedEvent({
+      namespace: this.namespace,
+      fieldSelector: `involvedObject.name=${name},reason=${reason}`,
+    });
+    return list.items.map((e) => e.message ?? "");
+  }
+
+  /** Waits for an event with `reason` on Service `name` whose message matches. */
+  async waitForEvent(name: string, reason: string, message: RegExp, timeoutMs = 15_000) {
+    await waitFor(
+      async () => (await this.events(name, reason)).some((m) => message.test(m)),
+      timeoutMs,
+      `a ${reason} event on ${name} matching ${message}`,
+    );
+  }
+
+  /** Deletes every Service, EndpointSlice and Lease of the namespace (nothing else would). */
+  async deleteAll(): Promise<void> {
+    const ns = this.namespace;
+    for (const svc of (await this.core.listNamespacedService({ namespace: ns })).items) {
+      await this.core.deleteNamespacedService({ namespace: ns, name: svc.metadata?.name ?? "" })
+        .catch(() => {});
+    }
+    const slices = await this.discovery.listNamespacedEndpointSlice({ namespace: ns });
+    for (const slice of slices.items) {
+      await this.discovery.deleteNamespacedEndpointSlice({
+        namespace: ns,
+        name: slice.metadata?.name ?? "",
+      }).catch(() => {});
+    }
+    for (const lease of (await this.coordination.listNamespacedLease({ namespace: ns })).items) {
+      await this.coordination.deleteNamespacedLease({
+        namespace: ns,
+        name: lease.metadata?.name ?? "",
+      }).catch(() => {});
+    }
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+}
