@@ -12,6 +12,12 @@ import { exec, startCapture, tryExec } from "../tests/netns/mod.ts";
 import { waitFor } from "../tests/wait.ts";
 import { winner } from "../election/mod.ts";
 import { NODES, operations, withScene } from "./e2e_scene.ts";
+import { agentServiceAccount, AgentTestApi, removeAgentBinding } from "../tests/agent.ts";
+import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api } from "../k8s/client.ts";
+import { loadClientConfig } from "../k8s/config.ts";
+import { ApiConnection } from "../k8s/transport.ts";
+import { apiStatusCode } from "../k8s/errors.ts";
+import { mergePatch } from "../k8s/patch.ts";
 
 const LOCAL_V4_POOL = { pool: "192.0.2.200-192.0.2.220", subnet: "192.0.2.0/24" };
 const LOCAL_V6_POOL = { pool: "2001:db8:1::200-2001:db8:1::2ff", subnet: "2001:db8:1::/64" };
@@ -89,6 +95,16 @@ rootClusterTest(
               new RegExp(`purelb_lbnodeagent_announced\\{[^}]*ip="${address}"[^}]*\\} 1`),
             );
           }
+          // Each node publishes the subnets of its default-route interface.
+          const lease = await api.coordination.readNamespacedLease({
+            namespace: api.namespace,
+            name: "purelb-node-node-b",
+          });
+          assert.equal(
+            lease.metadata?.annotations?.["purelb.io/subnets"],
+            "192.0.2.0/24,2001:db8:1::/64",
+          );
+          assert.equal(lease.spec?.leaseDurationSeconds, 6);
           // Still exactly one holder after a few resyncs.
           await new Promise((resolve) => setTimeout(resolve, 3_500));
           assert.equal((await holders("192.0.2.200")).length, 1);
@@ -334,3 +350,103 @@ rootClusterTest(
     );
   },
 );
+
+rootClusterTest(
+  "self-fencing: agents that cannot renew their Leases withdraw local addresses, keep virtual ones",
+  async (cluster) => {
+    await withScene(
+      cluster,
+      "agent-fence",
+      { groups: GROUPS, nodeAgent: { localint: "default", extlbint: "kube-lb0" } },
+      async ({ api, namespace, waitForHolders }) => {
+        const address = "192.0.2.204";
+        await api.createAllocatedService("local", [address]);
+        await api.createAllocatedService("virtual", ["198.51.100.40"]);
+        await waitForHolders(address, [winner([...NODES], address) ?? ""]);
+        await waitForHolders("198.51.100.40", NODES);
+        const rbac = api.connection.api(RbacAuthorizationV1Api);
+        const binding = await rbac.readNamespacedRoleBinding({ namespace, name: "purelb:agent" });
+        await rbac.deleteNamespacedRoleBinding({ namespace, name: "purelb:agent" });
+        try {
+          // Lease duration 6 s: no renewal for a full duration -> fenced.
+          await waitForHolders(address, [], 12_000);
+          await waitForHolders("198.51.100.40", NODES, 1_000);
+        } finally {
+          await rbac.createNamespacedRoleBinding({
+            namespace,
+            body: {
+              metadata: { name: "purelb:agent" },
+              roleRef: binding.roleRef,
+              subjects: binding.subjects ?? [],
+            },
+          });
+        }
+        await waitForHolders(address, [winner([...NODES], address) ?? ""], 15_000);
+      },
+    );
+  },
+);
+
+clusterTest("RBAC: the agent's token may not write Services or read Secrets (403)", async (c) => {
+  const namespace = await c.createNamespace("agent-rbac");
+  const dir = await Deno.makeTempDir({ prefix: "purelb-agent-rbac-" });
+  const admin = new AgentTestApi(c, namespace);
+  try {
+    await admin.createAllocatedService("web", ["198.51.100.10"]);
+    await admin.core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: "secret" }, stringData: { key: "value" } },
+    });
+    const kubeconfig = await agentServiceAccount(c, namespace, dir);
+    const access = loadClientConfig({ kubeconfig }).access;
+    const connection = new ApiConnection(access);
+    try {
+      const core = connection.api(CoreV1Api);
+      const refused = async (what: string, call: () => Promise<unknown>) => {
+        const status = await call().then(() => 200, (error) => apiStatusCode(error));
+        assert.equal(status, 403, `${what} must be refused`);
+      };
+      await refused("patch services", () =>
+        core.patchNamespacedService({
+          namespace,
+          name: "web",
+          body: { metadata: { labels: { x: "y" } } },
+        }, mergePatch()));
+      await refused("patch services/status", () =>
+        core.patchNamespacedServiceStatus({
+          namespace,
+          name: "web",
+          body: { status: { loadBalancer: { ingress: null } } },
+        }, mergePatch()));
+      await refused(
+        "delete services",
+        () => core.deleteNamespacedService({ namespace, name: "web" }),
+      );
+      await refused("read secrets", () => core.readNamespacedSecret({ namespace, name: "secret" }));
+      await refused("list secrets", () => core.listNamespacedSecret({ namespace }));
+      await refused(
+        "leases outside its namespace",
+        () => connection.api(CoordinationV1Api).listNamespacedLease({ namespace: "default" }),
+      );
+      // What it needs works.
+      assert.equal(
+        (await core.readNamespacedService({ namespace, name: "web" })).metadata?.name,
+        "web",
+      );
+      const coordination = connection.api(CoordinationV1Api);
+      await coordination.createNamespacedLease({
+        namespace,
+        body: { metadata: { name: "purelb-node-x" }, spec: { holderIdentity: "x" } },
+      });
+      await coordination.deleteNamespacedLease({ namespace, name: "purelb-node-x" });
+    } finally {
+      connection.close();
+    }
+  } finally {
+    await admin.deleteAll();
+    admin.close();
+    await removeAgentBinding(c, namespace);
+    await c.deleteNamespace(namespace).catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});

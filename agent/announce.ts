@@ -308,12 +308,13 @@ export function decideAnnouncements(input: AnnounceInput): AnnouncePlan {
   const networks = interfaceNetworks(input.network, names);
   const subnets = [...new Set(networks.map((n) => n.cidr.toString()))].sort();
 
-  const servicesByAddress = new Map<string, ServiceAnnouncement[]>();
+  // address -> service key -> service (a service listing an address twice is one user)
+  const servicesByAddress = new Map<string, Map<string, ServiceAnnouncement>>();
   for (const service of input.services) {
     for (const address of service.addresses) {
-      const list = servicesByAddress.get(address);
-      if (list === undefined) servicesByAddress.set(address, [service]);
-      else list.push(service);
+      const users = servicesByAddress.get(address) ?? new Map<string, ServiceAnnouncement>();
+      users.set(service.key, service);
+      servicesByAddress.set(address, users);
     }
   }
 
@@ -323,7 +324,7 @@ export function decideAnnouncements(input: AnnounceInput): AnnouncePlan {
   const addresses = [...servicesByAddress.keys()].sort();
   for (const address of addresses) {
     const parsed = tryParseAddress(address);
-    const services = servicesByAddress.get(address) ?? [];
+    const services = [...(servicesByAddress.get(address)?.values() ?? [])];
     if (parsed === undefined) continue;
     const keys = services.map((s) => s.key).sort();
     const local = networks.find((n) => contains(n.cidr, parsed.family, parsed.value));

@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import type { V1Lease } from "@kubernetes/client-node";
+import { type LeaseClient, leaseRecord, nodeLeaseName, NodeMembership } from "./membership.ts";
+import { waitFor } from "../tests/wait.ts";
+
+/** An in-memory Lease store that can be told to fail, standing in for the API. */
+class FakeLeases implements LeaseClient {
+  readonly leases = new Map<string, V1Lease>();
+  failing = false;
+  writes = 0;
+  #version = 0;
+
+  #check(): void {
+    if (this.failing) throw Object.assign(new Error("unavailable"), { code: 503 });
+  }
+
+  #store(body: V1Lease): V1Lease {
+    const stored = {
+      ...body,
+      metadata: { ...body.metadata, resourceVersion: String(++this.#version) },
+      spec: {
+        ...body.spec,
+        // The API sends times back as text.
+        renewTime: String(body.spec?.renewTime?.toISOString?.() ?? body.spec?.renewTime) as never,
+      },
+    };
+    this.leases.set(body.metadata?.name ?? "", stored);
+    this.writes++;
+    return stored;
+  }
+
+  createNamespacedLease(param: { namespace: string; body: V1Lease }): Promise<V1Lease> {
+    this.#check();
+    const name = param.body.metadata?.name ?? "";
+    if (this.leases.has(name)) throw Object.assign(new Error("exists"), { code: 409 });
+    return Promise.resolve(this.#store(param.body));
+  }
+
+  readNamespacedLease(param: { name: string; namespace: string }): Promise<V1Lease> {
+    this.#check();
+    const lease = this.leases.get(param.name);
+    if (lease === undefined) throw Object.assign(new Error("not found"), { code: 404 });
+    return Promise.resolve(lease);
+  }
+
+  replaceNamespacedLease(
+    param: { name: string; namespace: string; body: V1Lease },
+  ): Promise<V1Lease> {
+    this.#check();
+    const current = this.leases.get(param.name);
+    if (current === undefined) throw Object.assign(new Error("not found"), { code: 404 });
+    if (current.metadata?.resourceVersion !== param.body.metadata?.resourceVersion) {
+      throw Object.assign(new Error("conflict"), { code: 409 });
+    }
+    return Promise.resolve(this.#store(param.body));
+  }
+
+  deleteNamespacedLease(param: { name: string; namespace: string }): Promise<never> {
+    this.#check();
+    if (!this.leases.delete(param.name)) {
+      throw Object.assign(new Error("not found"), { code: 404 });
+    }
+    return Promise.resolve(undefined as never);
+  }
+}
+
+function member(api: FakeLeases, events: boolean[] = []) {
+  return new NodeMembership({
+    api: api as unknown as LeaseClient,
+    namespace: "purelb-system",
+    nodeName: "node-a",
+    leaseDurationMs: 300,
+    renewMs: 100,
+    onFenceChange: (fenced) => events.push(fenced),
+  });
+}
+
+Deno.test("membership: creates and renews its Lease with the subnets; release deletes it", async () => {
+  const api = new FakeLeases();
+  const membership = member(api);
+  assert.equal(membership.fenced, true, "fenced until the first renewal");
+  membership.setSubnets(["2001:db8:1::11/64", "192.0.2.11/24"]);
+  const running = membership.run();
+  try {
+    await waitFor(() => api.writes >= 3, 2_000, "three writes");
+    assert.equal(membership.fenced, false);
+    const lease = api.leases.get(nodeLeaseName("node-a"));
+    assert.ok(lease !== undefined);
+    const record = leaseRecord(lease);
+    assert.deepEqual(record?.subnets, ["192.0.2.0/24", "2001:db8:1::/64"]);
+    assert.equal(record?.nodeName, "node-a");
+    assert.equal(record?.leaseDurationMs, 1_000, "duration rounded up to whole seconds");
+    // A change of subnets is written at once, not at the next renewal.
+    const before = api.writes;
+    membership.setSubnets(["198.51.100.0/24"]);
+    await waitFor(
+      () =>
+        api.leases.get(nodeLeaseName("node-a"))?.metadata?.annotations?.["purelb.io/subnets"] ===
+          "198.51.100.0/24",
+      90,
+      "the new subnets",
+      5,
+    );
+    assert.ok(api.writes > before);
+  } finally {
+    await membership.stop();
+    await running;
+  }
+  assert.equal(await membership.release(), true);
+  assert.equal(api.leases.size, 0);
+  assert.equal(await membership.release(), true, "already gone is fine");
+});
+
+Deno.test("membership: fenced after a full duration without renewal, unfenced on recovery", async () => {
+  const api = new FakeLeases();
+  const events: boolean[] = [];
+  const membership = member(api, events);
+  const running = membership.run();
+  try {
+    await waitFor(() => !membership.fenced, 2_000, "first renewal");
+    api.failing = true;
+    const failedAt = performance.now();
+    await waitFor(() => membership.fenced, 2_000, "fenced");
+    const fencedAfter = performance.now() - failedAt;
+    assert.ok(fencedAfter <= 300 + 50, `fenced ${fencedAfter} ms after the last renewal`);
+    assert.ok(membership.failures > 0);
+    api.failing = false;
+    await waitFor(() => !membership.fenced, 2_000, "unfenced");
+    assert.deepEqual(events, [false, true, false]);
+  } finally {
+    await membership.stop();
+    await running;
+  }
+});
+
+Deno.test("membership: a Lease changed behind its back is read again (409) and renewed", async () => {
+  const api = new FakeLeases();
+  const membership = member(api);
+  const running = membership.run();
+  try {
+    await waitFor(() => api.writes >= 1, 2_000, "first write");
+    const name = nodeLeaseName("node-a");
+    const lease = api.leases.get(name);
+    assert.ok(lease !== undefined);
+    api.leases.set(name, { ...lease, metadata: { ...lease.metadata, resourceVersion: "999" } });
+    const renewals = membership.renewals;
+    await waitFor(() => membership.renewals >= renewals + 2, 2_000, "renewals after the conflict");
+    api.leases.delete(name);
+    await waitFor(() => api.leases.has(name), 2_000, "the Lease created again");
+  } finally {
+    await membership.stop();
+    await running;
+  }
+});
+
+Deno.test("leaseRecord: only node Leases with a renew time", () => {
+  assert.equal(leaseRecord({ metadata: { name: "purelb-allocator" }, spec: {} }), undefined);
+  assert.equal(leaseRecord({ metadata: { name: "purelb-node-a" }, spec: {} }), undefined);
+  assert.deepEqual(
+    leaseRecord({
+      metadata: { name: "purelb-node-b", annotations: { "purelb.io/subnets": "x,192.0.2.0/24" } },
+      spec: { renewTime: "2024-01-01T00:00:00.000000Z" as never, leaseDurationSeconds: 6 },
+    }),
+    {
+      nodeName: "b",
+      renewTimeMs: Date.parse("2024-01-01T00:00:00Z"),
+      leaseDurationMs: 6_000,
+      subnets: ["192.0.2.0/24"],
+    },
+  );
+});
