@@ -9,7 +9,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The Kubernetes release the test control plane is built from. */
@@ -77,11 +77,16 @@ export async function ensureBinaries(
 /** The Helm release built for the chart tests (`deploy/helm/purelb`). */
 export const HELM_VERSION = "v3.21.4";
 
+/** Where {@linkcode ensureHelm} keeps the helm it builds. */
+export function helmCachePath(): string {
+  return join(binaryCacheDir(), `helm-${HELM_VERSION}`, "helm");
+}
+
 /**
- * Returns the path of a `helm` binary of {@linkcode HELM_VERSION}, building it with Go from the Go
- * module proxy into the cache (`.cache/bin/helm-<version>/helm`) the first time (about a minute
- * and a half). If the Go checksum database cannot be reached, retries with it turned off for this
- * build only, and says so.
+ * Returns the path of a `helm` binary: `PURELB_HELM` if set (a prebuilt helm), else
+ * {@linkcode HELM_VERSION} built with Go from the Go module proxy into the cache
+ * (`.cache/bin/helm-<version>/helm`) the first time (one to three minutes). If the Go checksum
+ * database cannot be reached, retries with it turned off for this build only, and says so.
  *
  * @example
  * ```ts
@@ -92,8 +97,13 @@ export async function ensureHelm(
   opts: { readonly log?: (line: string) => void } = {},
 ): Promise<string> {
   const log = opts.log ?? (() => {});
-  const dir = join(binaryCacheDir(), `helm-${HELM_VERSION}`);
-  const helm = join(dir, "helm");
+  const prebuilt = Deno.env.get("PURELB_HELM");
+  if (prebuilt) {
+    if (await isFile(prebuilt)) return prebuilt;
+    throw new BinaryBuildError(`PURELB_HELM=${prebuilt} is not a file`);
+  }
+  const helm = helmCachePath();
+  const dir = dirname(helm);
   if (await isFile(helm)) return helm;
 
   log(`building helm ${HELM_VERSION} with Go (first run only)`);
