@@ -542,7 +542,14 @@ export class AgentController {
       failed = result.failed;
       for (const change of result.applied) {
         metrics.addressChanges.inc({ kind: change.kind });
-        log.info("{kind} {address}/{prefixLength} on {interfaceName}", { ...change });
+        log.debug("{kind} {address}/{prefixLength} on {interfaceName}", { ...change });
+      }
+      if (result.applied.length > 0) {
+        log.info("applied {count} address changes ({adds} added, {deletes} deleted)", {
+          count: result.applied.length,
+          adds: result.applied.filter((c) => c.kind === "add").length,
+          deletes: result.applied.filter((c) => c.kind === "delete").length,
+        });
       }
       if (!result.applied.some((change) => change.kind === "delete")) break;
       state = await netlink.readState();

@@ -1,0 +1,365 @@
+/**
+ * Node agent benchmarks (issue 5).
+ *
+ * - `Deno.bench`: the pure decision and change plan for 1,000 services.
+ * - The scenario (root only; a real API server and network namespaces), printed as figures:
+ *   failover time seen by a client pinging every 10 ms (graceful stop and crash, default lease
+ *   settings), one agent with 1,000 virtual addresses (cold start to all configured, and a
+ *   no-change resync: wall time and `ip` processes), and the agent's peak RSS.
+ *
+ * Run: `deno task bench` (the scenario runs once, inside the bench named "agent scenario"), or
+ * `deno run -A bench/agent_bench.ts` for the scenario alone. Uses `PURELB_TEST_KUBECONFIG` when
+ * set, else starts a private control plane.
+ *
+ * @module
+ */
+
+import { type AnnounceInput, decideAnnouncements } from "../agent/announce.ts";
+import { type AgentProcess } from "../tests/agent.ts";
+import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
+import { type NetworkState, parseAddressShow, planChanges } from "../netlink/mod.ts";
+import { winner } from "../election/mod.ts";
+import { NODES, operations, type Scene, withScene } from "../agent/e2e_scene.ts";
+import { testCluster } from "../tests/cluster.ts";
+import { exec, testbedIpPath, trackProcess } from "../tests/netns/mod.ts";
+import { waitFor } from "../tests/wait.ts";
+import { isRoot } from "../tests/system.ts";
+
+const SERVICES = 1_000;
+/** The whole scenario must finish within this. */
+const SCENARIO_DEADLINE_MS = 300_000;
+
+function virtualAddress(index: number): string {
+  return `2001:db8:100::${(0x1000 + index).toString(16)}`;
+}
+
+const SCALE_GROUP = {
+  v6pools: [{
+    pool: "2001:db8:100::1000-2001:db8:100::1fff",
+    subnet: "2001:db8:100::/64",
+    aggregation: "/128",
+  }],
+};
+
+function scalePools(): readonly PoolRange[] {
+  const parsed = parseServiceGroupSpec({ local: SCALE_GROUP });
+  if (parsed.kind !== "valid" || parsed.source.kind !== "local") throw new Error("bad group");
+  return parsed.source.pool.ranges;
+}
+
+function scaleInput(): AnnounceInput {
+  const network: NetworkState = {
+    links: parseAddressShow(JSON.stringify([
+      {
+        ifindex: 2,
+        ifname: "eth0",
+        flags: ["UP"],
+        addr_info: [{ family: "inet", local: "192.0.2.11", prefixlen: 24 }],
+      },
+      {
+        ifindex: 3,
+        ifname: "kube-lb0",
+        flags: ["UP"],
+        addr_info: Array.from({ length: SERVICES }, (_, i) => ({
+          family: "inet6",
+          local: virtualAddress(i),
+          prefixlen: 128,
+        })),
+      },
+    ])),
+    defaultRoutes: [{ family: "IPv4", interfaceName: "eth0" }],
+  };
+  return {
+    nodeName: "node-a",
+    settings: { localInterface: "default", dummyInterface: "kube-lb0", sendGarp: false },
+    services: Array.from({ length: SERVICES }, (_, i) => ({
+      key: `bench/svc-${i}`,
+      addresses: [i % 2 === 0 ? virtualAddress(i) : `192.0.2.${100 + (i % 100)}`],
+      localTrafficPolicy: i % 3 === 0,
+      allowLocal: false,
+    })),
+    endpointNodes: new Map(),
+    pools: scalePools(),
+    network,
+    liveNodes: NODES.map((nodeName) => ({
+      nodeName,
+      renewTimeMs: Date.now(),
+      leaseDurationMs: 6_000,
+      subnets: ["192.0.2.0/24"],
+    })),
+    fenced: false,
+  };
+}
+
+Deno.bench("decideAnnouncements: 1,000 services (half local, half virtual)", (b) => {
+  const input = scaleInput();
+  b.start();
+  decideAnnouncements(input);
+  b.end();
+});
+
+Deno.bench("decide + planChanges: no change with 1,000 addresses present", (b) => {
+  const input = { ...scaleInput(), services: scaleInput().services.filter((_, i) => i % 2 === 0) };
+  b.start();
+  const plan = decideAnnouncements(input);
+  const changes = planChanges(input.network, {
+    assignments: plan.assignments,
+    isOwned: (e) => e.interfaceName === "kube-lb0",
+  });
+  b.end();
+  if (changes.length !== 0) throw new Error(`expected no change, got ${changes.length}`);
+});
+
+/**
+ * The longest time between two consecutive answered pings (`ping -D` timestamps), and how
+ * many were answered. Timestamps, not sequence numbers: ping slows down while unanswered.
+ */
+function longestLoss(output: string): { gapMs: number; answered: number } {
+  const times = [...output.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) =>
+    Number(m[1]) * 1000
+  );
+  let gapMs = 0;
+  for (let i = 1; i < times.length; i++) {
+    gapMs = Math.max(gapMs, (times[i] ?? 0) - (times[i - 1] ?? 0));
+  }
+  return { gapMs, answered: times.length };
+}
+
+const PROBE_INTERVAL_MS = 10;
+
+/**
+ * Pings `address` from the client every 10 ms (bounded to 20 s), runs `disrupt` once replies
+ * flow, and returns the longest outage the client saw, in milliseconds.
+ */
+async function clientOutageMs(
+  scene: Scene,
+  address: string,
+  disrupt: () => Promise<void>,
+  recovered: () => Promise<boolean>,
+): Promise<{ outageMs: number; answered: number }> {
+  const child = new Deno.Command(testbedIpPath(), {
+    args: [
+      "netns",
+      "exec",
+      scene.lan.client.netns,
+      "ping",
+      "-n",
+      "-D",
+      "-i",
+      String(PROBE_INTERVAL_MS / 1000),
+      "-c",
+      "2000",
+      "-w",
+      "25",
+      address,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const forget = trackProcess(child);
+  let output = "";
+  const decoder = new TextDecoder();
+  const reading = (async () => {
+    for await (const chunk of child.stdout) output += decoder.decode(chunk, { stream: true });
+  })();
+  const drain = child.stderr.cancel();
+  try {
+    await waitFor(() => longestLoss(output).answered >= 20, 5_000, "pings answered");
+    await disrupt();
+    await waitFor(recovered, 15_000, "the address to be taken over");
+    const answeredAfter = longestLoss(output).answered;
+    await waitFor(
+      () => longestLoss(output).answered >= answeredAfter + 50,
+      15_000,
+      "pings answered again",
+    );
+  } finally {
+    try {
+      child.kill("SIGINT");
+    } catch { /* exited */ }
+    await child.status;
+    await reading;
+    await drain;
+    forget();
+  }
+  const { gapMs, answered } = longestLoss(output);
+  return { outageMs: Math.round(gapMs), answered };
+}
+
+async function metricValue(agent: AgentProcess, name: string): Promise<number> {
+  const { body } = await operations(agent, "/metrics");
+  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, "m").exec(body);
+  if (match === null) throw new Error(`metric ${name} not found`);
+  return Number(match[1]);
+}
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
+  return kb / 1024;
+}
+
+async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      if (item !== undefined) await fn(item);
+    }
+  }));
+}
+
+const LOCAL_GROUP = {
+  v4pools: [{ pool: "192.0.2.200-192.0.2.220", subnet: "192.0.2.0/24" }],
+};
+
+async function failoverFigures(): Promise<readonly string[]> {
+  const cluster = await testCluster();
+  const lines: string[] = [];
+  await withScene(
+    cluster,
+    "bench-failover",
+    {
+      groups: { default: LOCAL_GROUP },
+      nodeAgent: { localint: "default", extlbint: "kube-lb0", sendgarp: true },
+      agentArgs: ["--log-level", "info"],
+    },
+    async (scene) => {
+      const address = "192.0.2.205";
+      const first = winner([...NODES], address) ?? "";
+      const second = winner(NODES.filter((n) => n !== first), address) ?? "";
+      await scene.api.createAllocatedService("web", [address]);
+      await scene.waitForHolders(address, [first]);
+      const heldBy = async (node: string) =>
+        (await scene.holders(address)).some((h) => h.node === node);
+
+      const graceful = await clientOutageMs(scene, address, async () => {
+        void scene.agent(first).stop();
+        await Promise.resolve();
+      }, () => heldBy(second));
+      await scene.waitForHolders(address, [second]);
+      lines.push(
+        `failover, graceful stop (SIGTERM): client outage ${graceful.outageMs} ms ` +
+          `(longest gap between answered pings sent every 10 ms; ${graceful.answered} answered)`,
+      );
+
+      scene.restart(first);
+      await scene.waitForHolders(address, [first]);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const crash = await clientOutageMs(scene, address, async () => {
+        await scene.agent(first).kill();
+        await exec(scene.lan.node(first).netns, "ip", "link", "set", "eth0", "down");
+      }, () => heldBy(second));
+      lines.push(
+        `failover, crash (SIGKILL + node off the LAN), lease 6 s / renew 2 s: client outage ` +
+          `${crash.outageMs} ms (longest gap between answered pings; ${crash.answered} answered)`,
+      );
+      await exec(scene.lan.node(first).netns, "ip", "link", "set", "eth0", "up");
+    },
+  );
+  return lines;
+}
+
+async function scaleFigures(): Promise<readonly string[]> {
+  const cluster = await testCluster();
+  const lines: string[] = [];
+  await withScene(
+    cluster,
+    "bench-scale",
+    {
+      groups: { default: SCALE_GROUP },
+      nodeAgent: { localint: "default", extlbint: "kube-lb0" },
+      agentArgs: ["--log-level", "info"],
+      startOn: [],
+    },
+    async (scene) => {
+      const indexes = Array.from({ length: SERVICES }, (_, i) => i);
+      await inParallel(indexes, 16, async (i) => {
+        await scene.api.createAllocatedService(`svc-${i}`, [virtualAddress(i)]);
+      });
+      const netns = scene.lan.node("node-a").netns;
+      const countOnDummy = async () => {
+        const output = await exec(netns, "ip", "-6", "address", "show", "dev", "kube-lb0");
+        return (output.match(/inet6 2001:db8:100::/g) ?? []).length;
+      };
+      const started = performance.now();
+      const agent = scene.restart("node-a");
+      await waitFor(async () => (await countOnDummy()) === SERVICES, 60_000, "1000 addresses");
+      const coldMs = performance.now() - started;
+      const coldProcesses = await metricValue(agent, "purelb_lbnodeagent_ip_processes");
+      lines.push(
+        `1,000 virtual addresses, cold start (process start -> all on kube-lb0): ` +
+          `${(coldMs / 1000).toFixed(2)} s, ${coldProcesses} ip processes in total`,
+      );
+      const before = {
+        reconciles: await metricValue(agent, "purelb_lbnodeagent_reconciles_total"),
+        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes"),
+        seconds: await metricValue(agent, "purelb_lbnodeagent_reconcile_seconds_sum"),
+      };
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+      const after = {
+        reconciles: await metricValue(agent, "purelb_lbnodeagent_reconciles_total"),
+        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes"),
+        seconds: await metricValue(agent, "purelb_lbnodeagent_reconcile_seconds_sum"),
+      };
+      const reconciles = after.reconciles - before.reconciles;
+      lines.push(
+        `1,000 virtual addresses, no-change resync: ${reconciles} resyncs in 10 s, ` +
+          `${((after.seconds - before.seconds) / reconciles * 1000).toFixed(1)} ms each, ` +
+          `${((after.ip - before.ip) / reconciles).toFixed(1)} ip processes each`,
+      );
+      const drifted = virtualAddress(500);
+      await exec(netns, "ip", "address", "del", `${drifted}/128`, "dev", "kube-lb0");
+      const driftStarted = performance.now();
+      await waitFor(async () => (await countOnDummy()) === SERVICES, 15_000, "drift repaired");
+      lines.push(
+        `1,000 virtual addresses, one deleted by hand: back after ` +
+          `${((performance.now() - driftStarted) / 1000).toFixed(2)} s (resync every 3 s)`,
+      );
+      const status = await Deno.readTextFile(`/proc/${agent.pid}/status`);
+      const rssMb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+      lines.push(
+        `agent peak RSS with 1,000 services: ${(await peakRssMb(agent.pid)).toFixed(0)} MB ` +
+          `(now ${rssMb.toFixed(0)} MB)`,
+      );
+      await inParallel(indexes, 16, async (i) => {
+        await scene.api.core.deleteNamespacedService({
+          namespace: scene.namespace,
+          name: `svc-${i}`,
+        });
+      });
+    },
+  );
+  return lines;
+}
+
+async function scenario(): Promise<void> {
+  const timeout = setTimeout(() => {
+    console.error(`agent scenario: over ${SCENARIO_DEADLINE_MS / 1000} s, giving up`);
+    Deno.exit(1);
+  }, SCENARIO_DEADLINE_MS);
+  try {
+    const lines = [...await failoverFigures(), ...await scaleFigures()];
+    console.log(["agent scenario:", ...lines.map((line) => `  ${line}`)].join("\n"));
+  } finally {
+    clearTimeout(timeout);
+  }
+}
+
+let scenarioRun: Promise<void> | undefined;
+
+Deno.bench({
+  name: "agent scenario (figures printed above the table; runs once)",
+  ignore: !isRoot(),
+  n: 1,
+  warmup: 0,
+  fn: async () => {
+    scenarioRun ??= scenario();
+    await scenarioRun;
+  },
+});
+
+if (import.meta.main) {
+  await scenario();
+  Deno.exit(0);
+}
