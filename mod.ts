@@ -16,3 +16,9 @@ export {
   shouldSelfFence,
   SubnetsAnnotationError,
 } from "./election/mod.ts";
+export {
+  type AnnounceInput,
+  type AnnouncePlan,
+  decideAnnouncements,
+  healthyEndpointNodes,
+} from "./agent/announce.ts";
