@@ -271,6 +271,19 @@ helmTest("helm: the chart renders the same objects as kustomize", async () => {
   );
 });
 
+helmTest("helm: helm lint --strict finds nothing", async () => {
+  helmPath ??= ensureHelm({ log: (l) => console.error(`helm: ${l}`) });
+  const out = await exec(await helmPath, [
+    "lint",
+    "--strict",
+    "--kube-version",
+    KUBERNETES_VERSION,
+    CHART,
+  ]);
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  assert.match(out.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+});
+
 helmTest("helm: everything moves to the release namespace", async () => {
   const objects = await helmTemplate("lb", ["namespace.create=true"]);
   const namespaced = objects.filter((o) =>
