@@ -256,7 +256,8 @@ export class Allocator {
         return false;
       }
     }
-    // Sharing is re-checked with the request's key and ports; the pool updates them if allowed.
+    // Sharing is re-checked when the key or ports changed; the pool updates them if allowed.
+    if (sameSharing(current.request, request)) return true;
     for (const held of current.addresses) {
       const pool = held.group === "" ? undefined : this.#poolOf(held.group);
       if (!pool) continue;
@@ -381,6 +382,11 @@ export class Allocator {
 type Taken =
   | { readonly kind: "ok"; readonly addresses: readonly HeldAddress[] }
   | { readonly kind: "failed"; readonly reason: string; readonly partial: readonly HeldAddress[] };
+
+function sameSharing(a: AllocationRequest, b: AllocationRequest): boolean {
+  return a.sharingKey === b.sharingKey && a.ports.length === b.ports.length &&
+    a.ports.every((p, i) => p.protocol === b.ports[i]?.protocol && p.port === b.ports[i]?.port);
+}
 
 function sharingOf(request: AllocationRequest): SharingRequest {
   return { sharingKey: request.sharingKey, ports: request.ports };

@@ -88,6 +88,8 @@ export class AllocatorController {
   /** The warnings last reported per Service, so that a resync does not repeat them. */
   readonly #warned = new Map<string, string>();
   #leading = false;
+  /** Last seen `metadata.generation` per ServiceGroup, to ignore status-only updates. */
+  readonly #groupGenerations = new Map<string, number | undefined>();
 
   constructor(options: AllocatorControllerOptions) {
     this.#options = options;
@@ -122,7 +124,15 @@ export class AllocatorController {
         }),
     });
     this.services.onChange((_type, svc) => this.#queue?.add(SERVICE_PREFIX + serviceKey(svc)));
-    this.groups.onChange(() => this.#queue?.add(GROUPS_KEY));
+    this.groups.onChange((type, sg) => {
+      // Our own status writes come back as updates; only spec changes (generation) matter.
+      const name = sg.metadata?.name ?? "";
+      const generation = sg.metadata?.generation;
+      if (type === "update" && this.#groupGenerations.get(name) === generation) return;
+      if (type === "delete") this.#groupGenerations.delete(name);
+      else this.#groupGenerations.set(name, generation);
+      this.#queue?.add(GROUPS_KEY);
+    });
     options.metrics.observePools(() => this.#leading ? this.#allocator.groupReports() : []);
   }
 

@@ -51,6 +51,8 @@ async function main(args: readonly string[]): Promise<number> {
   const events = new EventRecorder(connection.api(CoreV1Api), {
     component: "purelb-allocator",
     instance: config.identity,
+    // Events yield to allocations: they must not slow down status writes under load.
+    maxConcurrentWrites: 2,
     onError: (error) => log.warn("event not written: {error}", { error: errorMessage(error) }),
   });
   const controller = new AllocatorController({

@@ -80,6 +80,12 @@ export async function allocatorServiceAccount(
   return path;
 }
 
+/** `PURELB_PROFILE_DIR=dir` writes a V8 CPU profile (and a Markdown summary) per process. */
+function profilingFlags(): string[] {
+  const dir = Deno.env.get("PURELB_PROFILE_DIR");
+  return dir ? [`--cpu-prof-dir=${dir}`, "--cpu-prof-md"] : [];
+}
+
 /** Starts `allocator/main.ts` with the allocator's permission set. */
 export function startAllocator(
   kubeconfig: string,
@@ -89,6 +95,7 @@ export function startAllocator(
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
+      ...profilingFlags(),
       ...allocatorPermissions(kubeconfig),
       MAIN,
       "--kubeconfig",
