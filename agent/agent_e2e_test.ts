@@ -13,7 +13,7 @@ import { waitFor } from "../tests/wait.ts";
 import { winner } from "../election/mod.ts";
 import { NODES, operations, withScene } from "./e2e_scene.ts";
 import { agentServiceAccount, AgentTestApi, removeAgentBinding } from "../tests/agent.ts";
-import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api } from "../k8s/client.ts";
+import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api, typedApi } from "../k8s/client.ts";
 import { loadClientConfig } from "../k8s/config.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 import { apiStatusCode } from "../k8s/errors.ts";
@@ -364,7 +364,7 @@ rootClusterTest(
         await api.createAllocatedService("virtual", ["198.51.100.40"]);
         await waitForHolders(address, [winner([...NODES], address) ?? ""]);
         await waitForHolders("198.51.100.40", NODES);
-        const rbac = api.connection.api(RbacAuthorizationV1Api);
+        const rbac = typedApi(api.connection, RbacAuthorizationV1Api);
         const binding = await rbac.readNamespacedRoleBinding({ namespace, name: "purelb:agent" });
         await rbac.deleteNamespacedRoleBinding({ namespace, name: "purelb:agent" });
         try {
@@ -401,7 +401,7 @@ clusterTest("RBAC: the agent's token may not write Services or read Secrets (403
     const access = loadClientConfig({ kubeconfig }).access;
     const connection = new ApiConnection(access);
     try {
-      const core = connection.api(CoreV1Api);
+      const core = typedApi(connection, CoreV1Api);
       const refused = async (what: string, call: () => Promise<unknown>) => {
         const status = await call().then(() => 200, (error) => apiStatusCode(error));
         assert.equal(status, 403, `${what} must be refused`);
@@ -426,14 +426,14 @@ clusterTest("RBAC: the agent's token may not write Services or read Secrets (403
       await refused("list secrets", () => core.listNamespacedSecret({ namespace }));
       await refused(
         "leases outside its namespace",
-        () => connection.api(CoordinationV1Api).listNamespacedLease({ namespace: "default" }),
+        () => typedApi(connection, CoordinationV1Api).listNamespacedLease({ namespace: "default" }),
       );
       // What it needs works.
       assert.equal(
         (await core.readNamespacedService({ namespace, name: "web" })).metadata?.name,
         "web",
       );
-      const coordination = connection.api(CoordinationV1Api);
+      const coordination = typedApi(connection, CoordinationV1Api);
       await coordination.createNamespacedLease({
         namespace,
         body: { metadata: { name: "purelb-node-x" }, spec: { holderIdentity: "x" } },

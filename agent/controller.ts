@@ -17,7 +17,7 @@ import type {
   V1Service,
 } from "@kubernetes/client-node";
 import { getLogger } from "@logtape/logtape";
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api } from "../k8s/client.ts";
+import { CoordinationApi, CoreApi, CustomObjectsLiteApi, DiscoveryApi } from "../k8s/api.ts";
 import { type ApiConnection, ResilientInformer } from "../k8s/mod.ts";
 import { errorMessage } from "../k8s/errors.ts";
 import type { EventSubject, EventType } from "../k8s/events.ts";
@@ -199,10 +199,10 @@ export class AgentController {
   constructor(options: AgentControllerOptions) {
     this.#options = options;
     const { connection, namespace } = options;
-    const core = connection.api(CoreV1Api);
-    const discovery = connection.api(DiscoveryV1Api);
-    const custom = connection.api(CustomObjectsApi);
-    const coordination = connection.api(CoordinationV1Api);
+    const core = new CoreApi(connection);
+    const discovery = new DiscoveryApi(connection);
+    const custom = new CustomObjectsLiteApi(connection);
+    const coordination = new CoordinationApi(connection);
     const onError = (what: string) => (error: unknown, retryInMs: number) =>
       log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
         what,

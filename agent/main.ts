@@ -9,7 +9,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { CoordinationV1Api, CoreV1Api } from "../k8s/client.ts";
+import { CoordinationApi, CoreApi } from "../k8s/api.ts";
 import {
   ApiConnection,
   configureLogging,
@@ -70,7 +70,7 @@ async function main(args: readonly string[]): Promise<number> {
     Math.max(1_000, config.leaseRenewMs),
   );
   const metrics = new AgentMetrics(config.nodeName);
-  const events = new EventRecorder(connection.api(CoreV1Api), {
+  const events = new EventRecorder(new CoreApi(connection), {
     component: "purelb-lbnodeagent",
     host: config.nodeName,
     onError: (error) => log.warn("event not written: {error}", { error: errorMessage(error) }),
@@ -78,7 +78,7 @@ async function main(args: readonly string[]): Promise<number> {
   // The membership tells the controller about fence changes; the controller needs the membership.
   const controllerRef: { current?: AgentController } = {};
   const membership = new NodeMembership({
-    api: leaseConnection.api(CoordinationV1Api),
+    api: new CoordinationApi(leaseConnection),
     namespace,
     nodeName: config.nodeName,
     leaseDurationMs: config.leaseDurationMs,

@@ -8,7 +8,8 @@
  */
 
 import type { V1Lease } from "@kubernetes/client-node";
-import { type CoordinationV1Api, V1MicroTime } from "../k8s/client.ts";
+import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
+import type { CoordinationApi } from "../k8s/api.ts";
 import { apiStatusCode, errorMessage } from "../k8s/errors.ts";
 import { NODE_LEASE_PREFIX, SUBNETS_ANNOTATION } from "../k8s/types.ts";
 import {
@@ -19,7 +20,7 @@ import {
 
 /** The Lease calls membership makes. */
 export type LeaseClient = Pick<
-  CoordinationV1Api,
+  CoordinationApi,
   | "createNamespacedLease"
   | "readNamespacedLease"
   | "replaceNamespacedLease"

@@ -8,7 +8,7 @@
  */
 
 import type { KubernetesListObject, V1Service } from "@kubernetes/client-node";
-import { CoreV1Api, CustomObjectsApi } from "../k8s/client.ts";
+import { CoreApi, CustomObjectsLiteApi } from "../k8s/api.ts";
 import { getLogger } from "@logtape/logtape";
 import {
   type ApiConnection,
@@ -77,8 +77,8 @@ const log = getLogger(["purelb", "allocator"]);
 /** See the module documentation. */
 export class AllocatorController {
   readonly #options: AllocatorControllerOptions;
-  readonly #core: CoreV1Api;
-  readonly #custom: CustomObjectsApi;
+  readonly #core: CoreApi;
+  readonly #custom: CustomObjectsLiteApi;
   readonly services: ResilientInformer<V1Service>;
   readonly groups: ResilientInformer<ServiceGroupObject>;
   #queue: WorkQueue<string> | undefined;
@@ -94,8 +94,8 @@ export class AllocatorController {
   constructor(options: AllocatorControllerOptions) {
     this.#options = options;
     const { connection, namespace } = options;
-    this.#core = connection.api(CoreV1Api);
-    this.#custom = connection.api(CustomObjectsApi);
+    this.#core = new CoreApi(connection);
+    this.#custom = new CustomObjectsLiteApi(connection);
     this.services = new ResilientInformer<V1Service>(connection, {
       name: "services",
       path: "/api/v1/services",

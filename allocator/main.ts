@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CoordinationV1Api, CoreV1Api } from "../k8s/client.ts";
+import { CoordinationApi, CoreApi } from "../k8s/api.ts";
 import { getLogger } from "@logtape/logtape";
 import {
   ApiConnection,
@@ -48,7 +48,7 @@ async function main(args: readonly string[]): Promise<number> {
     (config.leaderElection === "auto" && isInCluster());
   const connection = new ApiConnection(clientConfig.access);
   const metrics = new AllocatorMetrics();
-  const events = new EventRecorder(connection.api(CoreV1Api), {
+  const events = new EventRecorder(new CoreApi(connection), {
     component: "purelb-allocator",
     instance: config.identity,
     // Events yield to allocations: they must not slow down status writes under load.
@@ -89,7 +89,7 @@ async function main(args: readonly string[]): Promise<number> {
   const stopping = new AbortController();
   let leadership: Promise<void> = Promise.resolve();
   if (electing) {
-    elector = new LeaderElector(connection.api(CoordinationV1Api), {
+    elector = new LeaderElector(new CoordinationApi(connection), {
       namespace,
       name: config.leaseName,
       identity: config.identity,

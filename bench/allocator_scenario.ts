@@ -12,7 +12,7 @@
  */
 
 import type { V1Service } from "@kubernetes/client-node";
-import { CoreV1Api, CustomObjectsApi } from "../k8s/client.ts";
+import { CoreV1Api, CustomObjectsApi, typedApi } from "../k8s/client.ts";
 import { parseKubeconfig } from "../k8s/config.ts";
 import { ResilientInformer } from "../k8s/informer.ts";
 import { mergePatch } from "../k8s/patch.ts";
@@ -40,7 +40,7 @@ async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) =
 
 /** Records when each Service of `namespace` was first seen with an address. */
 async function watchAddressed(connection: ApiConnection, namespace: string) {
-  const core = connection.api(CoreV1Api);
+  const core = typedApi(connection, CoreV1Api);
   const addressedAt = new Map<string, number>();
   const watcher = new ResilientInformer<V1Service>(connection, {
     name: "services",
@@ -77,8 +77,8 @@ async function main(): Promise<void> {
   const access = parseKubeconfig(await Deno.readTextFile(cp.kubeconfigPath), cp.kubeconfigPath)
     .access;
   const connection = new ApiConnection(access);
-  const core = connection.api(CoreV1Api);
-  const custom = connection.api(CustomObjectsApi);
+  const core = typedApi(connection, CoreV1Api);
+  const custom = typedApi(connection, CustomObjectsApi);
   const names = Array.from({ length: N }, (_, i) => `svc-${i}`);
   let allocator: ReturnType<typeof startAllocator> | undefined;
   try {

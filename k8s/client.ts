@@ -8,6 +8,17 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
+import {
+  type Configuration,
+  createConfiguration,
+  type RequestContext,
+  ResponseContext,
+  ServerConfiguration,
+  wrapHttpLibrary,
+} from "@kubernetes/client-node/dist/gen/index.js";
+import type { ApiConnection } from "./transport.ts";
+
 export {
   ApiException,
   ApiextensionsV1Api,
@@ -32,3 +43,50 @@ export type {
 export { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
 export { setHeaderOptions } from "@kubernetes/client-node/dist/middleware.js";
 export { PatchStrategy } from "@kubernetes/client-node/dist/patch.js";
+
+/**
+ * A client-node generated API object (e.g. `CoreV1Api`) that sends through `connection`
+ * (Deno's fetch). For tests and tools; the programs use the lighter `k8s/api.ts`.
+ *
+ * @example
+ * ```ts
+ * const core = typedApi(new ApiConnection(access), CoreV1Api);
+ * ```
+ */
+export function typedApi<T>(
+  connection: ApiConnection,
+  apiClass: new (configuration: Configuration) => T,
+): T {
+  const configuration = createConfiguration({
+    baseServer: new ServerConfiguration(connection.access.server, {}),
+    authMethods: {
+      default: {
+        getName: () => "BearerToken",
+        applySecurityAuthentication: (context: RequestContext) => {
+          const token = connection.access.bearerToken();
+          if (token) context.setHeaderParam("Authorization", `Bearer ${token}`);
+        },
+      },
+    },
+    httpApi: wrapHttpLibrary({
+      send: async (request: RequestContext) => {
+        const body = request.getBody();
+        const signal = request.getSignal();
+        const response = await connection.fetch(request.getUrl(), {
+          method: request.getHttpMethod(),
+          headers: request.getHeaders(),
+          ...(body === undefined ? {} : { body: body as BodyInit }),
+          ...(signal ? { signal } : {}),
+        });
+        const headers: Record<string, string> = {};
+        response.headers.forEach((value, name) => headers[name] = value);
+        return new ResponseContext(response.status, headers, {
+          text: () => response.text(),
+          binary: async () => Buffer.from(await response.arrayBuffer()),
+          stream: () => response.body,
+        });
+      },
+    }),
+  });
+  return new apiClass(configuration);
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { V1Service } from "@kubernetes/client-node";
-import { CoreV1Api } from "./client.ts";
+import { CoreV1Api, typedApi } from "./client.ts";
 import { ResilientInformer } from "./informer.ts";
 import { mergePatch } from "./patch.ts";
 import { ApiConnection } from "./transport.ts";
@@ -13,7 +13,7 @@ clusterTest(
   async (c) => {
     const ns = await c.createNamespace("loop");
     const connection = new ApiConnection(c.adminConfig());
-    const core = connection.api(CoreV1Api);
+    const core = typedApi(connection, CoreV1Api);
     const names = ["s0", "s1", "s2", "s3", "s4"];
     const rounds = 15;
     for (const name of names) {

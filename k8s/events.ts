@@ -10,7 +10,8 @@
  * @module
  */
 
-import type { CoreV1Api, CoreV1Event, V1ObjectReference } from "@kubernetes/client-node";
+import type { CoreV1Event, V1ObjectReference } from "@kubernetes/client-node";
+import type { CoreApi } from "./api.ts";
 import { apiStatusCode } from "./errors.ts";
 import { mergePatch } from "./patch.ts";
 import type { EventReason } from "./types.ts";
@@ -62,8 +63,8 @@ export interface RecordedEvent {
   readonly message: string;
 }
 
-/** The two calls the recorder makes; a `CoreV1Api` has both. */
-export type EventsClient = Pick<CoreV1Api, "createNamespacedEvent" | "patchNamespacedEvent">;
+/** The two calls the recorder makes; `k8s/api.ts` CoreApi (or client-node's CoreV1Api) has both. */
+export type EventsClient = Pick<CoreApi, "createNamespacedEvent" | "patchNamespacedEvent">;
 
 /** Options for {@linkcode EventRecorder}. */
 export interface EventRecorderOptions {
@@ -154,12 +155,12 @@ interface QueuedWrite {
  *
  * @example
  * ```ts
- * import { CoreV1Api } from "@kubernetes/client-node";
+ * import { CoreApi } from "./api.ts";
  * import { ApiConnection } from "./transport.ts";
  * import { EventReason } from "./types.ts";
  *
  * declare const connection: ApiConnection;
- * const recorder = new EventRecorder(connection.api(CoreV1Api), {
+ * const recorder = new EventRecorder(new CoreApi(connection), {
  *   component: "purelb-allocator",
  *   onError: (error, event) => console.error(`event ${event.reason} lost`, error),
  * });
@@ -190,7 +191,7 @@ export class EventRecorder {
   #dropped = 0;
 
   /**
-   * @param client where to write, normally `connection.api(CoreV1Api)`
+   * @param client where to write, normally `new CoreApi(connection)`
    * @param options the component name and limits
    */
   constructor(client: EventsClient, options: EventRecorderOptions) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { CoreV1Event } from "@kubernetes/client-node";
-import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi } from "./client.ts";
+import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, typedApi } from "./client.ts";
 import type { ClusterAccess } from "./config.ts";
 import {
   EventRecorder,
@@ -422,7 +422,7 @@ async function waitForEventsAccess(
 ): Promise<void> {
   const connection = new ApiConnection(access);
   try {
-    const authorization = connection.api(AuthorizationV1Api);
+    const authorization = typedApi(connection, AuthorizationV1Api);
     for (const verb of verbs) {
       await waitFor(
         async () => {
@@ -459,7 +459,7 @@ async function recorderFor(
   errors: unknown[],
 ): Promise<{ recorder: EventRecorder; connection: ApiConnection }> {
   const connection = new ApiConnection(await c.serviceAccountConfig(namespace, serviceAccount));
-  const recorder = new EventRecorder(connection.api(CoreV1Api), {
+  const recorder = new EventRecorder(typedApi(connection, CoreV1Api), {
     component: "purelb-allocator",
     host: "node-a",
     onError: (error) => errors.push(error),
@@ -477,7 +477,7 @@ clusterTest(
     try {
       await c.grant(ns, "recorder", RECORDER_RULES);
       await waitForEventsAccess(connection.access, ns, ["create", "patch"]);
-      const core = admin.api(CoreV1Api);
+      const core = typedApi(admin, CoreV1Api);
       const svc = await core.createNamespacedService({
         namespace: ns,
         body: { metadata: { name: "web" }, spec: { ports: [{ port: 80 }] } },
@@ -546,14 +546,14 @@ clusterTest(
     const admin = new ApiConnection(c.adminConfig());
     const errors: unknown[] = [];
     const { recorder, connection } = await recorderFor(c, ns, "recorder", errors);
-    const core = admin.api(CoreV1Api);
+    const core = typedApi(admin, CoreV1Api);
     let clusterEventName: string | undefined;
     try {
       await c.grant(ns, "recorder", RECORDER_RULES);
       await waitForEventsAccess(connection.access, ns, ["create"]);
       await waitForEventsAccess(connection.access, "default", ["create"]);
       const where = { group: PURELB_GROUP, version: PURELB_VERSION, namespace: ns };
-      await admin.api(CustomObjectsApi).createNamespacedCustomObject({
+      await typedApi(admin, CustomObjectsApi).createNamespacedCustomObject({
         ...where,
         plural: SERVICE_GROUP_PLURAL,
         body: {
@@ -564,7 +564,7 @@ clusterTest(
         },
       });
       const group = asServiceGroup(
-        await admin.api(CustomObjectsApi).getNamespacedCustomObject({
+        await typedApi(admin, CustomObjectsApi).getNamespacedCustomObject({
           ...where,
           plural: SERVICE_GROUP_PLURAL,
           name: "default",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { V1Service } from "@kubernetes/client-node";
-import { CoreV1Api } from "./client.ts";
+import { CoreV1Api, typedApi } from "./client.ts";
 import { parseKubeconfig } from "./config.ts";
 import { ResilientInformer } from "./informer.ts";
 import { mergePatch } from "./patch.ts";
@@ -19,7 +19,7 @@ function serviceInformer(
   namespace: string,
   listCalls: { count: number },
 ) {
-  const core = connection.api(CoreV1Api);
+  const core = typedApi(connection, CoreV1Api);
   return new ResilientInformer<V1Service>(connection, {
     name: "services",
     path: `/api/v1/namespaces/${namespace}/services`,
@@ -35,7 +35,7 @@ function serviceInformer(
 clusterTest("informer sees adds, updates and deletes of Services", async (c) => {
   const ns = await c.createNamespace("informer");
   const connection = new ApiConnection(c.adminConfig());
-  const core = connection.api(CoreV1Api);
+  const core = typedApi(connection, CoreV1Api);
   await core.createNamespacedService({ namespace: ns, body: service("before-start") });
 
   const informer = serviceInformer(connection, ns, { count: 0 });
@@ -82,7 +82,7 @@ Deno.test({
     const NS = "watched";
     const listCalls = { count: 0 };
     const watched = serviceInformer(connection, NS, listCalls);
-    const core = connection.api(CoreV1Api);
+    const core = typedApi(connection, CoreV1Api);
     try {
       await core.createNamespace({ body: { metadata: { name: NS } } });
       await core.createNamespacedService({ namespace: NS, body: service("old") });

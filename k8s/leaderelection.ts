@@ -12,10 +12,17 @@
  * @module
  */
 
-import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
-import { V1MicroTime } from "./client.ts";
+import type { V1Lease } from "@kubernetes/client-node";
+import type { CoordinationApi } from "./api.ts";
+import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
 import { sleep } from "./backoff.ts";
 import { apiStatusCode, errorMessage } from "./errors.ts";
+
+/** The Lease calls an elector makes (`k8s/api.ts` CoordinationApi, or client-node's). */
+export type LeaseApi = Pick<
+  CoordinationApi,
+  "readNamespacedLease" | "createNamespacedLease" | "replaceNamespacedLease"
+>;
 
 /** Options for {@linkcode LeaderElector}. */
 export interface LeaderElectionOptions {
@@ -56,7 +63,7 @@ interface ObservedRecord {
  *
  * @example
  * ```ts
- * const elector = new LeaderElector(connection.api(CoordinationV1Api), {
+ * const elector = new LeaderElector(new CoordinationApi(connection), {
  *   namespace: "purelb-system", name: "purelb-allocator", identity: Deno.hostname(),
  *   onStartedLeading: (leadership) => controller.lead(leadership),
  * });
@@ -66,7 +73,7 @@ interface ObservedRecord {
  * ```
  */
 export class LeaderElector {
-  readonly #api: CoordinationV1Api;
+  readonly #api: LeaseApi;
   readonly #options: LeaderElectionOptions;
   readonly #leaseDurationMs: number;
   readonly #renewDeadlineMs: number;
@@ -77,7 +84,7 @@ export class LeaderElector {
   #stopping = new AbortController();
   #running: Promise<void> | undefined;
 
-  constructor(api: CoordinationV1Api, options: LeaderElectionOptions) {
+  constructor(api: LeaseApi, options: LeaderElectionOptions) {
     this.#api = api;
     this.#options = options;
     this.#leaseDurationMs = options.leaseDurationMs ?? 15_000;

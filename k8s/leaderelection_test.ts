@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CoordinationV1Api } from "./client.ts";
+import { CoordinationV1Api, typedApi } from "./client.ts";
 import {
   LeaderElectionConfigError,
   type LeaderElectionOptions,
@@ -35,7 +35,7 @@ async function candidate(
     connection,
     startedAt: undefined,
     stoppedAt: undefined,
-    elector: new LeaderElector(connection.api(CoordinationV1Api), {
+    elector: new LeaderElector(typedApi(connection, CoordinationV1Api), {
       namespace,
       name: "allocator",
       identity,
@@ -73,7 +73,7 @@ clusterTest(
       await waitFor(() => a.elector.isLeader || b.elector.isLeader, 10_000, "a leader");
       const [leader, standby] = a.elector.isLeader ? [a, b] : [b, a];
       assert.equal(standby.elector.isLeader, false);
-      const lease = await a.connection.api(CoordinationV1Api).readNamespacedLease({
+      const lease = await typedApi(a.connection, CoordinationV1Api).readNamespacedLease({
         namespace: ns,
         name: "allocator",
       });

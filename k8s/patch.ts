@@ -5,12 +5,12 @@
  * @module
  */
 
-import {
-  type ConfigurationOptions,
-  type ObservableMiddleware,
-  PatchStrategy,
-  setHeaderOptions,
-} from "./client.ts";
+import type {
+  ConfigurationOptions,
+  ObservableMiddleware,
+} from "@kubernetes/client-node/dist/gen/index.js";
+import { setHeaderOptions } from "@kubernetes/client-node/dist/middleware.js";
+import { PatchStrategy } from "@kubernetes/client-node/dist/patch.js";
 
 /**
  * Request options that make a client-node `patch*` call send a JSON merge patch.

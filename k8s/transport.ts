@@ -1,30 +1,37 @@
 /**
- * client-node's generated API classes on Deno's own HTTP stack, plus a watch stream.
+ * The connection to the API server: JSON requests and watch streams on Deno's native `fetch`
+ * (HTTP/2, the cluster CA, client certificates, bearer tokens read fresh).
  *
- * client-node sends requests through npm `undici` on Deno's Node compatibility layer, which has
+ * client-node's own HTTP path runs npm `undici` on Deno's Node compatibility layer, which has
  * crashed the whole process when the API server closed a kept-alive connection (something a
- * controller must survive). So client-node gives us the typed API classes and models, and the
- * bytes travel through Deno's native `fetch` (HTTP/2 to the API server, the cluster CA, client
- * certificates).
+ * controller must survive). `k8s/api.ts` has the calls the programs make; tests can still use
+ * client-node's generated classes over this connection with `typedApi()` from `k8s/client.ts`.
  *
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import {
-  type Configuration,
-  createConfiguration,
-  type RequestContext,
-  ResponseContext,
-  ServerConfiguration,
-  wrapHttpLibrary,
-} from "./client.ts";
 import type { ClusterAccess } from "./config.ts";
 
 /** One event of a watch stream, as the API server sends it. */
 export interface WatchEvent {
   readonly type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
   readonly object: unknown;
+}
+
+/** An API request that failed; `code` is the HTTP status, `body` the server's answer. */
+export class KubeApiError extends Error {
+  override name = "KubeApiError";
+  constructor(readonly code: number, readonly body: unknown, message: string) {
+    super(message);
+  }
+}
+
+/** Options of {@linkcode ApiConnection.request}. */
+export interface RequestOptions {
+  readonly body?: unknown;
+  /** Default `application/json`; patches say which kind they are. */
+  readonly contentType?: string;
+  readonly query?: Readonly<Record<string, string | undefined>>;
 }
 
 /** A watch that the API server refused or ended with an error; `status` is the HTTP code. */
@@ -54,7 +61,7 @@ const WATCH_TIMEOUT_SECONDS = 300;
 export class ApiConnection {
   readonly access: ClusterAccess;
   readonly #client: Deno.HttpClient;
-  readonly #configuration: Configuration;
+  readonly #requestTimeoutMs: number;
 
   /**
    * @param access where the API server is and how to authenticate
@@ -62,31 +69,74 @@ export class ApiConnection {
    */
   constructor(access: ClusterAccess, requestTimeoutMs = 30_000) {
     this.access = access;
+    this.#requestTimeoutMs = requestTimeoutMs;
     this.#client = Deno.createHttpClient({
       ...(access.caPem ? { caCerts: [access.caPem] } : {}),
       ...(access.clientCertPem && access.clientKeyPem
         ? { cert: access.clientCertPem, key: access.clientKeyPem }
         : {}),
     });
-    const client = this.#client;
-    this.#configuration = createConfiguration({
-      baseServer: new ServerConfiguration(access.server, {}),
-      authMethods: {
-        default: {
-          getName: () => "BearerToken",
-          applySecurityAuthentication: (context: RequestContext) => {
-            const token = access.bearerToken();
-            if (token) context.setHeaderParam("Authorization", `Bearer ${token}`);
-          },
-        },
-      },
-      httpApi: wrapHttpLibrary({ send: (request) => send(client, request, requestTimeoutMs) }),
+  }
+
+  /**
+   * `fetch` to the API server with this connection's TLS settings, token and request timeout.
+   * `url` is absolute or a path on the server.
+   */
+  fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    const token = this.access.bearerToken();
+    if (token && !headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
+    const timeout = AbortSignal.timeout(this.#requestTimeoutMs);
+    return fetch(url.startsWith("/") ? this.access.server + url : url, {
+      ...init,
+      headers,
+      signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout,
+      client: this.#client,
     });
   }
 
-  /** A client-node API object (e.g. `CoreV1Api`) that sends through this connection. */
-  api<T>(apiClass: new (configuration: Configuration) => T): T {
-    return new apiClass(this.#configuration);
+  /**
+   * Sends one JSON request and returns the parsed answer; throws {@linkcode KubeApiError}
+   * (with the server's message) for any status other than 2xx.
+   *
+   * @example
+   * ```ts
+   * const list = await connection.request<V1ServiceList>("GET", "/api/v1/services");
+   * ```
+   */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const url = new URL(this.access.server + path);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined && value !== "") url.searchParams.set(key, value);
+    }
+    const response = await this.fetch(url.toString(), {
+      method,
+      headers: {
+        accept: "application/json",
+        ...(options.body === undefined
+          ? {}
+          : { "content-type": options.contentType ?? "application/json" }),
+      },
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+    });
+    const text = await response.text();
+    let parsed: unknown = undefined;
+    try {
+      parsed = text === "" ? undefined : JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+    if (!response.ok) {
+      const message = typeof parsed === "object" && parsed !== null && "message" in parsed
+        ? String(parsed.message)
+        : text.slice(0, 300);
+      throw new KubeApiError(
+        response.status,
+        parsed,
+        `${method} ${path}: HTTP ${response.status}: ${message}`,
+      );
+    }
+    return parsed as T;
   }
 
   /**
@@ -150,31 +200,6 @@ export class ApiConnection {
   close(): void {
     this.#client.close();
   }
-}
-
-async function send(
-  client: Deno.HttpClient,
-  request: RequestContext,
-  timeoutMs: number,
-): Promise<ResponseContext> {
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const callerSignal = request.getSignal();
-  const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
-  const body = request.getBody();
-  const response = await fetch(request.getUrl(), {
-    method: request.getHttpMethod(),
-    headers: request.getHeaders(),
-    ...(body === undefined ? {} : { body: body as BodyInit }),
-    signal,
-    client,
-  });
-  const headers: Record<string, string> = {};
-  response.headers.forEach((value, name) => headers[name] = value);
-  return new ResponseContext(response.status, headers, {
-    text: () => response.text(),
-    binary: async () => Buffer.from(await response.arrayBuffer()),
-    stream: () => response.body,
-  });
 }
 
 function splitLines(): TransformStream<string, string> {

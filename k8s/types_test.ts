@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { CustomObjectsApi } from "./client.ts";
+import { CustomObjectsApi, typedApi } from "./client.ts";
 import {
   Annotations,
   asLBNodeAgent,
@@ -315,7 +315,7 @@ clusterTest("objects read back from the API server narrow to our types", async (
   const ns = await c.createNamespace("types");
   const connection = new ApiConnection(c.adminConfig());
   try {
-    const api = connection.api(CustomObjectsApi);
+    const api = typedApi(connection, CustomObjectsApi);
     const where = { group: PURELB_GROUP, version: PURELB_VERSION, namespace: ns };
     const spec = {
       local: {

@@ -14,6 +14,7 @@ import {
   CustomObjectsApi,
   DiscoveryV1Api,
   RbacAuthorizationV1Api,
+  typedApi,
 } from "../k8s/client.ts";
 import { kubeconfigText } from "../k8s/config.ts";
 import { fileURLToPath } from "node:url";
@@ -50,7 +51,7 @@ export async function agentServiceAccount(
   dir: string,
 ): Promise<string> {
   const rbac = new ApiConnection(cluster.adminConfig());
-  const api = rbac.api(RbacAuthorizationV1Api);
+  const api = typedApi(rbac, RbacAuthorizationV1Api);
   const subjects = [{ kind: "ServiceAccount", name: "agent", namespace }];
   try {
     await api.createClusterRoleBinding({
@@ -94,7 +95,7 @@ export async function agentServiceAccount(
 export async function removeAgentBinding(cluster: TestCluster, namespace: string): Promise<void> {
   const rbac = new ApiConnection(cluster.adminConfig());
   try {
-    await rbac.api(RbacAuthorizationV1Api).deleteClusterRoleBinding({
+    await typedApi(rbac, RbacAuthorizationV1Api).deleteClusterRoleBinding({
       name: `test-agent-${namespace}`,
     });
   } catch (error) {
@@ -217,10 +218,10 @@ export class AgentTestApi {
 
   constructor(cluster: TestCluster, readonly namespace: string) {
     this.connection = new ApiConnection(cluster.adminConfig());
-    this.core = this.connection.api(CoreV1Api);
-    this.custom = this.connection.api(CustomObjectsApi);
-    this.discovery = this.connection.api(DiscoveryV1Api);
-    this.coordination = this.connection.api(CoordinationV1Api);
+    this.core = typedApi(this.connection, CoreV1Api);
+    this.custom = typedApi(this.connection, CustomObjectsApi);
+    this.discovery = typedApi(this.connection, DiscoveryV1Api);
+    this.coordination = typedApi(this.connection, CoordinationV1Api);
   }
 
   /** Creates a ServiceGroup with `spec.local`. */

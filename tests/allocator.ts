@@ -7,7 +7,7 @@
  */
 
 import type { V1Service } from "@kubernetes/client-node";
-import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from "../k8s/client.ts";
+import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, typedApi } from "../k8s/client.ts";
 import { kubeconfigText } from "../k8s/config.ts";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -40,7 +40,7 @@ export async function allocatorServiceAccount(
   dir: string,
 ): Promise<string> {
   const rbac = new ApiConnection(cluster.adminConfig());
-  const api = rbac.api(RbacAuthorizationV1Api);
+  const api = typedApi(rbac, RbacAuthorizationV1Api);
   const subjects = [{ kind: "ServiceAccount", name: "allocator", namespace }];
   try {
     await api.createClusterRoleBinding({
@@ -149,8 +149,8 @@ export class TestApi {
 
   constructor(cluster: TestCluster, readonly namespace: string) {
     this.connection = new ApiConnection(cluster.adminConfig());
-    this.core = this.connection.api(CoreV1Api);
-    this.custom = this.connection.api(CustomObjectsApi);
+    this.core = typedApi(this.connection, CoreV1Api);
+    this.custom = typedApi(this.connection, CustomObjectsApi);
   }
 
   async createGroup(name: string, spec: unknown): Promise<void> {

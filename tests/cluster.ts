@@ -9,7 +9,7 @@
  */
 
 import type { V1PolicyRule } from "@kubernetes/client-node";
-import { CoreV1Api, RbacAuthorizationV1Api } from "../k8s/client.ts";
+import { CoreV1Api, RbacAuthorizationV1Api, typedApi } from "../k8s/client.ts";
 import { type ClusterAccess, parseKubeconfig } from "../k8s/config.ts";
 import { ControlPlane } from "./controlplane/controlplane.ts";
 import { isConflict } from "../k8s/errors.ts";
@@ -76,8 +76,8 @@ function makeTestCluster(kubeconfigPath: string): TestCluster {
   const admin = parseKubeconfig(Deno.readTextFileSync(kubeconfigPath), kubeconfigPath).access;
   const adminConfig = () => admin;
   const connection = new ApiConnection(adminConfig());
-  const core = connection.api(CoreV1Api);
-  const rbac = connection.api(RbacAuthorizationV1Api);
+  const core = typedApi(connection, CoreV1Api);
+  const rbac = typedApi(connection, RbacAuthorizationV1Api);
 
   return {
     kubeconfigPath,

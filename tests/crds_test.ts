@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CustomObjectsApi } from "../k8s/client.ts";
+import { CustomObjectsApi, typedApi } from "../k8s/client.ts";
 import { clusterTest } from "./cluster.ts";
 import { errorMessage } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
@@ -30,7 +30,7 @@ async function createExpectingRejection(
 
 clusterTest("ServiceGroup shape errors are refused at admission, naming the field", async (c) => {
   const ns = await c.createNamespace("crd-sg");
-  const api = new ApiConnection(c.adminConfig()).api(CustomObjectsApi);
+  const api = typedApi(new ApiConnection(c.adminConfig()), CustomObjectsApi);
   const cases: ReadonlyArray<{ spec: unknown; field: string; says: RegExp }> = [
     {
       spec: { local: { v4pools: [{ pool: "192.0.2.5", subnet: "192.0.2.0/24" }] } },
@@ -84,7 +84,7 @@ clusterTest("ServiceGroup shape errors are refused at admission, naming the fiel
 
 clusterTest("valid ServiceGroups in every accepted form are admitted unchanged", async (c) => {
   const ns = await c.createNamespace("crd-sg-ok");
-  const api = new ApiConnection(c.adminConfig()).api(CustomObjectsApi);
+  const api = typedApi(new ApiConnection(c.adminConfig()), CustomObjectsApi);
   const specs = [
     {
       local: {
@@ -123,7 +123,7 @@ clusterTest("valid ServiceGroups in every accepted form are admitted unchanged",
 
 clusterTest("LBNodeAgent gets defaults and refuses a bad interface name", async (c) => {
   const ns = await c.createNamespace("crd-lbna");
-  const api = new ApiConnection(c.adminConfig()).api(CustomObjectsApi);
+  const api = typedApi(new ApiConnection(c.adminConfig()), CustomObjectsApi);
   await api.createNamespacedCustomObject({
     group: GROUP,
     version: VERSION,
