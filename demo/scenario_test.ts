@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { parseManifests } from "./api.ts";
+import {
+  describeExpectation,
+  DUMMY_INTERFACE,
+  EXPECTED,
+  LAN_INTERFACE,
+  NODES,
+  unmetExpectations,
+} from "./scenario.ts";
+import type { Row } from "./table.ts";
+
+function row(service: string, address: string, nodes: string[], extra: Partial<Row> = {}): Row {
+  return {
+    service,
+    address,
+    pool: "default",
+    nodes,
+    interfaceName: nodes.length === 0 ? "" : LAN_INTERFACE,
+    state: nodes.length === 0 ? "allocated" : "announced",
+    reason: "",
+    ...extra,
+  };
+}
+
+const virtualRow = (nodes: string[]) =>
+  row("virtual", "198.51.100.10", nodes, { pool: "virtual", interfaceName: DUMMY_INTERFACE });
+
+const settled: Row[] = [
+  row("web-ipv4", "192.0.2.242", ["node-c"]),
+  row("web-ipv6", "2001:db8:1::241", ["node-a"]),
+  row("web-dual", "192.0.2.241", ["node-c"]),
+  row("web-dual", "2001:db8:1::240", ["node-b"]),
+  row("shared-http", "192.0.2.240", ["node-b"]),
+  row("shared-https", "192.0.2.240", ["node-b"]),
+  row("specific", "192.0.2.250", ["node-a"]),
+  virtualRow([...NODES]),
+  row("bad-annotation", "", [], {
+    pool: "",
+    state: "failed",
+    reason: 'purelb.io/addresses: "192.0.2.300" is not an IP address',
+  }),
+];
+
+function replace(rows: readonly Row[], index: number, with_: Row): Row[] {
+  return rows.map((r, i) => i === index ? with_ : r);
+}
+
+Deno.test("unmetExpectations: the settled scene meets every expectation", () => {
+  assert.deepEqual(unmetExpectations(settled, NODES.length), []);
+});
+
+Deno.test("unmetExpectations names each way a service can be off", () => {
+  const cases: [Row[], RegExp][] = [
+    [settled.filter((r) => r.service !== "web-ipv6"), /^web-ipv6: not in the table$/],
+    [
+      replace(settled, 0, row("web-ipv4", "192.0.2.242", [])),
+      /^web-ipv4: 192\.0\.2\.242: allocated$/,
+    ],
+    [
+      replace(settled, 0, row("web-ipv4", "192.0.2.242", ["node-a", "node-c"])),
+      /expected one node/,
+    ],
+    [replace(settled, 1, row("web-ipv6", "192.0.2.243", ["node-a"])), /is not IPv6/],
+    [settled.filter((_, i) => i !== 3), /^web-dual: 1 address\(es\), expected 2$/],
+    [
+      replace(settled, 5, row("shared-https", "192.0.2.243", ["node-b"])),
+      /^shared-https: .*differs from shared-http/,
+    ],
+    [
+      replace(settled, 6, row("specific", "192.0.2.249", ["node-a"])),
+      /192\.0\.2\.249, expected 192\.0\.2\.250/,
+    ],
+    [replace(settled, 7, virtualRow(["node-a", "node-b"])), /^virtual: .*expected 3 nodes/],
+    [
+      replace(settled, 7, { ...virtualRow([...NODES]), pool: "default" }),
+      /pool default, expected virtual/,
+    ],
+    [
+      replace(settled, 8, row("bad-annotation", "", [], { state: "pending" })),
+      /state pending, expected failed/,
+    ],
+    [
+      replace(settled, 8, row("bad-annotation", "", [], { state: "failed", reason: "other" })),
+      /does not match/,
+    ],
+  ];
+  for (const [rows, expected] of cases) {
+    const unmet = unmetExpectations(rows, NODES.length);
+    assert.equal(unmet.length, 1, `${expected}: ${unmet.join("; ")}`);
+    assert.match(unmet[0] ?? "", expected);
+  }
+});
+
+Deno.test("unmetExpectations with fewer live nodes: virtual addresses on the rest", () => {
+  const after = replace(settled, 7, virtualRow(["node-a", "node-b"]));
+  assert.deepEqual(unmetExpectations(after, NODES.length - 1), []);
+});
+
+Deno.test("every sample Service of services.yaml has an expectation, and the reverse", async () => {
+  const url = new URL("./services.yaml", import.meta.url);
+  const objects = parseManifests(await Deno.readTextFile(url), "services.yaml");
+  const names = objects.filter((o) => o.kind === "Service").map((o) => o.metadata.name);
+  assert.deepEqual(names, [...EXPECTED.keys()]);
+});
+
+Deno.test("describeExpectation says what each sample must reach", () => {
+  const text = [...EXPECTED.values()].map(describeExpectation);
+  assert.match(text[2] ?? "", /IPv4 address on eth0 of one node and an IPv6 address/);
+  assert.match(text[4] ?? "", /the same as shared-http/);
+  assert.match(text[5] ?? "", /^192\.0\.2\.250 on eth0/);
+  assert.match(text[6] ?? "", /on kube-lb0 of every node from virtual/);
+  assert.match(text[7] ?? "", /^no address; AllocationFailed/);
+});
