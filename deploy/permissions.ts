@@ -83,5 +83,12 @@ export function agentPermissions(kubeconfig: string | undefined): string[] {
     "--deny-write",
     "--deny-ffi",
     "--deny-sys",
+    AGENT_MEMORY_FLAGS,
   ];
 }
+
+/**
+ * The agent runs on every node under a tight memory limit (PureLB's DaemonSet allows 100 MB):
+ * a small young generation and a heap cap make V8 collect before the container limit is near.
+ */
+export const AGENT_MEMORY_FLAGS = "--v8-flags=--max-semi-space-size=1,--max-old-space-size=96";
