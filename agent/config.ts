@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { FlagError, flagUsage, parseListen, parseSeconds, readFlags } from "../k8s/flags.ts";
 
 /**
  * Settings of one agent process, from flags and environment.
@@ -48,9 +48,7 @@ export interface AgentConfig {
  * }
  * ```
  */
-export class AgentConfigError extends Error {
-  override name = "AgentConfigError";
-}
+export const AgentConfigError = FlagError;
 
 /** Every flag, the environment variable it falls back to, and its help text. */
 export const FLAGS = {
@@ -107,28 +105,18 @@ export function readAgentConfig(
   args: readonly string[],
   env: (name: string) => string | undefined,
 ): AgentConfig {
-  const { values } = parseArgs({
-    args: [...args],
-    options: Object.fromEntries(
-      Object.keys(FLAGS).map((name) => [name, { type: "string" as const }]),
-    ),
-    strict: true,
-  });
-  const get = (name: FlagName): string | undefined => {
-    const value = values[name];
-    return typeof value === "string" ? value : env(FLAGS[name].env) || undefined;
-  };
+  const get = readFlags(args, env, FLAGS);
   const nodeName = get("node-name");
   if (nodeName === undefined) {
-    throw new AgentConfigError("--node-name is required (or set NODE_NAME)");
+    throw new FlagError("--node-name is required (or set NODE_NAME)");
   }
   if (!NODE_NAME.test(nodeName)) {
-    throw new AgentConfigError(`--node-name "${nodeName}" is not a valid node name`);
+    throw new FlagError(`--node-name "${nodeName}" is not a valid node name`);
   }
-  const leaseDurationMs = seconds("lease-duration", get("lease-duration") ?? "6", 1, 3600);
-  const leaseRenewMs = seconds("lease-renew", get("lease-renew") ?? "2", 0.1, 3600);
+  const leaseDurationMs = parseSeconds("lease-duration", get("lease-duration") ?? "6", 1, 3600);
+  const leaseRenewMs = parseSeconds("lease-renew", get("lease-renew") ?? "2", 0.1, 3600);
   if (leaseRenewMs * 2 > leaseDurationMs) {
-    throw new AgentConfigError(
+    throw new FlagError(
       `--lease-renew ${leaseRenewMs / 1000} s must be at most half of --lease-duration ` +
         `${leaseDurationMs / 1000} s, so that one lost renewal does not end the Lease`,
     );
@@ -138,33 +126,13 @@ export function readAgentConfig(
     kubeconfig: get("kubeconfig"),
     namespace: get("namespace"),
     netns: get("netns"),
-    listen: parseListen(get("listen") ?? "0.0.0.0:7473"),
+    listen: parseListen("listen", get("listen") ?? "0.0.0.0:7473"),
     logLevel: get("log-level") ?? "info",
     logFormat: get("log-format") ?? "json",
     leaseDurationMs,
     leaseRenewMs,
-    resyncMs: seconds("resync", get("resync") ?? "3", 0.1, 3600),
+    resyncMs: parseSeconds("resync", get("resync") ?? "3", 0.1, 3600),
   };
-}
-
-function seconds(flag: FlagName, text: string, min: number, max: number): number {
-  const value = Number(text);
-  if (text.trim() === "" || !Number.isFinite(value) || value < min || value > max) {
-    throw new AgentConfigError(
-      `--${flag} "${text}" is not a number of seconds from ${min} to ${max}`,
-    );
-  }
-  return Math.round(value * 1000);
-}
-
-function parseListen(text: string): { hostname: string; port: number } {
-  const match = /^(.*):(\d+)$/.exec(text);
-  const port = Number(match?.[2]);
-  if (!match || port > 65535) {
-    throw new AgentConfigError(`--listen "${text}" is not HOST:PORT (for example 0.0.0.0:7473)`);
-  }
-  const host = (match[1] ?? "").replace(/^\[(.*)\]$/, "$1");
-  return { hostname: host === "" ? "0.0.0.0" : host, port };
 }
 
 /**
@@ -176,8 +144,5 @@ function parseListen(text: string): { hostname: string; port: number } {
  * ```
  */
 export function usage(): string {
-  const lines = Object.entries(FLAGS).map(([name, flag]) =>
-    `  --${name.padEnd(16)} ${flag.help} [env ${flag.env}]`
-  );
-  return `usage: deno task agent -- --node-name NODE [flags]\n${lines.join("\n")}`;
+  return flagUsage("deno task agent -- --node-name NODE [flags]", FLAGS);
 }

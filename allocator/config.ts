@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { FlagError, flagUsage, parseListen, parseSeconds, readFlags } from "../k8s/flags.ts";
 
 /** Settings of one allocator process, from flags and environment. */
 export interface AllocatorConfig {
@@ -25,9 +25,7 @@ export interface AllocatorConfig {
 }
 
 /** Raised for a flag or environment value that cannot be used; names the flag and the value. */
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export const ConfigError = FlagError;
 
 /** Every flag, the environment variable it falls back to, and its help text. */
 export const FLAGS = {
@@ -85,42 +83,26 @@ export function readAllocatorConfig(
   args: readonly string[],
   env: (name: string) => string | undefined,
 ): AllocatorConfig {
-  const { values } = parseArgs({
-    args: [...args],
-    options: Object.fromEntries(
-      Object.keys(FLAGS).map((name) => [name, { type: "string" as const }]),
-    ),
-    strict: true,
-  });
-  const get = (name: FlagName): string | undefined => {
-    const value = values[name];
-    return typeof value === "string" ? value : env(FLAGS[name].env) || undefined;
-  };
+  const get = readFlags(args, env, FLAGS);
   const leaderElection = get("leader-election") ?? "auto";
   if (leaderElection !== "auto" && leaderElection !== "on" && leaderElection !== "off") {
-    throw new ConfigError(`--leader-election "${leaderElection}" is not one of auto, on, off`);
+    throw new FlagError(`--leader-election "${leaderElection}" is not one of auto, on, off`);
   }
   const handleClassless = get("handle-classless") ?? "true";
   if (handleClassless !== "true" && handleClassless !== "false") {
-    throw new ConfigError(`--handle-classless "${handleClassless}" is not true or false`);
+    throw new FlagError(`--handle-classless "${handleClassless}" is not true or false`);
   }
-  const seconds = (name: FlagName, fallback: number): number => {
-    const text = get(name);
-    const value = text === undefined ? fallback : Number(text);
-    if (!Number.isFinite(value) || value <= 0 || value > 3600) {
-      throw new ConfigError(`--${name} "${text}" is not a number of seconds from 0 to 3600`);
-    }
-    return value * 1000;
-  };
+  const seconds = (name: FlagName, fallback: number): number =>
+    parseSeconds(name, get(name) ?? String(fallback), 0.001, 3600);
   const workers = Number(get("workers") ?? "16");
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
-    throw new ConfigError(`--workers "${get("workers")}" is not a whole number from 1 to 256`);
+    throw new FlagError(`--workers "${get("workers")}" is not a whole number from 1 to 256`);
   }
   const leaseDurationMs = seconds("lease-duration", 15);
   const renewDeadlineMs = seconds("renew-deadline", 10);
   const retryPeriodMs = seconds("retry-period", 2);
   if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
-    throw new ConfigError(
+    throw new FlagError(
       `leader election needs --retry-period < --renew-deadline < --lease-duration ` +
         `(got ${retryPeriodMs / 1000} s, ${renewDeadlineMs / 1000} s, ${leaseDurationMs / 1000} s)`,
     );
@@ -128,7 +110,7 @@ export function readAllocatorConfig(
   return {
     kubeconfig: get("kubeconfig"),
     namespace: get("namespace"),
-    listen: parseListen(get("listen") ?? "0.0.0.0:7472"),
+    listen: parseListen("listen", get("listen") ?? "0.0.0.0:7472"),
     logLevel: get("log-level") ?? "info",
     logFormat: get("log-format") ?? "json",
     leaderElection,
@@ -142,20 +124,7 @@ export function readAllocatorConfig(
   };
 }
 
-function parseListen(text: string): { hostname: string; port: number } {
-  const match = /^(.*):(\d+)$/.exec(text);
-  const port = Number(match?.[2]);
-  if (!match || port > 65535) {
-    throw new ConfigError(`--listen "${text}" is not HOST:PORT (for example 0.0.0.0:7472)`);
-  }
-  const host = (match[1] ?? "").replace(/^\[(.*)\]$/, "$1");
-  return { hostname: host === "" ? "0.0.0.0" : host, port };
-}
-
 /** The help text. */
 export function usage(): string {
-  const lines = Object.entries(FLAGS).map(([name, flag]) =>
-    `  --${name.padEnd(18)} ${flag.help} [env ${flag.env}]`
-  );
-  return `usage: deno task allocator -- [flags]\n${lines.join("\n")}`;
+  return flagUsage("deno task allocator -- [flags]", FLAGS);
 }
