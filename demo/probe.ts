@@ -45,13 +45,15 @@ export interface GapMeasurement {
 /**
  * Pings `address` from `netns` every 10 ms; once answers flow, runs `disrupt`, waits until
  * `recovered` holds and answers flow again, then returns the longest gap. Every wait has a
- * deadline; the ping is stopped whatever happens.
+ * deadline; the ping is stopped whatever happens. `diagnose` adds to the error when no ping is
+ * answered at all.
  */
 export async function measureGap(
   netns: string,
   address: string,
   disrupt: () => Promise<void>,
   recovered: () => Promise<boolean>,
+  diagnose: () => Promise<string> = () => Promise.resolve(""),
 ): Promise<GapMeasurement> {
   const child = new Deno.Command(testbedIpPath(), {
     args: [
@@ -85,8 +87,10 @@ export async function measureGap(
   })();
   try {
     await waitFor(() => longestGap(output).answered >= 20, 5_000, `pings to ${address} answered`)
-      .catch((error) => {
-        throw new Error(`${error.message}; ping said: ${(errors || output).slice(-500)}`);
+      .catch(async (error) => {
+        throw new Error(
+          `${error.message}; ping said: ${(errors || output).slice(-500)}\n${await diagnose()}`,
+        );
       });
     await disrupt();
     await waitFor(recovered, 20_000, `another node to take ${address}`);

@@ -10,9 +10,9 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CoreV1Event, V1Service } from "@kubernetes/client-node";
-import { ensureBinaries } from "../tests/controlplane/binaries.ts";
+import { BinaryBuildError, ensureBinaries } from "../tests/controlplane/binaries.ts";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
-import { createLan, type Lan, testbedIpPath } from "../tests/netns/mod.ts";
+import { createLan, type Lan, testbedIpPath, tryExec } from "../tests/netns/mod.ts";
 import { addressesIn, type AgentProcess, startAgent } from "../tests/agent.ts";
 import { type AllocatorProcess, startAllocator } from "../tests/allocator.ts";
 import { whichCommand } from "../tests/system.ts";
@@ -57,6 +57,12 @@ const TOKEN_SECONDS = 24 * 3600;
 /** The interactive live table stops by itself after this long. */
 const LIVE_LIMIT_MS = 3_600_000;
 const REFRESH_MS = 1_000;
+/**
+ * Before the hand-over, nothing may have moved for this long. While agents start, the first
+ * ones take addresses that later ones win; the gratuitous ARP bursts of the first ones (three
+ * packets a second apart) go on for a while, and the client must not learn from them.
+ */
+const QUIET_MS = 3_000;
 const STOP_GRACE_MS = 10_000;
 const CLEAR_SCREEN = "\x1b[H\x1b[2J";
 
@@ -105,6 +111,10 @@ async function ensureCommands(): Promise<string[]> {
     }
   }
   return await missing();
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -158,6 +168,14 @@ class Stage {
 
   constructor(readonly logsDir: string | undefined) {}
 
+  readonly #exited = new Set<number>();
+
+  /** Registers a started program. */
+  track<T extends AllocatorProcess | AgentProcess>(process: T): T {
+    void process.exited.then(() => this.#exited.add(process.pid));
+    return process;
+  }
+
   processes(): { name: string; process: AllocatorProcess | AgentProcess }[] {
     return [
       ...(this.allocator ? [{ name: "allocator", process: this.allocator }] : []),
@@ -188,6 +206,8 @@ class Stage {
   killSync(): void {
     this.writeLogsSync();
     for (const { process } of this.processes()) {
+      // Never signal a pid whose process has exited: the number may belong to another by now.
+      if (this.#exited.has(process.pid)) continue;
       try {
         Deno.kill(process.pid, "SIGKILL");
       } catch { /* already gone */ }
@@ -338,17 +358,19 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     }
     const allocatorConfig = await serviceAccountKubeconfig(api, admin, "allocator", stage.tmpDir);
     const agentConfig = await serviceAccountKubeconfig(api, admin, "agent", stage.tmpDir);
-    stage.allocator = startAllocator(allocatorConfig, PURELB_NAMESPACE, ["--log-level", "info"]);
+    stage.allocator = stage.track(
+      startAllocator(allocatorConfig, PURELB_NAMESPACE, ["--log-level", "info"]),
+    );
     for (const node of lan.nodes) {
       stage.agents.set(
         node.name,
-        startAgent({
+        stage.track(startAgent({
           kubeconfig: agentConfig,
           namespace: PURELB_NAMESPACE,
           node: node.name,
           netns: node.netns,
           extraArgs: ["--log-level", "info"],
-        }),
+        })),
       );
     }
     say(
@@ -365,14 +387,33 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const deadline = Date.now() + options.timeoutMs;
     let rows: Row[] = [];
     let lastUnmet = "";
+    let lastTable = "";
+    let unchangedSince = Date.now();
     for (;;) {
-      rows = await observe(api, lan);
-      const unmet = unmetExpectations(rows, NODES.length);
+      let unreadable = "";
+      try {
+        rows = await observe(api, lan);
+      } catch (error) {
+        unreadable = `could not read the scene (retrying): ${errorText(error)}`;
+      }
+      const unmet = unreadable ? [unreadable] : unmetExpectations(rows, NODES.length);
+      const table = renderTable(rows);
+      if (table !== lastTable) {
+        lastTable = table;
+        unchangedSince = Date.now();
+      }
+      const quiet = Date.now() - unchangedSince >= QUIET_MS;
       display.show("PureLB demo: sample services (waiting for every one to settle)", rows, [
         ...unmet.map((u) => `waiting: ${u}`),
+        ...(unmet.length === 0 && !quiet
+          ? [
+            `every sample service is in its expected state; waiting until nothing has moved ` +
+            `for ${QUIET_MS / 1000} s`,
+          ]
+          : []),
         "Ctrl-C stops everything and cleans up",
       ]);
-      if (unmet.length === 0) break;
+      if (unmet.length === 0 && quiet) break;
       if (unmet.join("\n") !== lastUnmet && options.once) {
         lastUnmet = unmet.join("\n");
         say(`waiting for ${unmet.length} service(s): ${unmet.join("; ")}`);
@@ -414,9 +455,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     }, async () => {
       const now = await holders();
       return now.length === 1 && now[0] !== from;
+    }, async () => {
+      const lines = [`client ${lan.client.netns} neighbours:`];
+      lines.push((await tryExec(lan.client.netns, "ip", "neigh", "show")).stdout.trim());
+      for (const node of lan.nodes) {
+        const addresses = await tryExec(node.netns, "ip", "-br", "address", "show");
+        lines.push(`${node.name} (${node.mac}):\n${addresses.stdout.trim()}`);
+      }
+      return lines.join("\n");
     });
     await stopping;
-    stage.agents.delete(from);
     const to = (await holders()).join(",");
     const result = `hand-over: ${address} moved from ${from} to ${to}; the client got no ` +
       `answer for ${gap.gapMs} ms (longest gap between answered pings, one sent every ` +
@@ -438,7 +486,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     if (!options.once) {
       const liveUntil = Date.now() + LIVE_LIMIT_MS;
       while (Date.now() < liveUntil) {
-        display.show("PureLB demo: sample services (live)", await observe(api, lan), [
+        let unreadable = "";
+        try {
+          rows = await observe(api, lan);
+        } catch (error) {
+          unreadable = `could not read the scene (retrying): ${errorText(error)}`;
+        }
+        display.show("PureLB demo: sample services (live)", rows, [
+          ...(unreadable ? [unreadable] : []),
           result,
           `The agent of ${from} is stopped; its addresses moved to the other nodes.`,
           "Ctrl-C stops everything and cleans up",
@@ -449,7 +504,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     }
     code = 0;
   } catch (error) {
-    say(`failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+    if (error instanceof BinaryBuildError) {
+      say(
+        `could not get the control plane's binaries: ${error.message}\nThe first run needs Go ` +
+          `(go on PATH) and network access to the Go module proxy and Debian's archive; or set ` +
+          `KUBEBUILDER_ASSETS to a folder with prebuilt kube-apiserver and etcd`,
+      );
+    } else {
+      say(`failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+    }
     stage.printLogTails();
     code = 1;
   } finally {
