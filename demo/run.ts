@@ -414,7 +414,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         "Ctrl-C stops everything and cleans up",
       ]);
       if (unmet.length === 0 && quiet) break;
-      if (unmet.join("\n") !== lastUnmet && options.once) {
+      if (unmet.length > 0 && unmet.join("\n") !== lastUnmet && options.once) {
         lastUnmet = unmet.join("\n");
         say(`waiting for ${unmet.length} service(s): ${unmet.join("; ")}`);
       }
