@@ -95,16 +95,22 @@ rootClusterTest(
               new RegExp(`purelb_lbnodeagent_announced\\{[^}]*ip="${address}"[^}]*\\} 1`),
             );
           }
-          // Each node publishes the subnets of its default-route interface.
-          const lease = await api.coordination.readNamespacedLease({
-            namespace: api.namespace,
-            name: "purelb-node-node-b",
-          });
-          assert.equal(
-            lease.metadata?.annotations?.["purelb.io/subnets"],
-            "192.0.2.0/24,2001:db8:1::/64",
+          // Each node publishes the subnets of its default-route interface (once it has read
+          // the LBNodeAgent and its interfaces; the first renewal may still carry none).
+          let published: string | undefined;
+          await waitFor(
+            async () => {
+              const lease = await api.coordination.readNamespacedLease({
+                namespace: api.namespace,
+                name: "purelb-node-node-b",
+              });
+              published = lease.metadata?.annotations?.["purelb.io/subnets"];
+              assert.equal(lease.spec?.leaseDurationSeconds, 6);
+              return published === "192.0.2.0/24,2001:db8:1::/64";
+            },
+            10_000,
+            `node-b's published subnets (last seen "${published}")`,
           );
-          assert.equal(lease.spec?.leaseDurationSeconds, 6);
           // Still exactly one holder after a few resyncs.
           await new Promise((resolve) => setTimeout(resolve, 3_500));
           assert.equal((await holders("192.0.2.200")).length, 1);
