@@ -426,7 +426,10 @@ export class AgentController {
     }
 
     try {
-      membership.setSubnets(announceSubnets(state, settings));
+      // A starting node stays out of every election for one renewal period (it publishes no
+      // subnets and claims no local address), so that nodes starting together see each other
+      // before anyone claims, and no two of them send gratuitous ARP for the same address.
+      membership.setSubnets(settling(membership) ? [] : announceSubnets(state, settings));
     } catch (error) {
       log.warn("cannot publish subnets: {error}", { error: errorMessage(error) });
     }
@@ -521,7 +524,7 @@ export class AgentController {
         pools,
         network: state,
         liveNodes: this.#records(state, settings),
-        fenced: membership.fenced,
+        fenced: membership.fenced || settling(membership),
       });
       if (plan.settingsProblem !== undefined) log.warn(plan.settingsProblem);
       if (assignmentsOverride === undefined) this.#reportWarnings(plan.warnings);
@@ -660,4 +663,9 @@ export class AgentController {
     const subject = { apiVersion: "v1", kind: "Service", metadata: svc.metadata };
     void this.#options.events.record(subject, type, reason, message);
   }
+}
+
+/** True until the node's Lease has been written twice (one renewal period after start). */
+function settling(membership: { readonly renewals: number }): boolean {
+  return membership.renewals < 2;
 }
