@@ -191,6 +191,8 @@ export class AgentController {
   #liveCount = 0;
   #lastNoAgentLog = "";
   readonly #gratuitous = new Set<Promise<void>>();
+  /** Per address: stops its gratuitous announcement once the address is given up. */
+  readonly #gratuitousByAddress = new Map<string, AbortController>();
   /** Aborts gratuitous announcements in flight when the agent stops. */
   readonly #stopping = new AbortController();
   #reconciles = 0;
@@ -583,6 +585,13 @@ export class AgentController {
         gauge.push({ service, ip: decision.address });
       }
     }
+    // A lost address must not keep advertising this node's MAC (arping runs for seconds).
+    for (const [address, sending] of this.#gratuitousByAddress) {
+      if (!wonLocal.has(address)) {
+        sending.abort();
+        this.#gratuitousByAddress.delete(address);
+      }
+    }
     for (const [key, where] of announced) {
       if (this.#announced.get(key) === where) continue;
       const [service = "", address = ""] = key.split("\n");
@@ -620,18 +629,22 @@ export class AgentController {
       log.warn("sendgarp is on but arping/na6 are missing: {address} not announced", { address });
       return;
     }
+    this.#gratuitousByAddress.get(address)?.abort();
+    const cancel = new AbortController();
+    this.#gratuitousByAddress.set(address, cancel);
+    const signal = AbortSignal.any([this.#stopping.signal, cancel.signal]);
     const sending = announcer.announce({
       interfaceName,
       address,
       count: GRATUITOUS_COUNT,
-      signal: this.#stopping.signal,
+      signal,
     })
       .then(
         () => {
           metrics.gratuitousSent.inc({ family });
         },
         (error) => {
-          if (this.#stopping.signal.aborted) return;
+          if (signal.aborted) return;
           metrics.gratuitousFailed.inc({ family });
           log.warn("gratuitous announcement of {address} failed: {error}", {
             address,
@@ -640,7 +653,12 @@ export class AgentController {
         },
       );
     this.#gratuitous.add(sending);
-    void sending.finally(() => this.#gratuitous.delete(sending));
+    void sending.finally(() => {
+      this.#gratuitous.delete(sending);
+      if (this.#gratuitousByAddress.get(address) === cancel) {
+        this.#gratuitousByAddress.delete(address);
+      }
+    });
   }
 
   #reportWarnings(warnings: readonly { service: string; message: string }[]): void {
