@@ -16,14 +16,13 @@ import {
   RbacAuthorizationV1Api,
   typedApi,
 } from "../k8s/client.ts";
-import { kubeconfigText } from "../k8s/config.ts";
 import { fileURLToPath } from "node:url";
-import { join } from "node:path";
 import { agentPermissions } from "../deploy/permissions.ts";
 import { ApiConnection } from "../k8s/transport.ts";
-import { apiStatusCode, isConflict } from "../k8s/errors.ts";
+import { apiStatusCode } from "../k8s/errors.ts";
 import { mergePatch } from "../k8s/patch.ts";
 import type { TestCluster } from "./cluster.ts";
+import { programBindingName, programServiceAccount } from "./programs.ts";
 import { waitFor } from "./wait.ts";
 import { testbedIpPath } from "./netns/mod.ts";
 
@@ -45,50 +44,12 @@ export interface AgentProcess {
 }
 
 /** Creates the agent's service account in `namespace` with the deploy/ RBAC; returns its kubeconfig file. */
-export async function agentServiceAccount(
+export function agentServiceAccount(
   cluster: TestCluster,
   namespace: string,
   dir: string,
 ): Promise<string> {
-  const rbac = new ApiConnection(cluster.adminConfig());
-  const api = typedApi(rbac, RbacAuthorizationV1Api);
-  const subjects = [{ kind: "ServiceAccount", name: "agent", namespace }];
-  try {
-    await api.createClusterRoleBinding({
-      body: {
-        metadata: { name: `test-agent-${namespace}` },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "ClusterRole",
-          name: "purelb:agent",
-        },
-        subjects,
-      },
-    });
-  } catch (error) {
-    if (!isConflict(error)) throw error;
-  }
-  try {
-    await api.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: "purelb:agent" },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "ClusterRole",
-          name: "purelb:agent-namespaced",
-        },
-        subjects,
-      },
-    });
-  } catch (error) {
-    if (!isConflict(error)) throw error;
-  }
-  rbac.close();
-  const access = await cluster.serviceAccountConfig(namespace, "agent");
-  const path = join(dir, `agent-${namespace}.kubeconfig`);
-  await Deno.writeTextFile(path, kubeconfigText(access, namespace), { mode: 0o600 });
-  return path;
+  return programServiceAccount(cluster, namespace, "agent", dir);
 }
 
 /** Removes the ClusterRoleBinding {@linkcode agentServiceAccount} made (cluster-scoped). */
@@ -96,7 +57,7 @@ export async function removeAgentBinding(cluster: TestCluster, namespace: string
   const rbac = new ApiConnection(cluster.adminConfig());
   try {
     await typedApi(rbac, RbacAuthorizationV1Api).deleteClusterRoleBinding({
-      name: `test-agent-${namespace}`,
+      name: programBindingName("agent", namespace),
     });
   } catch (error) {
     if (apiStatusCode(error) !== 404) throw error;

@@ -7,14 +7,12 @@
  */
 
 import type { V1Service } from "@kubernetes/client-node";
-import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, typedApi } from "../k8s/client.ts";
-import { kubeconfigText } from "../k8s/config.ts";
+import { CoreV1Api, CustomObjectsApi, typedApi } from "../k8s/client.ts";
 import { fileURLToPath } from "node:url";
-import { join } from "node:path";
 import { allocatorPermissions } from "../deploy/permissions.ts";
 import { ApiConnection } from "../k8s/transport.ts";
-import { isConflict } from "../k8s/errors.ts";
 import type { TestCluster } from "./cluster.ts";
+import { programServiceAccount } from "./programs.ts";
 import { waitFor } from "./wait.ts";
 
 const MAIN = fileURLToPath(new URL("../allocator/main.ts", import.meta.url));
@@ -34,50 +32,12 @@ export interface AllocatorProcess {
 }
 
 /** Creates the allocator's service account in `namespace` with the deploy/ RBAC; returns its kubeconfig file. */
-export async function allocatorServiceAccount(
+export function allocatorServiceAccount(
   cluster: TestCluster,
   namespace: string,
   dir: string,
 ): Promise<string> {
-  const rbac = new ApiConnection(cluster.adminConfig());
-  const api = typedApi(rbac, RbacAuthorizationV1Api);
-  const subjects = [{ kind: "ServiceAccount", name: "allocator", namespace }];
-  try {
-    await api.createClusterRoleBinding({
-      body: {
-        metadata: { name: `test-allocator-${namespace}` },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "ClusterRole",
-          name: "purelb:allocator",
-        },
-        subjects,
-      },
-    });
-  } catch (error) {
-    if (!isConflict(error)) throw error;
-  }
-  try {
-    await api.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: "purelb:allocator" },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "ClusterRole",
-          name: "purelb:allocator-namespaced",
-        },
-        subjects,
-      },
-    });
-  } catch (error) {
-    if (!isConflict(error)) throw error;
-  }
-  rbac.close();
-  const access = await cluster.serviceAccountConfig(namespace, "allocator");
-  const path = join(dir, `allocator-${namespace}.kubeconfig`);
-  await Deno.writeTextFile(path, kubeconfigText(access, namespace), { mode: 0o600 });
-  return path;
+  return programServiceAccount(cluster, namespace, "allocator", dir);
 }
 
 /** `PURELB_PROFILE_DIR=dir` writes a V8 CPU profile (and a Markdown summary) per process. */
