@@ -22,25 +22,20 @@ import { ApiConnection } from "../k8s/transport.ts";
 import { apiStatusCode } from "../k8s/errors.ts";
 import { mergePatch } from "../k8s/patch.ts";
 import type { TestCluster } from "./cluster.ts";
-import { programBindingName, programServiceAccount } from "./programs.ts";
+import {
+  programBindingName,
+  type ProgramProcess,
+  programServiceAccount,
+  spawnProgram,
+} from "./programs.ts";
 import { waitFor } from "./wait.ts";
 import { testbedIpPath } from "./netns/mod.ts";
 
 const MAIN = fileURLToPath(new URL("../agent/main.ts", import.meta.url));
 
-/** A running agent process. */
-export interface AgentProcess {
+/** A running agent process and its node. */
+export interface AgentProcess extends ProgramProcess {
   readonly node: string;
-  readonly pid: number;
-  /** Everything it logged so far (JSON lines). */
-  logs(): string;
-  /** The operations port (metrics, health), once it has logged it. */
-  port(): Promise<number>;
-  /** SIGTERM and wait. */
-  stop(): Promise<Deno.CommandStatus>;
-  /** SIGKILL and wait. */
-  kill(): Promise<Deno.CommandStatus>;
-  readonly exited: Promise<Deno.CommandStatus>;
 }
 
 /** Creates the agent's service account in `namespace` with the deploy/ RBAC; returns its kubeconfig file. */
@@ -83,60 +78,25 @@ export function startAgent(options: StartAgentOptions): AgentProcess {
   const permissions = options.restricted === false
     ? ["--allow-all"]
     : agentPermissions(options.kubeconfig);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...permissions,
-      MAIN,
-      "--node-name",
-      options.node,
-      "--kubeconfig",
-      options.kubeconfig,
-      "--namespace",
-      options.namespace,
-      "--netns",
-      options.netns,
-      "--listen",
-      "127.0.0.1:0",
-      "--log-level",
-      "debug",
-      ...(options.extraArgs ?? []),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  const decoder = new TextDecoder();
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) {
-      output += decoder.decode(chunk, { stream: true });
-      if (output.length > 2_000_000) output = output.slice(-500_000);
-    }
-  };
-  const reading = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  const exited = child.status.then(async (status) => {
-    await reading;
-    return status;
-  });
-  const signal = async (name: Deno.Signal) => {
-    try {
-      child.kill(name);
-    } catch { /* already exited */ }
-    return await exited;
-  };
-  return {
-    node: options.node,
-    pid: child.pid,
-    logs: () => output,
-    port: async () => {
-      await waitFor(() => /"port":(\d+)/.test(output), 30_000, `the agent of ${options.node}`);
-      return Number(/"port":(\d+)/.exec(output)?.[1]);
-    },
-    stop: () => signal("SIGTERM"),
-    kill: () => signal("SIGKILL"),
-    exited,
-  };
+  const started = spawnProgram([
+    "run",
+    ...permissions,
+    MAIN,
+    "--node-name",
+    options.node,
+    "--kubeconfig",
+    options.kubeconfig,
+    "--namespace",
+    options.namespace,
+    "--netns",
+    options.netns,
+    "--listen",
+    "127.0.0.1:0",
+    "--log-level",
+    "debug",
+    ...(options.extraArgs ?? []),
+  ], `the agent of ${options.node}`);
+  return { ...started, node: options.node };
 }
 
 /** One address as `ip -json address show` lists it inside a namespace. */

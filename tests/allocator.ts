@@ -12,24 +12,13 @@ import { fileURLToPath } from "node:url";
 import { allocatorPermissions } from "../deploy/permissions.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 import type { TestCluster } from "./cluster.ts";
-import { programServiceAccount } from "./programs.ts";
+import { type ProgramProcess, programServiceAccount, spawnProgram } from "./programs.ts";
 import { waitFor } from "./wait.ts";
 
 const MAIN = fileURLToPath(new URL("../allocator/main.ts", import.meta.url));
 
 /** A running allocator process. */
-export interface AllocatorProcess {
-  readonly pid: number;
-  /** Everything it logged so far (JSON lines). */
-  logs(): string;
-  /** The operations port (metrics, health), once it has logged it. */
-  port(): Promise<number>;
-  /** SIGTERM and wait. */
-  stop(): Promise<Deno.CommandStatus>;
-  /** SIGKILL and wait. */
-  kill(): Promise<Deno.CommandStatus>;
-  readonly exited: Promise<Deno.CommandStatus>;
-}
+export type AllocatorProcess = ProgramProcess;
 
 /** Creates the allocator's service account in `namespace` with the deploy/ RBAC; returns its kubeconfig file. */
 export function allocatorServiceAccount(
@@ -52,53 +41,21 @@ export function startAllocator(
   namespace: string,
   extraArgs: readonly string[] = [],
 ): AllocatorProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...profilingFlags(),
-      ...allocatorPermissions(kubeconfig),
-      MAIN,
-      "--kubeconfig",
-      kubeconfig,
-      "--namespace",
-      namespace,
-      "--listen",
-      "127.0.0.1:0",
-      "--log-level",
-      "debug",
-      ...extraArgs,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  const decoder = new TextDecoder();
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) output += decoder.decode(chunk, { stream: true });
-  };
-  const reading = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  const exited = child.status.then(async (status) => {
-    await reading;
-    return status;
-  });
-  const signal = async (name: Deno.Signal) => {
-    try {
-      child.kill(name);
-    } catch { /* already exited */ }
-    return await exited;
-  };
-  return {
-    pid: child.pid,
-    logs: () => output,
-    port: async () => {
-      await waitFor(() => /"port":(\d+)/.test(output), 30_000, "the allocator to start");
-      return Number(/"port":(\d+)/.exec(output)?.[1]);
-    },
-    stop: () => signal("SIGTERM"),
-    kill: () => signal("SIGKILL"),
-    exited,
-  };
+  return spawnProgram([
+    "run",
+    ...profilingFlags(),
+    ...allocatorPermissions(kubeconfig),
+    MAIN,
+    "--kubeconfig",
+    kubeconfig,
+    "--namespace",
+    namespace,
+    "--listen",
+    "127.0.0.1:0",
+    "--log-level",
+    "debug",
+    ...extraArgs,
+  ], "the allocator to start");
 }
 
 /** API helpers for the tests' own (admin) writes and reads. */

@@ -12,6 +12,7 @@ import { kubeconfigText } from "../k8s/config.ts";
 import { isConflict } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 import type { TestCluster } from "./cluster.ts";
+import { waitFor } from "./wait.ts";
 
 /** The programs and their service accounts (`deploy/rbac/<program>.yaml`). */
 export type Program = "allocator" | "agent";
@@ -66,4 +67,58 @@ export async function programServiceAccount(
   const path = join(dir, `${program}-${namespace}.kubeconfig`);
   await Deno.writeTextFile(path, kubeconfigText(access, namespace), { mode: 0o600 });
   return path;
+}
+
+/** A running program (allocator or agent) started by a test harness. */
+export interface ProgramProcess {
+  readonly pid: number;
+  /** Everything it logged so far (JSON lines; the oldest part is dropped past 2 MB). */
+  logs(): string;
+  /** The operations port (metrics, health), once it has logged it. */
+  port(): Promise<number>;
+  /** SIGTERM and wait. */
+  stop(): Promise<Deno.CommandStatus>;
+  /** SIGKILL and wait. */
+  kill(): Promise<Deno.CommandStatus>;
+  readonly exited: Promise<Deno.CommandStatus>;
+}
+
+/** Runs `deno <args>`, collecting stdout and stderr; `what` names it in timeouts. */
+export function spawnProgram(args: readonly string[], what: string): ProgramProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const decoder = new TextDecoder();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) {
+      output += decoder.decode(chunk, { stream: true });
+      if (output.length > 2_000_000) output = output.slice(-500_000);
+    }
+  };
+  const reading = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const exited = child.status.then(async (status) => {
+    await reading;
+    return status;
+  });
+  const signal = async (name: Deno.Signal) => {
+    try {
+      child.kill(name);
+    } catch { /* already exited */ }
+    return await exited;
+  };
+  return {
+    pid: child.pid,
+    logs: () => output,
+    port: async () => {
+      await waitFor(() => /"port":(\d+)/.test(output), 30_000, what);
+      return Number(/"port":(\d+)/.exec(output)?.[1]);
+    },
+    stop: () => signal("SIGTERM"),
+    kill: () => signal("SIGKILL"),
+    exited,
+  };
 }
