@@ -14,14 +14,15 @@
  * @module
  */
 
+import { measureGap } from "../tests/netns/probe.ts";
 import { type AnnounceInput, decideAnnouncements } from "../agent/announce.ts";
 import { type AgentProcess } from "../tests/agent.ts";
 import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
 import { type NetworkState, parseAddressShow, planChanges } from "../netlink/mod.ts";
 import { winner } from "../election/mod.ts";
-import { NODES, operations, type Scene, withScene } from "../agent/e2e_scene.ts";
+import { NODES, operations, withScene } from "../agent/e2e_scene.ts";
 import { testCluster } from "../tests/cluster.ts";
-import { exec, testbedIpPath, trackProcess } from "../tests/netns/mod.ts";
+import { exec } from "../tests/netns/mod.ts";
 import { waitFor } from "../tests/wait.ts";
 import { isRoot } from "../tests/system.ts";
 
@@ -114,78 +115,6 @@ Deno.bench("decide + planChanges: no change with 1,000 addresses present", (b) =
  * The longest time between two consecutive answered pings (`ping -D` timestamps), and how
  * many were answered. Timestamps, not sequence numbers: ping slows down while unanswered.
  */
-function longestLoss(output: string): { gapMs: number; answered: number } {
-  const times = [...output.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) =>
-    Number(m[1]) * 1000
-  );
-  let gapMs = 0;
-  for (let i = 1; i < times.length; i++) {
-    gapMs = Math.max(gapMs, (times[i] ?? 0) - (times[i - 1] ?? 0));
-  }
-  return { gapMs, answered: times.length };
-}
-
-const PROBE_INTERVAL_MS = 10;
-
-/**
- * Pings `address` from the client every 10 ms (bounded to 20 s), runs `disrupt` once replies
- * flow, and returns the longest outage the client saw, in milliseconds.
- */
-async function clientOutageMs(
-  scene: Scene,
-  address: string,
-  disrupt: () => Promise<void>,
-  recovered: () => Promise<boolean>,
-): Promise<{ outageMs: number; answered: number }> {
-  const child = new Deno.Command(testbedIpPath(), {
-    args: [
-      "netns",
-      "exec",
-      scene.lan.client.netns,
-      "ping",
-      "-n",
-      "-D",
-      "-i",
-      String(PROBE_INTERVAL_MS / 1000),
-      "-c",
-      "2000",
-      "-w",
-      "25",
-      address,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const forget = trackProcess(child);
-  let output = "";
-  const decoder = new TextDecoder();
-  const reading = (async () => {
-    for await (const chunk of child.stdout) output += decoder.decode(chunk, { stream: true });
-  })();
-  const drain = child.stderr.cancel();
-  try {
-    await waitFor(() => longestLoss(output).answered >= 20, 5_000, "pings answered");
-    await disrupt();
-    await waitFor(recovered, 15_000, "the address to be taken over");
-    const answeredAfter = longestLoss(output).answered;
-    await waitFor(
-      () => longestLoss(output).answered >= answeredAfter + 50,
-      15_000,
-      "pings answered again",
-    );
-  } finally {
-    try {
-      child.kill("SIGINT");
-    } catch { /* exited */ }
-    await child.status;
-    await reading;
-    await drain;
-    forget();
-  }
-  const { gapMs, answered } = longestLoss(output);
-  return { outageMs: Math.round(gapMs), answered };
-}
-
 async function metricValue(agent: AgentProcess, name: string): Promise<number> {
   const { body } = await operations(agent, "/metrics");
   const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, "m").exec(body);
@@ -233,26 +162,26 @@ async function failoverFigures(): Promise<readonly string[]> {
       const heldBy = async (node: string) =>
         (await scene.holders(address)).some((h) => h.node === node);
 
-      const graceful = await clientOutageMs(scene, address, async () => {
+      const graceful = await measureGap(scene.lan.client.netns, address, async () => {
         void scene.agent(first).stop();
         await Promise.resolve();
       }, () => heldBy(second));
       await scene.waitForHolders(address, [second]);
       lines.push(
-        `failover, graceful stop (SIGTERM): client outage ${graceful.outageMs} ms ` +
+        `failover, graceful stop (SIGTERM): client outage ${graceful.gapMs} ms ` +
           `(longest gap between answered pings sent every 10 ms; ${graceful.answered} answered)`,
       );
 
       scene.restart(first);
       await scene.waitForHolders(address, [first]);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
-      const crash = await clientOutageMs(scene, address, async () => {
+      const crash = await measureGap(scene.lan.client.netns, address, async () => {
         await scene.agent(first).kill();
         await exec(scene.lan.node(first).netns, "ip", "link", "set", "eth0", "down");
       }, () => heldBy(second));
       lines.push(
         `failover, crash (SIGKILL + node off the LAN), lease 6 s / renew 2 s: client outage ` +
-          `${crash.outageMs} ms (longest gap between answered pings; ${crash.answered} answered)`,
+          `${crash.gapMs} ms (longest gap between answered pings; ${crash.answered} answered)`,
       );
       await exec(scene.lan.node(first).netns, "ip", "link", "set", "eth0", "up");
     },

@@ -19,7 +19,7 @@ import { whichCommand } from "../tests/system.ts";
 import { waitFor } from "../tests/wait.ts";
 import { type ClusterAccess, kubeconfigText, parseKubeconfig } from "../k8s/config.ts";
 import { DemoApi } from "./api.ts";
-import { measureGap, PROBE_INTERVAL_MS } from "./probe.ts";
+import { measureGap, PROBE_INTERVAL_MS } from "../tests/netns/probe.ts";
 import {
   DEMO_NAMESPACE,
   describeExpectation,

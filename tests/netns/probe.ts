@@ -5,8 +5,9 @@
  * @module
  */
 
-import { testbedIpPath, trackProcess } from "../tests/netns/mod.ts";
-import { waitFor } from "../tests/wait.ts";
+import { testbedIpPath } from "./exec.ts";
+import { trackProcess } from "./lan.ts";
+import { waitFor } from "../wait.ts";
 
 /** Milliseconds between two pings. */
 export const PROBE_INTERVAL_MS = 10;
