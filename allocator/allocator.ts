@@ -13,11 +13,16 @@
  */
 
 import {
+  type Aggregation,
   type Allocation,
+  type AssignResult,
+  createPoolRange,
   type FamilyStats,
   findGroupOverlaps,
   type IpFamily,
   LocalPool,
+  parseCidr,
+  parseRange,
   parseServiceGroupSpec,
   type SharingRequest,
 } from "../ipam/mod.ts";
@@ -39,14 +44,51 @@ export type GroupReport =
     readonly stats: Readonly<Record<IpFamily, FamilyStats>>;
     readonly families: readonly IpFamily[];
   }
-  | { readonly name: string; readonly kind: "invalid"; readonly errors: readonly string[] }
-  | { readonly name: string; readonly kind: "unsupported"; readonly message: string };
+  | {
+    readonly name: string;
+    readonly kind: "netbox";
+    readonly source: NetboxSource;
+    readonly inUse: Readonly<Record<IpFamily, number>>;
+  }
+  | { readonly name: string; readonly kind: "invalid"; readonly errors: readonly string[] };
+
+/** Where a Netbox group takes its addresses from. */
+export interface NetboxSource {
+  readonly url: string;
+  readonly tenant: string;
+  readonly aggregation: Aggregation;
+}
 
 /** One address a Service holds, and the group it came from ("" if no pool holds it any more). */
 export interface HeldAddress {
   readonly address: string;
   readonly family: IpFamily;
   readonly group: string;
+  /** Set for an address taken from Netbox: where to give it back. */
+  readonly netbox?: NetboxSource;
+}
+
+/** An address taken from Netbox that no Service holds any more: it goes back to `reserved`. */
+export interface FreedNetboxAddress {
+  readonly address: string;
+  readonly source: NetboxSource;
+}
+
+/**
+ * What a request for a Netbox group needs from Netbox before {@linkcode Allocator.allocate}
+ * can serve it: a new address of each of `families`, in order.
+ */
+export interface NetboxNeeds {
+  readonly group: string;
+  readonly source: NetboxSource;
+  readonly families: readonly IpFamily[];
+}
+
+/** The controller's answer to {@linkcode NetboxNeeds}: addresses taken, or why a family failed. */
+export interface NetboxOffer {
+  readonly source: NetboxSource;
+  readonly addresses: readonly { readonly address: string; readonly family: IpFamily }[];
+  readonly failures: Partial<Readonly<Record<IpFamily, string>>>;
 }
 
 /** The result of {@linkcode Allocator.allocate}. */
@@ -71,8 +113,20 @@ interface ServiceAllocation {
 
 type GroupEntry =
   | { readonly kind: "valid"; readonly specText: string; readonly pool: LocalPool }
-  | { readonly kind: "invalid"; readonly specText: string; readonly errors: readonly string[] }
-  | { readonly kind: "unsupported"; readonly specText: string; readonly message: string };
+  | {
+    readonly kind: "netbox";
+    readonly specText: string;
+    readonly source: NetboxSource;
+    /** Holds only the addresses taken from Netbox; its ranges cover everything. */
+    readonly pool: LocalPool;
+  }
+  | { readonly kind: "invalid"; readonly specText: string; readonly errors: readonly string[] };
+
+const NO_OFFER: NetboxOffer = {
+  source: { url: "", tenant: "", aggregation: { kind: "default" } },
+  addresses: [],
+  failures: {},
+};
 
 /**
  * Address bookkeeping for all Services.
@@ -88,6 +142,8 @@ type GroupEntry =
 export class Allocator {
   readonly #groups = new Map<string, GroupEntry>();
   readonly #services = new Map<string, ServiceAllocation>();
+  /** Netbox addresses nobody holds any more, by address, until the controller drains them. */
+  readonly #freedNetbox = new Map<string, FreedNetboxAddress>();
 
   /** Replaces the set of groups; unchanged groups keep their pools and counts. */
   setGroups(inputs: readonly GroupInput[]): readonly GroupReport[] {
@@ -123,14 +179,17 @@ export class Allocator {
         });
       } else if (overlap !== undefined) {
         next.set(input.name, { kind: "invalid", specText, errors: [overlap] });
-      } else if (result.source.kind === "netbox") {
-        next.set(input.name, {
-          kind: "unsupported",
-          specText,
-          message: "Netbox groups are not supported by this allocator yet",
-        });
-      } else if (previous?.kind === "valid" && previous.specText === specText) {
+      } else if (previous?.kind !== "invalid" && previous?.specText === specText) {
         next.set(input.name, previous);
+      } else if (result.source.kind === "netbox") {
+        const { url, tenant, aggregation } = result.source;
+        next.set(input.name, {
+          kind: "netbox",
+          specText,
+          source: { url, tenant, aggregation },
+          pool: netboxPool(input.name, aggregation),
+        });
+        rebuilt.push(input.name);
       } else {
         next.set(input.name, {
           kind: "valid",
@@ -140,9 +199,12 @@ export class Allocator {
         rebuilt.push(input.name);
       }
     }
+    const netboxGroupGone = [...this.#groups].some(([name, entry]) =>
+      entry.kind === "netbox" && next.get(name) !== entry
+    );
     this.#groups.clear();
     for (const [name, entry] of next) this.#groups.set(name, entry);
-    this.#reattach(rebuilt);
+    if (rebuilt.length > 0 || netboxGroupGone) this.#reattach(rebuilt);
     return this.groupReports();
   }
 
@@ -169,8 +231,52 @@ export class Allocator {
 
   /** True when some other Service holds `address` too. */
   isShared(serviceKey: string, address: string): boolean {
-    const pool = this.#poolContaining(address);
+    const pool = this.#entryContaining(address)?.entry.pool;
     return pool?.holdersOf(address).some((h) => h.serviceKey !== serviceKey) ?? false;
+  }
+
+  /**
+   * What `request` needs from Netbox first, if its group is a Netbox group and neither its
+   * current addresses nor its sharing key cover it. The controller takes the addresses and
+   * passes them to {@linkcode allocate} as an offer.
+   */
+  netboxNeeds(request: AllocationRequest): NetboxNeeds | undefined {
+    const entry = this.#groups.get(request.group);
+    if (entry?.kind !== "netbox" || request.specificAddresses.length > 0) return undefined;
+    const current = this.#services.get(request.key);
+    const keeps = current !== undefined && this.#sameShape(current, request);
+    if (keeps && request.policy !== "PreferDualStack") return undefined;
+    const bound = (family: IpFamily) =>
+      request.sharingKey !== "" &&
+      entry.pool.addressOfSharingKey(request.sharingKey, family) !== undefined;
+    if (request.policy === "AnyOne" && !keeps && request.families.some(bound)) return undefined;
+    const families = request.families.filter((family) =>
+      !bound(family) && !(keeps && current.addresses.some((a) => a.family === family))
+    );
+    return families.length === 0
+      ? undefined
+      : { group: request.group, source: entry.source, families };
+  }
+
+  /** The addresses held from a Netbox group, each with one Service holding it. */
+  netboxHeld(group: string): ReadonlyMap<string, string> {
+    const held = new Map<string, string>();
+    for (const [key, allocation] of this.#services) {
+      for (const address of allocation.addresses) {
+        if (address.group === group && address.netbox) held.set(address.address, key);
+      }
+    }
+    return held;
+  }
+
+  /**
+   * Netbox addresses that no Service holds any more (released, or offered and not used) since
+   * the last call: the controller gives them back to Netbox.
+   */
+  drainFreedNetbox(): readonly FreedNetboxAddress[] {
+    const freed = [...this.#freedNetbox.values()];
+    this.#freedNetbox.clear();
+    return freed;
   }
 
   /**
@@ -184,28 +290,37 @@ export class Allocator {
     const problems: string[] = [];
     const held: HeldAddress[] = [];
     for (const address of addresses) {
-      const pool = this.#poolContaining(address);
-      if (!pool) {
+      const found = this.#entryContaining(address) ?? this.#netboxEntryOf(request);
+      if (!found) {
         const family: IpFamily = address.includes(":") ? "IPv6" : "IPv4";
         held.push({ address, family, group: "" });
         continue;
       }
-      const result = pool.assignSpecific(request.key, address, sharingOf(request));
-      if (result.kind === "ok") {
-        held.push({ address: result.address, family: result.family, group: pool.name });
-      } else {
-        problems.push(result.reason);
-      }
+      const result = found.entry.pool.assignSpecific(request.key, address, sharingOf(request));
+      if (result.kind === "ok") held.push(heldOf(result, found.name, found.entry));
+      else problems.push(result.reason);
     }
     if (held.length > 0) this.#services.set(request.key, { request, addresses: held });
     return problems;
   }
 
-  /** Makes the Service hold what `request` asks for (see module doc for the rules). */
-  allocate(request: AllocationRequest): AllocateOutcome {
+  /**
+   * Makes the Service hold what `request` asks for (see module doc for the rules). For a Netbox
+   * group, `offer` holds the addresses the controller took from Netbox for
+   * {@linkcode netboxNeeds}; those not used end up in {@linkcode drainFreedNetbox}.
+   */
+  allocate(request: AllocationRequest, offer?: NetboxOffer): AllocateOutcome {
+    const outcome = this.#allocate(request, offer ?? NO_OFFER);
+    if (offer) {
+      for (const { address } of offer.addresses) this.#freeIfUnheld(address, offer.source);
+    }
+    return outcome;
+  }
+
+  #allocate(request: AllocationRequest, offer: NetboxOffer): AllocateOutcome {
     const current = this.#services.get(request.key);
     if (current && this.#stillSatisfies(current, request)) {
-      const added = this.#addMissingPreferredFamilies(current, request);
+      const added = this.#addMissingPreferredFamilies(current, request, offer);
       if (added.length === 0) {
         this.#services.set(request.key, { request, addresses: current.addresses });
         return { kind: "unchanged", addresses: current.addresses };
@@ -217,7 +332,7 @@ export class Allocator {
     const released = this.release(request.key);
     const fresh = request.specificAddresses.length > 0
       ? this.#takeSpecific(request)
-      : this.#takeFromGroup(request);
+      : this.#takeFromGroup(request, offer);
     if (fresh.kind === "failed") {
       this.#releaseFromPools(request.key, fresh.partial);
       return { kind: "failed", reason: fresh.reason, released };
@@ -237,6 +352,21 @@ export class Allocator {
   }
 
   #stillSatisfies(current: ServiceAllocation, request: AllocationRequest): boolean {
+    if (!this.#sameShape(current, request)) return false;
+    // Sharing is re-checked when the key or ports changed; the pool updates them if allowed.
+    if (sameSharing(current.request, request)) return true;
+    for (const held of current.addresses) {
+      const pool = held.group === "" ? undefined : this.#poolOf(held.group);
+      if (!pool) continue;
+      if (pool.assignSpecific(request.key, held.address, sharingOf(request)).kind !== "ok") {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Whether the held addresses still match the request's families, group and addresses. */
+  #sameShape(current: ServiceAllocation, request: AllocationRequest): boolean {
     const families = current.addresses.map((a) => a.family);
     if (new Set(families).size !== families.length) return false;
     if (!families.every((f) => request.families.includes(f))) return false;
@@ -256,30 +386,22 @@ export class Allocator {
         return false;
       }
     }
-    // Sharing is re-checked when the key or ports changed; the pool updates them if allowed.
-    if (sameSharing(current.request, request)) return true;
-    for (const held of current.addresses) {
-      const pool = held.group === "" ? undefined : this.#poolOf(held.group);
-      if (!pool) continue;
-      if (pool.assignSpecific(request.key, held.address, sharingOf(request)).kind !== "ok") {
-        return false;
-      }
-    }
     return true;
   }
 
   #addMissingPreferredFamilies(
     current: ServiceAllocation,
     request: AllocationRequest,
+    offer: NetboxOffer,
   ): HeldAddress[] {
     if (request.policy !== "PreferDualStack" || request.specificAddresses.length > 0) return [];
-    const pool = this.#poolOf(request.group);
-    if (!pool) return [];
+    const entry = this.#groups.get(request.group);
+    if (entry === undefined || entry.kind === "invalid") return [];
     const added: HeldAddress[] = [];
     for (const family of request.families) {
-      if (current.addresses.some((a) => a.family === family) || !pool.hasFamily(family)) continue;
-      const result = pool.assign(request.key, { family, ...sharingOf(request) });
-      if (result.kind === "ok") added.push(heldOf(result, pool.name));
+      if (current.addresses.some((a) => a.family === family)) continue;
+      const result = takeFamily(entry, request, family, offer);
+      if (result.kind === "ok") added.push(heldOf(result, request.group, entry));
     }
     return added;
   }
@@ -287,22 +409,22 @@ export class Allocator {
   #takeSpecific(request: AllocationRequest): Taken {
     const taken: HeldAddress[] = [];
     for (const address of request.specificAddresses) {
-      const pool = this.#poolContaining(address);
-      if (!pool) {
+      const found = this.#entryContaining(address);
+      if (!found) {
         return {
           kind: "failed",
           reason: `requested address ${address} is not in any valid ServiceGroup pool`,
           partial: taken,
         };
       }
-      const result = pool.assignSpecific(request.key, address, sharingOf(request));
+      const result = found.entry.pool.assignSpecific(request.key, address, sharingOf(request));
       if (result.kind === "error") return { kind: "failed", reason: result.reason, partial: taken };
-      taken.push(heldOf(result, pool.name));
+      taken.push(heldOf(result, found.name, found.entry));
     }
     return { kind: "ok", addresses: taken };
   }
 
-  #takeFromGroup(request: AllocationRequest): Taken {
+  #takeFromGroup(request: AllocationRequest, offer: NetboxOffer): Taken {
     const entry = this.#groups.get(request.group);
     if (!entry) {
       return { kind: "failed", reason: `ServiceGroup "${request.group}" not found`, partial: [] };
@@ -314,24 +436,12 @@ export class Allocator {
         partial: [],
       };
     }
-    if (entry.kind === "unsupported") {
-      return {
-        kind: "failed",
-        reason: `ServiceGroup "${request.group}": ${entry.message}`,
-        partial: [],
-      };
-    }
-    const pool = entry.pool;
     const taken: HeldAddress[] = [];
     const reasons: string[] = [];
     for (const family of request.families) {
-      if (!pool.hasFamily(family)) {
-        reasons.push(`ServiceGroup "${request.group}" has no ${family} pool`);
-      } else {
-        const result = pool.assign(request.key, { family, ...sharingOf(request) });
-        if (result.kind === "ok") taken.push(heldOf(result, pool.name));
-        else reasons.push(result.reason);
-      }
+      const result = takeFamily(entry, request, family, offer);
+      if (result.kind === "ok") taken.push(heldOf(result, request.group, entry));
+      else reasons.push(result.reason);
       if (request.policy === "AnyOne" && taken.length === 1) break;
       const allNeeded = request.policy === "SingleStack" || request.policy === "RequireDualStack";
       if (allNeeded && reasons.length > 0) {
@@ -348,19 +458,35 @@ export class Allocator {
     for (const group of new Set(addresses.map((a) => a.group))) {
       this.#poolOf(group)?.release(serviceKey);
     }
+    for (const held of addresses) if (held.netbox) this.#freeIfUnheld(held.address, held.netbox);
+  }
+
+  /** Queues a Netbox address for return once no Service holds it any more. */
+  #freeIfUnheld(address: string, source: NetboxSource): void {
+    const held = [...this.#services.values()].some((s) =>
+      s.addresses.some((a) => a.address === address)
+    );
+    if (!held) this.#freedNetbox.set(address, { address, source });
   }
 
   /** After pools were rebuilt, registers the current holders of their addresses again. */
   #reattach(rebuiltGroups: readonly string[]): void {
-    if (rebuiltGroups.length === 0) return;
     for (const [key, allocation] of [...this.#services.entries()].sort(byRegistrationOrder)) {
       const addresses = allocation.addresses.map((held) => {
-        const pool = this.#poolContaining(held.address);
-        if (!pool) return { ...held, group: "" };
-        if (!rebuiltGroups.includes(pool.name)) return held;
-        const result = pool.assignSpecific(key, held.address, sharingOf(allocation.request));
+        const found = held.netbox
+          ? this.#netboxEntryFrom(held.netbox, held.group)
+          : this.#entryContaining(held.address);
+        if (!found) return { ...held, group: "" };
+        if (!rebuiltGroups.includes(found.name) && found.name === held.group) return held;
+        const result = found.entry.pool.assignSpecific(
+          key,
+          held.address,
+          sharingOf(allocation.request),
+        );
         // A holder that the edited pool refuses keeps its address (never moved) unaccounted.
-        return { ...held, group: result.kind === "ok" ? pool.name : "" };
+        return result.kind === "ok"
+          ? heldOf(result, found.name, found.entry)
+          : { ...held, group: "" };
       });
       this.#services.set(key, { request: allocation.request, addresses });
     }
@@ -368,15 +494,95 @@ export class Allocator {
 
   #poolOf(group: string): LocalPool | undefined {
     const entry = this.#groups.get(group);
-    return entry?.kind === "valid" ? entry.pool : undefined;
+    return entry?.kind === "invalid" ? undefined : entry?.pool;
   }
 
-  #poolContaining(address: string): LocalPool | undefined {
-    for (const entry of this.#groups.values()) {
-      if (entry.kind === "valid" && entry.pool.contains(address)) return entry.pool;
+  /** The local pool whose ranges contain the address, or the Netbox group holding it. */
+  #entryContaining(address: string): FoundEntry | undefined {
+    for (const [name, entry] of this.#groups) {
+      if (entry.kind === "valid" && entry.pool.contains(address)) return { name, entry };
+    }
+    for (const [name, entry] of this.#groups) {
+      if (entry.kind === "netbox" && entry.pool.holdersOf(address).length > 0) {
+        return { name, entry };
+      }
     }
     return undefined;
   }
+
+  /** The request's group, when it is a Netbox group (where its existing addresses came from). */
+  #netboxEntryOf(request: AllocationRequest): FoundEntry | undefined {
+    const entry = this.#groups.get(request.group);
+    return entry?.kind === "netbox" && request.specificAddresses.length === 0
+      ? { name: request.group, entry }
+      : undefined;
+  }
+
+  /** The Netbox group with the same URL and tenant, `preferred` first. */
+  #netboxEntryFrom(source: NetboxSource, preferred: string): FoundEntry | undefined {
+    const candidates = [...this.#groups].sort(([a], [b]) =>
+      Number(b === preferred) - Number(a === preferred)
+    );
+    for (const [name, entry] of candidates) {
+      if (
+        entry.kind === "netbox" && entry.source.url === source.url &&
+        entry.source.tenant === source.tenant
+      ) {
+        return { name, entry };
+      }
+    }
+    return undefined;
+  }
+}
+
+type UsableEntry = Exclude<GroupEntry, { readonly kind: "invalid" }>;
+
+interface FoundEntry {
+  readonly name: string;
+  readonly entry: UsableEntry;
+}
+
+/**
+ * One address of `family` for the request: from a local pool, the next free one; from a
+ * Netbox group, the one its sharing key is bound to, else the one Netbox offered.
+ */
+function takeFamily(
+  entry: UsableEntry,
+  request: AllocationRequest,
+  family: IpFamily,
+  offer: NetboxOffer,
+): AssignResult {
+  const sharing = sharingOf(request);
+  if (entry.kind === "valid") {
+    return entry.pool.hasFamily(family)
+      ? entry.pool.assign(request.key, { family, ...sharing })
+      : { kind: "error", reason: `ServiceGroup "${request.group}" has no ${family} pool` };
+  }
+  const bound = request.sharingKey === ""
+    ? undefined
+    : entry.pool.addressOfSharingKey(request.sharingKey, family);
+  const offered = offer.addresses.find((a) =>
+    a.family === family && entry.pool.holdersOf(a.address).length === 0
+  );
+  const address = bound ?? offered?.address;
+  if (address === undefined) {
+    return {
+      kind: "error",
+      reason: offer.failures[family] ??
+        `no ${family} address taken from Netbox for ServiceGroup "${request.group}" yet`,
+    };
+  }
+  return entry.pool.assignSpecific(request.key, address, sharing);
+}
+
+/**
+ * The pool of a Netbox group: it holds whatever Netbox handed out, so its ranges are the
+ * whole of both families (it is never asked for a next free address).
+ */
+function netboxPool(name: string, aggregation: Aggregation): LocalPool {
+  const everything = (cidr: string) =>
+    createPoolRange(parseRange(cidr), parseCidr(cidr), aggregation);
+  return new LocalPool(name, { ranges: [everything("0.0.0.0/0"), everything("::/0")] });
 }
 
 type Taken =
@@ -392,8 +598,9 @@ function sharingOf(request: AllocationRequest): SharingRequest {
   return { sharingKey: request.sharingKey, ports: request.ports };
 }
 
-function heldOf(allocation: Allocation, group: string): HeldAddress {
-  return { address: allocation.address, family: allocation.family, group };
+function heldOf(allocation: Allocation, group: string, entry: UsableEntry): HeldAddress {
+  const held = { address: allocation.address, family: allocation.family, group };
+  return entry.kind === "netbox" ? { ...held, netbox: entry.source } : held;
 }
 
 function orderByFamilies(
@@ -419,9 +626,14 @@ function reportOf(name: string, entry: GroupEntry): GroupReport {
         stats: { IPv4: entry.pool.stats("IPv4"), IPv6: entry.pool.stats("IPv6") },
         families: (["IPv4", "IPv6"] as const).filter((f) => entry.pool.hasFamily(f)),
       };
+    case "netbox":
+      return {
+        name,
+        kind: "netbox",
+        source: entry.source,
+        inUse: { IPv4: entry.pool.inUse("IPv4"), IPv6: entry.pool.inUse("IPv6") },
+      };
     case "invalid":
       return { name, kind: "invalid", errors: entry.errors };
-    case "unsupported":
-      return { name, kind: "unsupported", message: entry.message };
   }
 }

@@ -22,7 +22,13 @@ export interface AllocatorConfig {
   readonly identity: string;
   readonly handleClasslessServices: boolean;
   readonly workers: number;
+  /** `NETBOX_USER_TOKEN`: only Netbox ServiceGroups need it. Never a flag (it is a secret). */
+  readonly netboxToken: string | undefined;
+  readonly netboxTimeoutMs: number;
 }
+
+/** The environment variable holding the Netbox API token (from the `netbox-client` Secret). */
+export const NETBOX_TOKEN_ENV = "NETBOX_USER_TOKEN";
 
 /** Raised for a flag or environment value that cannot be used; names the flag and the value. */
 export const ConfigError = FlagError;
@@ -67,6 +73,10 @@ export const FLAGS = {
     help: "true|false: serve Services without spec.loadBalancerClass (default true)",
   },
   workers: { env: "PURELB_WORKERS", help: "concurrent workers (default 16)" },
+  "netbox-timeout": {
+    env: "PURELB_NETBOX_TIMEOUT",
+    help: "seconds to wait for each Netbox request (default 5)",
+  },
 } as const;
 
 type FlagName = keyof typeof FLAGS;
@@ -121,6 +131,8 @@ export function readAllocatorConfig(
     identity: get("identity") ?? env("HOSTNAME") ?? `allocator-${crypto.randomUUID().slice(0, 8)}`,
     handleClasslessServices: handleClassless === "true",
     workers,
+    netboxToken: env(NETBOX_TOKEN_ENV)?.trim() || undefined,
+    netboxTimeoutMs: seconds("netbox-timeout", 5),
   };
 }
 

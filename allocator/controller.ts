@@ -14,6 +14,7 @@ import {
   type ApiConnection,
   errorMessage,
   mergePatch,
+  type Outcome,
   ResilientInformer,
   runWorkers,
   WorkQueue,
@@ -21,9 +22,15 @@ import {
 import {
   type AllocateOutcome,
   Allocator,
+  type FreedNetboxAddress,
   type GroupReport,
   type HeldAddress,
+  type NetboxOffer,
+  type NetboxSource,
 } from "./allocator.ts";
+import type { AllocationRequest } from "./request.ts";
+import { NetboxError } from "../ipam/mod.ts";
+import { type NetboxBroker, type NetboxCallResult } from "./netbox.ts";
 import {
   readServiceIntent,
   type RequestSettings,
@@ -42,7 +49,7 @@ import {
 } from "../k8s/types.ts";
 import type { EventSubject, EventType } from "../k8s/events.ts";
 import type { AllocatorMetrics } from "./metrics.ts";
-import { groupStatusOf, type ServiceGroupObject } from "./groupstatus.ts";
+import { groupStatusOf, type NetboxHealth, type ServiceGroupObject } from "./groupstatus.ts";
 
 /** Writes Kubernetes Events; never throws (the k8s/ EventRecorder). */
 export interface EventSink {
@@ -64,11 +71,19 @@ export interface AllocatorControllerOptions {
   readonly metrics: AllocatorMetrics;
   /** Concurrent workers (each does at most one API write at a time). Default 16. */
   readonly workers?: number;
+  /** Takes and gives back addresses of Netbox ServiceGroups. */
+  readonly netbox: NetboxBroker;
 }
 
 const GROUPS_KEY = "groups";
 const SERVICE_PREFIX = "svc:";
 const GROUP_STATUS_PREFIX = "sg:";
+/** Gives one Netbox address back (key: the address). */
+const NETBOX_RETURN_PREFIX = "nbreturn:";
+/** Compares a Netbox group's addresses with Netbox (key: the group). */
+const NETBOX_SWEEP_PREFIX = "nbsweep:";
+/** A Service that Netbox has no address for retries this often (other users may free some). */
+const NETBOX_EXHAUSTED_RETRY_MS = 30_000;
 /** ServiceGroup status is written at most this often per group (counts change constantly). */
 const GROUP_STATUS_DELAY_MS = 1_000;
 
@@ -90,6 +105,10 @@ export class AllocatorController {
   #leading = false;
   /** Last seen `metadata.generation` per ServiceGroup, to ignore status-only updates. */
   readonly #groupGenerations = new Map<string, number | undefined>();
+  /** Netbox addresses waiting to go back to `reserved`. */
+  readonly #netboxReturns = new Map<string, FreedNetboxAddress>();
+  /** Per Netbox group: how its last Netbox call went. */
+  readonly #netboxHealth = new Map<string, NetboxHealth>();
 
   constructor(options: AllocatorControllerOptions) {
     this.#options = options;
@@ -162,6 +181,7 @@ export class AllocatorController {
     this.#allocator = new Allocator();
     this.#waiting.clear();
     this.#warned.clear();
+    this.#netboxReturns.clear();
     const registered = this.#rebuildFromCaches();
     log.info("leading: {groups} ServiceGroups, {registered} existing allocations registered", {
       groups: this.groups.list().length,
@@ -172,6 +192,7 @@ export class AllocatorController {
     this.#leading = true;
     for (const report of this.#allocator.groupReports()) {
       queue.add(GROUP_STATUS_PREFIX + report.name);
+      if (report.kind === "netbox") queue.add(NETBOX_SWEEP_PREFIX + report.name);
     }
     for (const svc of this.services.list()) queue.add(SERVICE_PREFIX + serviceKey(svc));
     leadership.addEventListener("abort", () => queue.shutDown(), { once: true });
@@ -180,6 +201,12 @@ export class AllocatorController {
       if (key === GROUPS_KEY) return this.#syncGroups();
       if (key.startsWith(GROUP_STATUS_PREFIX)) {
         return await this.#writeGroupStatus(key.slice(GROUP_STATUS_PREFIX.length), leadership);
+      }
+      if (key.startsWith(NETBOX_RETURN_PREFIX)) {
+        return await this.#returnToNetbox(key.slice(NETBOX_RETURN_PREFIX.length), leadership);
+      }
+      if (key.startsWith(NETBOX_SWEEP_PREFIX)) {
+        return await this.#sweepNetbox(key.slice(NETBOX_SWEEP_PREFIX.length), leadership);
       }
       return await this.#syncService(key.slice(SERVICE_PREFIX.length), leadership);
     }, {
@@ -232,7 +259,16 @@ export class AllocatorController {
 
   #syncGroups(): { kind: "done" } {
     const reports = this.#allocator.setGroups(this.#groupInputs());
-    for (const report of reports) this.#queue?.add(GROUP_STATUS_PREFIX + report.name);
+    this.#queueNetboxReturns();
+    for (const name of this.#netboxHealth.keys()) {
+      if (!reports.some((r) => r.name === name && r.kind === "netbox")) {
+        this.#netboxHealth.delete(name);
+      }
+    }
+    for (const report of reports) {
+      this.#queue?.add(GROUP_STATUS_PREFIX + report.name);
+      if (report.kind === "netbox") this.#queue?.add(NETBOX_SWEEP_PREFIX + report.name);
+    }
     // Pools changed: waiting Services may fit now, PreferDualStack ones may grow.
     for (const svc of this.services.list()) this.#queue?.add(SERVICE_PREFIX + serviceKey(svc));
     return { kind: "done" };
@@ -243,15 +279,18 @@ export class AllocatorController {
     const svc = this.services.get(name, namespace);
     if (!svc) {
       this.#forget(key, this.#allocator.release(key));
+      this.#queueNetboxReturns();
       return { kind: "done" };
     }
     const intent = readServiceIntent(svc, this.#options.settings);
     switch (intent.kind) {
       case "foreign":
         this.#forget(key, this.#allocator.release(key));
+        this.#queueNetboxReturns();
         return { kind: "done" };
       case "notLoadBalancer": {
         const released = this.#allocator.release(key);
+        this.#queueNetboxReturns();
         if (hasOurMarks(svc)) await this.#writeAllocation(svc, [], "", leadership);
         this.#afterRelease(svc, released);
         this.#waiting.delete(key);
@@ -259,6 +298,7 @@ export class AllocatorController {
       }
       case "invalid": {
         const released = this.#allocator.release(key);
+        this.#queueNetboxReturns();
         this.#reportWarnings(svc, intent.warnings);
         if (ingressIps(svc).length > 0) await this.#writeAllocation(svc, [], "", leadership);
         this.#afterRelease(svc, released);
@@ -266,12 +306,145 @@ export class AllocatorController {
         return { kind: "done" };
       }
       case "allocate": {
-        const outcome = this.#allocator.allocate(intent.request);
+        const taken = await this.#takeFromNetbox(intent.request, leadership);
+        const outcome = this.#allocator.allocate(intent.request, taken?.offer);
+        if (taken) this.#options.netbox.settle(taken.offer);
+        this.#queueNetboxReturns();
+        if (leadership.aborted) return { kind: "done" };
         const warnings = [...intent.warnings, ...this.#sharingWarnings(intent.request, outcome)];
         this.#reportWarnings(svc, warnings);
-        return await this.#apply(svc, outcome, leadership);
+        const applied = await this.#apply(svc, outcome, leadership);
+        if (outcome.kind !== "failed" || taken === undefined) return applied;
+        // Netbox trouble is retried with backoff; an empty Netbox is asked again now and then.
+        return taken.result.ok
+          ? { kind: "requeueAfter", ms: NETBOX_EXHAUSTED_RETRY_MS }
+          : { kind: "retry", error: taken.result.error };
       }
     }
+  }
+
+  /** For a Netbox group: takes from Netbox what the request needs before it is allocated. */
+  async #takeFromNetbox(
+    request: AllocationRequest,
+    leadership: AbortSignal,
+  ): Promise<{ offer: NetboxOffer; result: NetboxCallResult } | undefined> {
+    const needs = this.#allocator.netboxNeeds(request);
+    if (needs === undefined) return undefined;
+    const group = this.groups.get(needs.group, this.#options.namespace);
+    const marker = { groupUid: group?.metadata?.uid ?? needs.group, service: request.key };
+    const taken = await this.#options.netbox.take(
+      needs.source,
+      needs.families,
+      request.policy,
+      marker,
+      leadership,
+    );
+    this.#noteNetbox(needs.source, taken.result);
+    return taken;
+  }
+
+  /** Queues every Netbox address the allocator let go of for its return to `reserved`. */
+  #queueNetboxReturns(): void {
+    for (const freed of this.#allocator.drainFreedNetbox()) {
+      this.#netboxReturns.set(freed.address, freed);
+      this.#queue?.add(NETBOX_RETURN_PREFIX + freed.address);
+    }
+  }
+
+  async #returnToNetbox(address: string, leadership: AbortSignal): Promise<Outcome> {
+    const freed = this.#netboxReturns.get(address);
+    if (freed === undefined) return { kind: "done" };
+    try {
+      await this.#options.netbox.giveBack(freed.source, address, leadership);
+    } catch (error) {
+      if (!(error instanceof NetboxError)) throw error;
+      this.#noteNetbox(freed.source, { ok: false, error });
+      return { kind: "retry", error };
+    }
+    this.#netboxReturns.delete(address);
+    this.#noteNetbox(freed.source, { ok: true });
+    log.info("gave {address} back to Netbox at {url}", { address, url: freed.source.url });
+    return { kind: "done" };
+  }
+
+  /** Reconciles a Netbox group's addresses with Netbox (at leadership and on group changes). */
+  async #sweepNetbox(name: string, leadership: AbortSignal): Promise<Outcome> {
+    const report = this.#allocator.groupReport(name);
+    const group = this.groups.get(name, this.#options.namespace);
+    if (report?.kind !== "netbox" || group === undefined) return { kind: "done" };
+    const held = this.#allocator.netboxHeld(name);
+    try {
+      const sweep = await this.#options.netbox.sweep(
+        report.source,
+        group.metadata?.uid ?? name,
+        held,
+        leadership,
+      );
+      this.#noteNetbox(report.source, { ok: true });
+      if (sweep.reclaimed.length + sweep.returned.length + sweep.missing.length > 0) {
+        log.info(
+          "Netbox group {group}: {held} held, {reclaimed} made active again, {returned} " +
+            "left active by nobody given back, {missing} not listed by Netbox",
+          {
+            group: name,
+            held: held.size,
+            reclaimed: sweep.reclaimed.length,
+            returned: sweep.returned.length,
+            missing: sweep.missing.length,
+          },
+        );
+      }
+      for (const address of sweep.missing) {
+        const service = this.#serviceByKey(held.get(address) ?? "");
+        if (!service) continue;
+        this.#event(
+          service,
+          "Warning",
+          "ConfigurationWarning",
+          `Netbox at ${report.source.url} lists ${address} neither as active nor as reserved ` +
+            `for tenant ${report.source.tenant}; the Service keeps it, check Netbox`,
+        );
+      }
+      return { kind: "done" };
+    } catch (error) {
+      if (!(error instanceof NetboxError)) throw error;
+      this.#noteNetbox(report.source, { ok: false, error });
+      return { kind: "retry", error };
+    }
+  }
+
+  /** Records how a Netbox call went on every group using that Netbox and tenant. */
+  #noteNetbox(source: NetboxSource, result: NetboxCallResult): void {
+    if (!result.ok) {
+      this.#options.metrics.netboxFailures.inc({ failure: result.error.failure });
+      log.warn("Netbox at {url}: {error}", { url: source.url, error: result.error.message });
+    }
+    const health: NetboxHealth = result.ok
+      ? { available: true, reason: "Answering", message: "the last call to Netbox succeeded" }
+      : {
+        available: false,
+        reason: result.error.failure.charAt(0).toUpperCase() + result.error.failure.slice(1),
+        message: result.error.message,
+      };
+    for (const report of this.#allocator.groupReports()) {
+      if (
+        report.kind !== "netbox" || report.source.url !== source.url ||
+        report.source.tenant !== source.tenant
+      ) {
+        continue;
+      }
+      const previous = this.#netboxHealth.get(report.name);
+      if (previous?.available === health.available && previous.message === health.message) {
+        continue;
+      }
+      this.#netboxHealth.set(report.name, health);
+      this.#queue?.add(GROUP_STATUS_PREFIX + report.name);
+    }
+  }
+
+  #serviceByKey(key: string): V1Service | undefined {
+    const [namespace = "", name = ""] = key.split("/");
+    return this.services.get(name, namespace);
   }
 
   async #apply(
@@ -403,7 +576,12 @@ export class AllocatorController {
     const sg = this.groups.get(name, this.#options.namespace);
     const report = this.#allocator.groupReport(name);
     if (!sg || !report) return { kind: "done" };
-    const { status, changed, becameInvalid } = groupStatusOf(sg, report, new Date());
+    const { status, changed, becameInvalid } = groupStatusOf(
+      sg,
+      report,
+      new Date(),
+      this.#netboxHealth.get(name),
+    );
     if (becameInvalid) {
       const subject = {
         apiVersion: PURELB_API_VERSION,
@@ -425,8 +603,6 @@ export class AllocatorController {
   }
 }
 
-type Outcome = { readonly kind: "done" };
-
 function ingressIps(svc: V1Service): string[] {
   return (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => i.ip ? [i.ip] : []);
 }
@@ -439,13 +615,13 @@ function hasOurMarks(svc: V1Service): boolean {
 }
 
 function invalidMessage(report: GroupReport): string {
-  if (report.kind === "invalid") return report.errors.join("; ");
-  if (report.kind === "unsupported") return report.message;
-  return "";
+  return report.kind === "invalid" ? report.errors.join("; ") : "";
 }
 
 /** A short label for the failure metric. */
 export function failureKind(reason: string): string {
+  if (/has no reserved/.test(reason)) return "pool_exhausted";
+  if (/Netbox|NETBOX/.test(reason)) return "netbox_error";
   if (/no free/.test(reason)) return "pool_exhausted";
   if (/not in any/.test(reason)) return "address_outside_pools";
   if (/not found/.test(reason)) return "group_not_found";

@@ -6,7 +6,7 @@
  */
 
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { FamilyStats } from "../ipam/mod.ts";
+import type { FamilyStats, IpFamily } from "../ipam/mod.ts";
 import type { GroupReport } from "./allocator.ts";
 import type { Condition, FamilyUsage, ServiceGroupStatus } from "../k8s/types.ts";
 
@@ -22,72 +22,96 @@ export type ServiceGroupObject = KubernetesObject & {
   readonly status?: ServiceGroupStatus;
 };
 
+/** How the last call to a Netbox group's Netbox went: the `NetboxAvailable` condition. */
+export interface NetboxHealth {
+  readonly available: boolean;
+  /** CamelCase, e.g. `Answering`, `Timeout`, `Unauthorized`. */
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** The condition type that reports a Netbox group's last call to Netbox. */
+export const NETBOX_CONDITION = "NetboxAvailable";
+
 /**
  * The status `report` calls for, whether it differs from `sg.status`, and whether the group has
- * just become invalid (worth a `ParseFailed` event).
+ * just become invalid (worth a `ParseFailed` event). For a Netbox group, `netbox` adds the
+ * `NetboxAvailable` condition.
  */
 export function groupStatusOf(
   sg: ServiceGroupObject,
   report: GroupReport,
   now: Date,
+  netbox?: NetboxHealth,
 ): { status: ServiceGroupStatusPatch; changed: boolean; becameInvalid: boolean } {
   const generation = sg.metadata?.generation;
-  const previous = sg.status?.conditions?.find((c) => c.type === "Valid");
-  const [conditionStatus, reason, message] = report.kind === "valid"
-    ? ["True", "Valid", validMessage(report)] as const
-    : report.kind === "invalid"
-    ? ["False", "ParseFailed", report.errors.join("; ")] as const
-    : ["False", "Unsupported", report.message] as const;
-  const transitioned = previous?.status !== conditionStatus;
-  const condition: Condition = {
-    type: "Valid",
-    status: conditionStatus,
-    reason,
-    message,
-    lastTransitionTime: transitioned || !previous
-      ? now.toISOString().replace(/\.\d+Z$/, "Z")
-      : previous.lastTransitionTime,
-    ...(generation === undefined ? {} : { observedGeneration: generation }),
+  const condition = (type: string, status: "True" | "False", reason: string, message: string) => {
+    const previous = sg.status?.conditions?.find((c) => c.type === type);
+    const result: Condition = {
+      type,
+      status,
+      reason,
+      message,
+      lastTransitionTime: previous?.status !== status || !previous
+        ? now.toISOString().replace(/\.\d+Z$/, "Z")
+        : previous.lastTransitionTime,
+      ...(generation === undefined ? {} : { observedGeneration: generation }),
+    };
+    return result;
   };
-  const usage = (stats: FamilyStats, present: boolean): FamilyUsage | null =>
-    present
-      ? { size: stats.size.toString(), inUse: stats.inUse, free: stats.free.toString() }
-      : null;
+  const valid = report.kind === "invalid"
+    ? condition("Valid", "False", "ParseFailed", report.errors.join("; "))
+    : condition("Valid", "True", "Valid", validMessage(report));
+  const conditions = [valid];
+  if (report.kind === "netbox" && netbox !== undefined) {
+    conditions.push(
+      condition(
+        NETBOX_CONDITION,
+        netbox.available ? "True" : "False",
+        netbox.reason,
+        netbox.message,
+      ),
+    );
+  }
+  const usage = (family: IpFamily): FamilyUsage | null => {
+    if (report.kind === "netbox") return { inUse: report.inUse[family] };
+    if (report.kind !== "valid" || !report.families.includes(family)) return null;
+    const stats: FamilyStats = report.stats[family];
+    return { size: stats.size.toString(), inUse: stats.inUse, free: stats.free.toString() };
+  };
   const status: ServiceGroupStatusPatch = {
     ...(generation === undefined ? {} : { observedGeneration: generation }),
-    conditions: [condition],
-    ipv4: report.kind === "valid"
-      ? usage(report.stats.IPv4, report.families.includes("IPv4"))
-      : null,
-    ipv6: report.kind === "valid"
-      ? usage(report.stats.IPv6, report.families.includes("IPv6"))
-      : null,
+    conditions,
+    ipv4: usage("IPv4"),
+    ipv6: usage("IPv6"),
   };
   const stored = sg.status ?? {};
   const changed = JSON.stringify(comparable(stored)) !== JSON.stringify(comparable(status));
-  const becameInvalid = conditionStatus === "False" &&
-    (previous?.status !== "False" || previous.message !== message);
+  const previousValid = sg.status?.conditions?.find((c) => c.type === "Valid");
+  const becameInvalid = valid.status === "False" &&
+    (previousValid?.status !== "False" || previousValid.message !== valid.message);
   return { status, changed, becameInvalid };
 }
 
-function validMessage(report: Extract<GroupReport, { kind: "valid" }>): string {
+function validMessage(report: Exclude<GroupReport, { kind: "invalid" }>): string {
+  if (report.kind === "netbox") {
+    return `taking addresses from Netbox at ${report.source.url} for tenant ${report.source.tenant}`;
+  }
   return report.families.length === 0
     ? "no ranges"
     : `serving ${report.families.join(" and ")} addresses`;
 }
 
 function comparable(status: ServiceGroupStatus | ServiceGroupStatusPatch) {
-  const condition = status.conditions?.find((c) => c.type === "Valid");
   return {
     observedGeneration: status.observedGeneration ?? null,
-    condition: condition
-      ? [
-        condition.status,
-        condition.reason,
-        condition.message,
-        condition.observedGeneration ?? null,
-      ]
-      : null,
+    conditions: (status.conditions ?? []).map((c) => [
+      c.type,
+      c.status,
+      c.reason,
+      c.message,
+      c.observedGeneration ?? null,
+    ]),
     ipv4: status.ipv4 ?? null,
     ipv6: status.ipv6 ?? null,
   };

@@ -20,6 +20,7 @@ import {
 import { EventRecorder } from "../k8s/events.ts";
 import { AllocatorController } from "./controller.ts";
 import { AllocatorMetrics } from "./metrics.ts";
+import { NetboxBroker } from "./netbox.ts";
 import { type AllocatorConfig, readAllocatorConfig, usage } from "./config.ts";
 
 async function main(args: readonly string[]): Promise<number> {
@@ -62,6 +63,7 @@ async function main(args: readonly string[]): Promise<number> {
     events,
     metrics,
     workers: config.workers,
+    netbox: new NetboxBroker({ token: config.netboxToken, timeoutMs: config.netboxTimeoutMs }),
   });
   controller.start();
 

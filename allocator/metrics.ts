@@ -14,6 +14,7 @@ export class AllocatorMetrics {
   readonly assigned: Counter;
   readonly released: Counter;
   readonly failed: Counter<"reason">;
+  readonly netboxFailures: Counter<"failure">;
   #pools: () => readonly GroupReport[] = () => [];
 
   constructor() {
@@ -32,6 +33,13 @@ export class AllocatorMetrics {
       name: "purelb_allocator_allocation_failures_total",
       help: "Allocations that failed, by kind of reason (AllocationFailed events carry the text)",
       labelNames: ["reason"],
+      registers,
+    });
+    this.netboxFailures = new Counter({
+      name: "purelb_allocator_netbox_failures_total",
+      help: "Netbox calls that failed, by kind (timeout, unauthorized, redirect, serverError, " +
+        "contentType, body, network, refused, noToken); the NetboxAvailable condition has the text",
+      labelNames: ["failure"],
       registers,
     });
     const pools = () => this.#pools();
@@ -56,8 +64,11 @@ export class AllocatorMetrics {
       collect() {
         this.reset();
         for (const report of pools()) {
-          if (report.kind !== "valid") continue;
-          this.set({ pool: report.name }, report.stats.IPv4.inUse + report.stats.IPv6.inUse);
+          if (report.kind === "valid") {
+            this.set({ pool: report.name }, report.stats.IPv4.inUse + report.stats.IPv6.inUse);
+          } else if (report.kind === "netbox") {
+            this.set({ pool: report.name }, report.inUse.IPv4 + report.inUse.IPv6);
+          }
         }
       },
     });
@@ -69,7 +80,7 @@ export class AllocatorMetrics {
       collect() {
         this.reset();
         for (const report of pools()) {
-          this.set({ pool: report.name }, report.kind === "valid" ? 1 : 0);
+          this.set({ pool: report.name }, report.kind === "invalid" ? 0 : 1);
         }
       },
     });

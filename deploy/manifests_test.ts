@@ -16,7 +16,7 @@ import {
   helmCachePath,
   KUBERNETES_VERSION,
 } from "../tests/controlplane/binaries.ts";
-import { FLAGS as ALLOCATOR_FLAGS } from "../allocator/config.ts";
+import { FLAGS as ALLOCATOR_FLAGS, NETBOX_TOKEN_ENV } from "../allocator/config.ts";
 import { FLAGS as AGENT_FLAGS } from "../agent/config.ts";
 import { agentPermissions, allocatorPermissions } from "./permissions.ts";
 
@@ -379,12 +379,12 @@ clusterTest("deploy: the allocator Deployment", async () => {
   assert.equal(env.get("PURELB_LEADER_ELECTION")?.value, "on");
   assert.deepEqual(env.get("POD_NAME")?.valueFrom, { fieldRef: { fieldPath: "metadata.name" } });
   assert.equal(record(record(env.get("NETBOX_USER_TOKEN")?.valueFrom).secretKeyRef).optional, true);
-  // Every variable set is a flag's fallback the program may read, except the prepared Netbox token.
+  // Every variable set is a flag's fallback or the Netbox token, and the program may read it.
   const flagEnv = new Set<string>(Object.values(ALLOCATOR_FLAGS).map((f) => f.env));
+  flagEnv.add(NETBOX_TOKEN_ENV);
   const readable = allowedEnv(allocatorPermissions(undefined));
   for (const name of env.keys()) {
-    if (name === "NETBOX_USER_TOKEN") continue;
-    assert.ok(flagEnv.has(name), `${name} is an allocator flag's variable`);
+    assert.ok(flagEnv.has(name), `${name} is an allocator flag's variable or the Netbox token`);
     assert.ok(readable.has(name), `the allocator may read ${name}`);
   }
   assertOperations(deployment, container, 7472);

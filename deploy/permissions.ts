@@ -5,7 +5,7 @@
  * @module
  */
 
-import { FLAGS as ALLOCATOR_FLAGS } from "../allocator/config.ts";
+import { FLAGS as ALLOCATOR_FLAGS, NETBOX_TOKEN_ENV } from "../allocator/config.ts";
 import { FLAGS as AGENT_FLAGS } from "../agent/config.ts";
 import { ARPING_PATHS, IP_PATHS, NA6_PATHS } from "../netlink/mod.ts";
 
@@ -29,7 +29,11 @@ const COMMON_ENV = [
 
 /** The allocator: network, a short list of variables, the service account files. Nothing else. */
 export function allocatorPermissions(kubeconfig: string | undefined): string[] {
-  const env = [...COMMON_ENV, ...Object.values(ALLOCATOR_FLAGS).map((f) => f.env)];
+  const env = [
+    ...COMMON_ENV,
+    NETBOX_TOKEN_ENV,
+    ...Object.values(ALLOCATOR_FLAGS).map((f) => f.env),
+  ];
   const read = [SERVICE_ACCOUNT_DIR, ...(kubeconfig ? [kubeconfig] : [])];
   return [
     "--allow-net",

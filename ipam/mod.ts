@@ -67,3 +67,13 @@ export {
   type ServiceGroupParseResult,
   type ServiceGroupSource,
 } from "./servicegroup.ts";
+export {
+  type NetboxAddress,
+  type NetboxAddressChange,
+  type NetboxAddressFilter,
+  NetboxClient,
+  type NetboxClientOptions,
+  NetboxError,
+  type NetboxFailure,
+  parseAddressRecord,
+} from "./netbox.ts";
