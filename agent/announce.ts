@@ -54,6 +54,8 @@ export interface ServiceAnnouncement {
   readonly localTrafficPolicy: boolean;
   /** The `purelb.io/allow-local` annotation is set (not "false"). */
   readonly allowLocal: boolean;
+  /** The ServiceGroup it was allocated from (`purelb.io/allocated-from`), when known. */
+  readonly group?: string;
 }
 
 /**
@@ -101,6 +103,11 @@ export interface AnnounceInput {
   readonly endpointNodes: ReadonlyMap<string, ReadonlySet<string>>;
   /** Every range of every valid local ServiceGroup. */
   readonly pools: readonly PoolRange[];
+  /**
+   * Per Netbox ServiceGroup with an explicit `aggregation: /N`: N. The agent does not ask Netbox,
+   * so a virtual Netbox address is otherwise announced as a host route.
+   */
+  readonly netboxAggregations?: ReadonlyMap<string, number>;
   /** This node's links, addresses and default routes. */
   readonly network: NetworkState;
   /** The live node Leases (see `liveNodes` in election/). */
@@ -276,19 +283,26 @@ function contains(cidr: Cidr, family: IpFamily, value: bigint): boolean {
 }
 
 /**
- * The prefix length a virtual address gets: the aggregation of the pool range that holds it,
- * or a host route (/32, /128) when no configured range does.
+ * The prefix length a virtual address gets: the aggregation of the pool range that holds it;
+ * else the first of `groupAggregations` (explicit `/N` of the Netbox groups it came from) that
+ * fits its family; else a host route (/32, /128).
  *
  * @example
  * ```ts
  * virtualPrefixLength("192.0.2.50", []); // 32
+ * virtualPrefixLength("192.0.2.50", [], [24]); // 24
  * ```
  */
-export function virtualPrefixLength(address: string, pools: readonly PoolRange[]): number {
+export function virtualPrefixLength(
+  address: string,
+  pools: readonly PoolRange[],
+  groupAggregations: readonly number[] = [],
+): number {
   const parsed = tryParseAddress(address);
   if (parsed === undefined) throw new RangeError(`"${address}" is not an IP address`);
   const range = pools.find((pool) => pool.range.contains(parsed));
-  return range?.aggregationPrefixLength ?? addressBits(parsed.family);
+  const bits = addressBits(parsed.family);
+  return range?.aggregationPrefixLength ?? groupAggregations.find((n) => n <= bits) ?? bits;
 }
 
 /**
@@ -355,7 +369,13 @@ export function decideAnnouncements(input: AnnounceInput): AnnouncePlan {
       !service.localTrafficPolicy || services.length > 1 ||
       (input.endpointNodes.get(service.key)?.has(nodeName) ?? false)
     );
-    const prefixLength = virtualPrefixLength(address, input.pools);
+    const prefixLength = virtualPrefixLength(
+      address,
+      input.pools,
+      services.flatMap((s) =>
+        s.group === undefined ? [] : input.netboxAggregations?.get(s.group) ?? []
+      ),
+    );
     decisions.push({
       address,
       services: keys,
@@ -480,11 +500,13 @@ export function serviceAnnouncement(service: V1Service): ServiceAnnouncement | u
   }
   if (addresses.size === 0) return undefined;
   const allowLocal = annotations[Annotations.allowLocal];
+  const group = annotations[Annotations.allocatedFrom];
   return {
     key: `${service.metadata?.namespace ?? ""}/${service.metadata?.name ?? ""}`,
     addresses: [...addresses].sort(),
     localTrafficPolicy: service.spec.externalTrafficPolicy === "Local",
     allowLocal: allowLocal !== undefined && allowLocal.trim().toLowerCase() !== "false",
+    ...(group ? { group } : {}),
   };
 }
 

@@ -12,6 +12,7 @@ import {
   serviceAnnouncement,
   virtualPrefixLength,
 } from "./announce.ts";
+import { netboxAggregationsOf } from "./controller.ts";
 import { winner } from "../election/mod.ts";
 import { parseAddressShow } from "../netlink/mod.ts";
 import type { NetworkState } from "../netlink/mod.ts";
@@ -171,6 +172,35 @@ Deno.test("virtual address: on the dummy interface with the aggregation prefix",
     ["kube-lb0 198.51.100.10/24", "kube-lb0 203.0.113.10/32", "kube-lb0 203.0.113.99/32"],
   );
   assert.equal(virtualPrefixLength("2001:db8:9::1", POOLS), 128);
+});
+
+Deno.test("virtual Netbox address: the group's explicit /N, else a host route", () => {
+  const fromNetbox = (key: string, address: string, group: string) => ({
+    ...service(key, [address]),
+    group,
+  });
+  const plan = decideAnnouncements(input({
+    services: [
+      fromNetbox("a/aggregated", "203.0.113.25", "nb-24"),
+      fromNetbox("a/default", "203.0.113.30", "nb-default"),
+      fromNetbox("a/too-long", "203.0.113.40", "nb-64"),
+    ],
+    netboxAggregations: netboxAggregationsOf([
+      {
+        metadata: { name: "nb-24" },
+        spec: { netbox: { url: "https://nb/", tenant: "t", aggregation: "/24" } },
+      },
+      { metadata: { name: "nb-default" }, spec: { netbox: { url: "https://nb/", tenant: "t" } } },
+      {
+        metadata: { name: "nb-64" },
+        spec: { netbox: { url: "https://nb/", tenant: "t", aggregation: "/64" } },
+      },
+    ]),
+  }));
+  assert.deepEqual(
+    plan.assignments.map((a) => `${a.address}/${a.prefixLength}`),
+    ["203.0.113.25/24", "203.0.113.30/32", "203.0.113.40/32"],
+  );
 });
 
 Deno.test("IPv6 flags: tentative, dadfailed, deprecated do not make a subnet local; others do", () => {

@@ -166,6 +166,32 @@ export function poolRangesOf(groups: readonly { readonly spec?: unknown }[]): re
   return ranges;
 }
 
+/**
+ * Per Netbox ServiceGroup whose aggregation is an explicit `/N`: N (for its virtual addresses).
+ *
+ * @example
+ * ```ts
+ * netboxAggregationsOf([{ metadata: { name: "nb" },
+ *   spec: { netbox: { url: "https://nb/", tenant: "t", aggregation: "/24" } } }]); // nb -> 24
+ * ```
+ */
+export function netboxAggregationsOf(
+  groups: readonly { readonly metadata?: { readonly name?: string }; readonly spec?: unknown }[],
+): ReadonlyMap<string, number> {
+  const aggregations = new Map<string, number>();
+  for (const group of groups) {
+    const parsed = parseServiceGroupSpec(group.spec);
+    const name = group.metadata?.name;
+    if (
+      name !== undefined && parsed.kind === "valid" && parsed.source.kind === "netbox" &&
+      parsed.source.aggregation.kind === "prefix"
+    ) {
+      aggregations.set(name, parsed.source.aggregation.prefixLength);
+    }
+  }
+  return aggregations;
+}
+
 /** See the module documentation. */
 export class AgentController {
   readonly #options: AgentControllerOptions;
@@ -509,6 +535,7 @@ export class AgentController {
       return read === undefined ? [] : [read];
     });
     const pools = poolRangesOf(this.groups.list());
+    const netboxAggregations = netboxAggregationsOf(this.groups.list());
     const needsEndpoints = services.some((s) => s.localTrafficPolicy);
     const endpointNodes = needsEndpoints ? healthyEndpointNodes(this.slices.list()) : new Map();
     const serviceAddresses = new Set(services.flatMap((s) => s.addresses));
@@ -524,6 +551,7 @@ export class AgentController {
         services,
         endpointNodes,
         pools,
+        netboxAggregations,
         network: state,
         liveNodes: this.#records(state, settings),
         fenced: membership.fenced || settling(membership),
