@@ -363,6 +363,7 @@ export class AllocatorController {
     }
     this.#netboxReturns.delete(address);
     this.#noteNetbox(freed.source, { ok: true });
+    this.#retryWaitingNow();
     log.info("gave {address} back to Netbox at {url}", { address, url: freed.source.url });
     return { kind: "done" };
   }
@@ -381,6 +382,7 @@ export class AllocatorController {
         leadership,
       );
       this.#noteNetbox(report.source, { ok: true });
+      if (sweep.returned.length > 0) this.#retryWaitingNow();
       if (sweep.reclaimed.length + sweep.returned.length + sweep.missing.length > 0) {
         log.info(
           "Netbox group {group}: {held} held, {reclaimed} made active again, {returned} " +
@@ -502,8 +504,13 @@ export class AllocatorController {
     this.#retryWaiting(released);
   }
 
-  #retryWaiting(released: readonly HeldAddress[]): void {
+  /** An address went back to Netbox: Services waiting for one may get it now. */
+  #retryWaitingNow(): void {
     for (const waiting of this.#waiting) this.#queue?.add(SERVICE_PREFIX + waiting);
+  }
+
+  #retryWaiting(released: readonly HeldAddress[]): void {
+    this.#retryWaitingNow();
     for (const group of new Set(released.map((a) => a.group))) {
       if (group !== "") this.#queue?.addAfter(GROUP_STATUS_PREFIX + group, GROUP_STATUS_DELAY_MS);
     }

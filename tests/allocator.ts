@@ -40,22 +40,27 @@ export function startAllocator(
   kubeconfig: string,
   namespace: string,
   extraArgs: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
 ): AllocatorProcess {
-  return spawnProgram([
-    "run",
-    ...profilingFlags(),
-    ...allocatorPermissions(kubeconfig),
-    MAIN,
-    "--kubeconfig",
-    kubeconfig,
-    "--namespace",
-    namespace,
-    "--listen",
-    "127.0.0.1:0",
-    "--log-level",
-    "debug",
-    ...extraArgs,
-  ], "the allocator to start");
+  return spawnProgram(
+    [
+      "run",
+      ...profilingFlags(),
+      ...allocatorPermissions(kubeconfig),
+      MAIN,
+      "--kubeconfig",
+      kubeconfig,
+      "--namespace",
+      namespace,
+      "--listen",
+      "127.0.0.1:0",
+      "--log-level",
+      "debug",
+      ...extraArgs,
+    ],
+    "the allocator to start",
+    env,
+  );
 }
 
 /** API helpers for the tests' own (admin) writes and reads. */
@@ -184,6 +189,7 @@ export async function withAllocator(
   groups: Record<string, unknown>,
   body: (s: Scenario) => Promise<void>,
   extraArgs: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
 ): Promise<void> {
   const namespace = await c.createNamespace(prefix);
   const dir = await Deno.makeTempDir({ prefix: "purelb-alloc-" });
@@ -192,7 +198,7 @@ export async function withAllocator(
   const kubeconfig = await allocatorServiceAccount(c, namespace, dir);
   const processes: AllocatorProcess[] = [];
   const spawn = (args: readonly string[] = extraArgs) => {
-    const started = startAllocator(kubeconfig, namespace, args);
+    const started = startAllocator(kubeconfig, namespace, args, env);
     processes.push(started);
     return started;
   };

@@ -83,10 +83,18 @@ export interface ProgramProcess {
   readonly exited: Promise<Deno.CommandStatus>;
 }
 
-/** Runs `deno <args>`, collecting stdout and stderr; `what` names it in timeouts. */
-export function spawnProgram(args: readonly string[], what: string): ProgramProcess {
+/**
+ * Runs `deno <args>`, collecting stdout and stderr; `what` names it in timeouts. `env` is added
+ * to the inherited environment.
+ */
+export function spawnProgram(
+  args: readonly string[],
+  what: string,
+  env: Readonly<Record<string, string>> = {},
+): ProgramProcess {
   const child = new Deno.Command(Deno.execPath(), {
     args: [...args],
+    env: { ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
