@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { allocatorPermissions } from "./permissions.ts";
+import { agentPermissions, allocatorPermissions } from "./permissions.ts";
 
 /** Runs a probe under `permissions` and returns what each attempt did. */
 async function probe(permissions: readonly string[]): Promise<Record<string, string>> {
@@ -63,4 +63,13 @@ Deno.test("the allocator's permission set names exactly the kubeconfig it is giv
   for (const flag of ["--deny-run", "--deny-write", "--deny-ffi"]) {
     assert.ok(withFile.includes(flag));
   }
+});
+
+Deno.test("only the allocator may read the Netbox token", () => {
+  const allowedEnv = (flags: readonly string[]) =>
+    (flags.find((f) => f.startsWith("--allow-env="))?.slice("--allow-env=".length) ?? "").split(
+      ",",
+    );
+  assert.ok(allowedEnv(allocatorPermissions(undefined)).includes("NETBOX_USER_TOKEN"));
+  assert.ok(!allowedEnv(agentPermissions(undefined)).includes("NETBOX_USER_TOKEN"));
 });
