@@ -82,6 +82,11 @@ const GROUP_STATUS_PREFIX = "sg:";
 const NETBOX_RETURN_PREFIX = "nbreturn:";
 /** Compares a Netbox group's addresses with Netbox (key: the group). */
 const NETBOX_SWEEP_PREFIX = "nbsweep:";
+/**
+ * How often a Netbox group is compared with Netbox (addresses someone set back to reserved,
+ * addresses left active by a crash).
+ */
+const NETBOX_SWEEP_INTERVAL_MS = 300_000;
 /** A Service that Netbox has no address for retries this often (other users may free some). */
 const NETBOX_EXHAUSTED_RETRY_MS = 30_000;
 /** ServiceGroup status is written at most this often per group (counts change constantly). */
@@ -373,14 +378,14 @@ export class AllocatorController {
     const report = this.#allocator.groupReport(name);
     const group = this.groups.get(name, this.#options.namespace);
     if (report?.kind !== "netbox" || group === undefined) return { kind: "done" };
-    const held = this.#allocator.netboxHeld(name);
     try {
       const sweep = await this.#options.netbox.sweep(
         report.source,
         group.metadata?.uid ?? name,
-        held,
+        () => this.#allocator.netboxHeld(name),
         leadership,
       );
+      const held = sweep.held;
       this.#noteNetbox(report.source, { ok: true });
       if (sweep.returned.length > 0) this.#retryWaitingNow();
       if (sweep.reclaimed.length + sweep.returned.length + sweep.missing.length > 0) {
@@ -407,7 +412,7 @@ export class AllocatorController {
             `for tenant ${report.source.tenant}; the Service keeps it, check Netbox`,
         );
       }
-      return { kind: "done" };
+      return { kind: "requeueAfter", ms: NETBOX_SWEEP_INTERVAL_MS };
     } catch (error) {
       if (!(error instanceof NetboxError)) throw error;
       this.#noteNetbox(report.source, { ok: false, error });

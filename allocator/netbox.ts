@@ -44,6 +44,8 @@ export type NetboxCallResult =
 export interface NetboxSweep {
   /** Addresses active in Netbox for the tenant, by address. */
   readonly active: ReadonlyMap<string, NetboxAddress>;
+  /** Addresses held from the group when Netbox was asked, each with one Service holding it. */
+  readonly held: ReadonlyMap<string, string>;
   /** Held addresses that Netbox listed as reserved again, and that were made active again. */
   readonly reclaimed: readonly string[];
   /** Held addresses Netbox does not list as active or reserved for the tenant. */
@@ -151,12 +153,15 @@ export class NetboxBroker {
   async sweep(
     source: NetboxSource,
     groupUid: string,
-    held: ReadonlyMap<string, string>,
+    heldNow: () => ReadonlyMap<string, string>,
     signal?: AbortSignal,
   ): Promise<NetboxSweep> {
     return await this.#exclusive(source, async () => {
       const client = this.#client(source.url);
       const activeList = await client.list({ tenant: source.tenant, status: "active" }, signal);
+      // Read after the list: an address taken before it is either held now or still in flight.
+      const held = heldNow();
+      const inFlight = new Set(this.#inFlight);
       const active = new Map(activeList.map((a) => [a.address, a]));
       const reclaimed: string[] = [];
       const missing: string[] = [];
@@ -176,7 +181,7 @@ export class NetboxBroker {
       const returned: string[] = [];
       for (const record of activeList) {
         if (
-          held.has(record.address) || this.#inFlight.has(record.address) ||
+          held.has(record.address) || inFlight.has(record.address) ||
           !isMarkedBy(record, groupUid)
         ) {
           continue;
@@ -185,7 +190,7 @@ export class NetboxBroker {
         active.delete(record.address);
         returned.push(record.address);
       }
-      return { active, reclaimed, missing, returned };
+      return { held, active, reclaimed, missing, returned };
     });
   }
 

@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { markerDescription, NetboxBroker } from "./netbox.ts";
+import type { NetboxSource } from "./allocator.ts";
+import { NetboxTestServer } from "../tests/netbox/mod.ts";
+
+async function withBroker(
+  body: (netbox: NetboxTestServer, broker: NetboxBroker, source: NetboxSource) => Promise<void>,
+  options: { timeoutMs?: number } = {},
+): Promise<void> {
+  const netbox = await NetboxTestServer.start({ tenants: ["lab"], pageSize: 3 });
+  try {
+    const broker = new NetboxBroker({ token: netbox.token, timeoutMs: options.timeoutMs ?? 2_000 });
+    const source = { url: netbox.url, tenant: "lab", aggregation: { kind: "default" } } as const;
+    await body(netbox, broker, source);
+  } finally {
+    await netbox.close();
+  }
+}
+
+const marker = (service: string) => ({ groupUid: "uid-1", service });
+
+Deno.test("broker: concurrent takes get distinct addresses, marked with group and Service", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.addRange("192.0.2.10/24", 8, { tenant: "lab", status: "reserved" });
+    const takes = await Promise.all(
+      Array.from(
+        { length: 6 },
+        (_, i) => broker.take(source, ["IPv4"], "SingleStack", marker(`ns/s${i}`)),
+      ),
+    );
+    const addresses = takes.map((t) => t.offer.addresses[0]?.address);
+    assert.equal(new Set(addresses).size, 6, `distinct: ${addresses}`);
+    for (const [i, address] of addresses.entries()) {
+      const record = netbox.find(address ?? "");
+      assert.equal(record?.status, "active");
+      assert.equal(record?.description, markerDescription(marker(`ns/s${i}`)));
+    }
+  });
+});
+
+Deno.test("broker: families by policy; an empty family is a failure, not an error", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.add("2001:db8::10/64", { tenant: "lab", status: "reserved" });
+    netbox.add("192.0.2.10/24", { tenant: "lab", status: "reserved" });
+    const anyOne = await broker.take(source, ["IPv6", "IPv4"], "AnyOne", marker("ns/a"));
+    assert.deepEqual(anyOne.offer.addresses, [{ address: "2001:db8::10", family: "IPv6" }]);
+    const required = await broker.take(
+      source,
+      ["IPv6", "IPv4"],
+      "RequireDualStack",
+      marker("ns/b"),
+    );
+    assert.deepEqual(required.offer.addresses, [], "stops at the first failure");
+    assert.match(required.offer.failures.IPv6 ?? "", /no reserved IPv6 address left/);
+    assert.equal(required.result.ok, true, "an empty Netbox is not a Netbox failure");
+  });
+});
+
+Deno.test("broker: a refused activation moves on to the next reserved address", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.addRange("192.0.2.10/24", 2, { tenant: "lab", status: "reserved" });
+    netbox.failNext(
+      {
+        kind: "status",
+        status: 400,
+        body: JSON.stringify({ status: ["illegal status change from active to active"] }),
+      },
+      1,
+      { method: "PATCH" },
+    );
+    const taken = await broker.take(source, ["IPv4"], "SingleStack", marker("ns/a"));
+    assert.deepEqual(taken.offer.addresses.map((a) => a.address), ["192.0.2.11"]);
+    assert.equal(netbox.find("192.0.2.10")?.status, "reserved");
+  });
+});
+
+Deno.test("broker: an activation whose answer is lost is undone", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.add("192.0.2.10/24", { tenant: "lab", status: "reserved", description: "spare" });
+    netbox.failNext({ kind: "status", status: 502 }, 1, { method: "PATCH" });
+    const taken = await broker.take(source, ["IPv4"], "SingleStack", marker("ns/a"));
+    assert.equal(taken.result.ok, false);
+    assert.match(taken.offer.failures.IPv4 ?? "", /\(502\)/);
+    const record = netbox.find("192.0.2.10");
+    assert.deepEqual([record?.status, record?.description], ["reserved", "spare"]);
+    const patches = netbox.requests.filter((r) => r.method === "PATCH").map((r) => r.body);
+    assert.deepEqual(patches.at(-1), { status: "reserved", description: "spare" });
+  });
+});
+
+Deno.test("broker: giving back clears our description, keeps others', and is idempotent", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.add("192.0.2.10/24", { tenant: "lab", status: "active", description: "purelb:x ns/a" });
+    netbox.add("192.0.2.11/24", { tenant: "lab", status: "active", description: "by hand" });
+    await broker.giveBack(source, "192.0.2.10");
+    await broker.giveBack(source, "192.0.2.11");
+    await broker.giveBack(source, "192.0.2.10");
+    await broker.giveBack(source, "192.0.2.99");
+    assert.deepEqual(
+      ["192.0.2.10", "192.0.2.11"].map((
+        a,
+      ) => [netbox.find(a)?.status, netbox.find(a)?.description]),
+      [["reserved", ""], ["reserved", "by hand"]],
+    );
+    assert.equal(netbox.requests.filter((r) => r.method === "PATCH").length, 2);
+  });
+});
+
+Deno.test("broker: a sweep reclaims, reports missing, and gives back only this group's strays", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.add("192.0.2.10/24", {
+      tenant: "lab",
+      status: "active",
+      description: "purelb:uid-1 ns/a",
+    });
+    netbox.add("192.0.2.11/24", { tenant: "lab", status: "reserved" });
+    netbox.add("192.0.2.12/24", {
+      tenant: "lab",
+      status: "active",
+      description: "purelb:uid-1 ns/gone",
+    });
+    netbox.add("192.0.2.13/24", {
+      tenant: "lab",
+      status: "active",
+      description: "purelb:uid-2 ns/x",
+    });
+    netbox.add("192.0.2.14/24", { tenant: "lab", status: "active", description: "router" });
+    const held = new Map([["192.0.2.10", "ns/a"], ["192.0.2.11", "ns/b"], ["192.0.2.50", "ns/c"]]);
+    const sweep = await broker.sweep(source, "uid-1", () => held);
+    assert.deepEqual(sweep.reclaimed, ["192.0.2.11"]);
+    assert.deepEqual(sweep.missing, ["192.0.2.50"]);
+    assert.deepEqual(sweep.returned, ["192.0.2.12"]);
+    assert.deepEqual(
+      ["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13", "192.0.2.14"].map((a) =>
+        netbox.find(a)?.status
+      ),
+      ["active", "active", "reserved", "active", "active"],
+    );
+    assert.equal(netbox.find("192.0.2.11")?.description, "purelb:uid-1 ns/b");
+  });
+});
+
+Deno.test("broker: a sweep never gives back an address taken but not yet settled", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.add("192.0.2.10/24", { tenant: "lab", status: "reserved" });
+    const taken = await broker.take(source, ["IPv4"], "SingleStack", marker("ns/a"));
+    const before = await broker.sweep(source, "uid-1", () => new Map());
+    assert.deepEqual(before.returned, [], "in flight: left alone");
+    broker.settle(taken.offer);
+    const after = await broker.sweep(source, "uid-1", () => new Map());
+    assert.deepEqual(after.returned, ["192.0.2.10"], "settled and held by nobody: given back");
+  });
+});
