@@ -25,6 +25,7 @@ import { testCluster } from "../tests/cluster.ts";
 import { exec } from "../tests/netns/mod.ts";
 import { waitFor } from "../tests/wait.ts";
 import { isRoot } from "../tests/system.ts";
+import { inParallel } from "./support.ts";
 
 const SERVICES = 1_000;
 /** The whole scenario must finish within this. */
@@ -126,16 +127,6 @@ async function peakRssMb(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
   return kb / 1024;
-}
-
-async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await fn(item);
-    }
-  }));
 }
 
 const LOCAL_GROUP = {

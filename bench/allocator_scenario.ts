@@ -14,49 +14,15 @@
 import type { V1Service } from "@kubernetes/client-node";
 import { CoreV1Api, CustomObjectsApi, typedApi } from "../k8s/client.ts";
 import { parseKubeconfig } from "../k8s/config.ts";
-import { ResilientInformer } from "../k8s/informer.ts";
 import { mergePatch } from "../k8s/patch.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
 import { startAllocator } from "../tests/allocator.ts";
 import { waitFor } from "../tests/wait.ts";
+import { inParallel, percentile, watchAddressed } from "./support.ts";
 
 const N = Number(Deno.args[0] ?? "5000");
 const CONCURRENCY = 16;
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
-}
-
-async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await fn(item);
-    }
-  }));
-}
-
-/** Records when each Service of `namespace` was first seen with an address. */
-async function watchAddressed(connection: ApiConnection, namespace: string) {
-  const core = typedApi(connection, CoreV1Api);
-  const addressedAt = new Map<string, number>();
-  const watcher = new ResilientInformer<V1Service>(connection, {
-    name: "services",
-    path: `/api/v1/namespaces/${namespace}/services`,
-    list: () => core.listNamespacedService({ namespace }),
-  });
-  watcher.onChange((_type, svc) => {
-    const name = svc.metadata?.name ?? "";
-    if (!addressedAt.has(name) && (svc.status?.loadBalancer?.ingress ?? []).length > 0) {
-      addressedAt.set(name, performance.now());
-    }
-  });
-  watcher.start();
-  await watcher.synced;
-  return { addressedAt, stop: () => watcher.stop() };
-}
 
 function service(name: string): V1Service {
   return {

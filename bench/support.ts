@@ -1,0 +1,51 @@
+/**
+ * Small pieces the benchmarks share: bounded concurrency, percentiles, and a watch that records
+ * when each Service first has an address.
+ *
+ * @module
+ */
+
+import type { V1Service } from "@kubernetes/client-node";
+import { CoreV1Api, typedApi } from "../k8s/client.ts";
+import { ResilientInformer } from "../k8s/informer.ts";
+import type { ApiConnection } from "../k8s/transport.ts";
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+export async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      if (item !== undefined) await fn(item);
+    }
+  }));
+}
+
+/** The `p` quantile (0 to 1) of ascending `sorted` values. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+}
+
+/** Records when each Service of `namespace` was first seen with an address. */
+export async function watchAddressed(connection: ApiConnection, namespace: string) {
+  const core = typedApi(connection, CoreV1Api);
+  const addressedAt = new Map<string, number>();
+  const watcher = new ResilientInformer<V1Service>(connection, {
+    name: "services",
+    path: `/api/v1/namespaces/${namespace}/services`,
+    list: () => core.listNamespacedService({ namespace }),
+  });
+  watcher.onChange((_type, svc) => {
+    const name = svc.metadata?.name ?? "";
+    if (!addressedAt.has(name) && (svc.status?.loadBalancer?.ingress ?? []).length > 0) {
+      addressedAt.set(name, performance.now());
+    }
+  });
+  watcher.start();
+  await watcher.synced;
+  return { addressedAt, stop: () => watcher.stop() };
+}
