@@ -538,7 +538,8 @@ export class AgentController {
     const netboxAggregations = netboxAggregationsOf(this.groups.list());
     const needsEndpoints = services.some((s) => s.localTrafficPolicy);
     const endpointNodes = needsEndpoints ? healthyEndpointNodes(this.slices.list()) : new Map();
-    const serviceAddresses = new Set(services.flatMap((s) => s.addresses));
+    // What we won last time is ours even when its Service is gone (a Netbox address is in no pool).
+    const serviceAddresses = new Set([...services.flatMap((s) => s.addresses), ...this.#wonLocal]);
     let state = firstState;
     const applied: AddressChange[] = [];
     const alreadyDone: AddressChange[] = [];
