@@ -203,13 +203,12 @@ export class NetboxBroker {
     const client = this.#client(source.url);
     const refused = new Set<number>();
     for (;;) {
-      const reserved = await client.list(
+      const candidate = await client.first(
         { tenant: source.tenant, status: "reserved", family },
+        (a) =>
+          a.family === family && a.status === "reserved" && !refused.has(a.id) &&
+          !this.#inFlight.has(a.address),
         signal,
-      );
-      const candidate = reserved.find((a) =>
-        a.family === family && a.status === "reserved" && !refused.has(a.id) &&
-        !this.#inFlight.has(a.address)
       );
       if (candidate === undefined) {
         throw new NetboxError(

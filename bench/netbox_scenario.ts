@@ -78,7 +78,7 @@ async function main(): Promise<void> {
       const watch = await watchAddressed(connection, namespace);
       allocator = startAllocator(cp.kubeconfigPath, "purelb-system", [
         "--log-level",
-        "warning",
+        "info",
         "--workers",
         String(CONCURRENCY),
       ], { NETBOX_USER_TOKEN: netbox.token });

@@ -162,6 +162,22 @@ export class NetboxClient {
     return addresses;
   }
 
+  /**
+   * The first address matching `filter` and `wanted`, reading pages only until it is found.
+   * Not cached: it is for picking an address to change.
+   */
+  async first(
+    filter: NetboxAddressFilter,
+    wanted: (address: NetboxAddress) => boolean,
+    signal?: AbortSignal,
+  ): Promise<NetboxAddress | undefined> {
+    for await (const page of this.#pages(this.#listUrl(filter), signal)) {
+      const found = page.find(wanted);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
   /** Changes an address (`PATCH`); empties the read cache whatever the outcome. */
   async update(
     id: number,
@@ -196,6 +212,11 @@ export class NetboxClient {
 
   async #listAllPages(first: string, signal?: AbortSignal): Promise<readonly NetboxAddress[]> {
     const addresses: NetboxAddress[] = [];
+    for await (const page of this.#pages(first, signal)) addresses.push(...page);
+    return addresses;
+  }
+
+  async *#pages(first: string, signal?: AbortSignal): AsyncGenerator<readonly NetboxAddress[]> {
     const seen = new Set<string>();
     let url: string | null = first;
     for (let page = 0; url !== null; page++) {
@@ -203,12 +224,10 @@ export class NetboxClient {
         throw new NetboxError("body", `Netbox pagination did not end (at ${url})`);
       }
       seen.add(url);
-      const body = await this.#request("GET", url, { signal });
-      const list = parseList(body);
-      addresses.push(...list.results);
+      const list = parseList(await this.#request("GET", url, { signal }));
+      yield list.results;
       url = list.next === null ? null : this.#sameOrigin(list.next);
     }
-    return addresses;
   }
 
   /** Netbox behind a proxy often writes `next` with its own idea of scheme and host. */

@@ -195,3 +195,18 @@ Deno.test("netbox client: a base URL without the slash or with api/ works", asyn
     }
   });
 });
+
+Deno.test("netbox client: first() reads pages only until it finds a match", async () => {
+  await withServer(async (server) => {
+    server.addRange("192.0.2.10/24", 5, { tenant: "lab", status: "reserved" });
+    const netbox = client(server, { pageSize: 2 });
+    const gets = () => server.requests.filter((r) => r.method === "GET").length;
+    const filter = { tenant: "lab", status: "reserved" };
+    assert.equal((await netbox.first(filter, () => true))?.address, "192.0.2.10");
+    assert.equal(gets(), 1);
+    const last = await netbox.first(filter, (a) => a.address === "192.0.2.14");
+    assert.equal(last?.address, "192.0.2.14");
+    assert.equal(gets(), 4, "three more pages");
+    assert.equal(await netbox.first(filter, () => false), undefined);
+  });
+});
