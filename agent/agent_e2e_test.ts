@@ -6,8 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { clusterTest } from "../tests/cluster.ts";
-import { assertRoot, rootTestOptions } from "../tests/system.ts";
+import { clusterTest, rootClusterTest } from "../tests/cluster.ts";
 import { exec, startCapture, tryExec } from "../tests/netns/mod.ts";
 import { waitFor } from "../tests/wait.ts";
 import { winner } from "../election/mod.ts";
@@ -31,17 +30,6 @@ const HOST_POOL = {
 const GROUPS = {
   default: { v4pools: [LOCAL_V4_POOL, VIRTUAL_POOL, HOST_POOL], v6pools: [LOCAL_V6_POOL] },
 };
-
-function rootClusterTest(name: string, fn: Parameters<typeof clusterTest>[1]): void {
-  if (rootTestOptions().ignore) {
-    Deno.test({ name, ignore: true, fn: () => {} });
-    return;
-  }
-  clusterTest(name, async (cluster) => {
-    assertRoot();
-    await fn(cluster);
-  });
-}
 
 rootClusterTest(
   "local addresses: one elected node holds each, the client reaches its MAC, GARP and NA on the wire",

@@ -11,7 +11,6 @@
  * @module
  */
 
-import type { V1Service } from "@kubernetes/client-node";
 import { CoreV1Api, CustomObjectsApi, typedApi } from "../k8s/client.ts";
 import { parseKubeconfig } from "../k8s/config.ts";
 import { mergePatch } from "../k8s/patch.ts";
@@ -19,24 +18,10 @@ import { ApiConnection } from "../k8s/transport.ts";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
 import { startAllocator } from "../tests/allocator.ts";
 import { waitFor } from "../tests/wait.ts";
-import { inParallel, percentile, watchAddressed } from "./support.ts";
+import { inParallel, loadBalancerService, percentile, watchAddressed } from "./support.ts";
 
 const N = Number(Deno.args[0] ?? "5000");
 const CONCURRENCY = 16;
-
-function service(name: string): V1Service {
-  return {
-    metadata: { name },
-    spec: {
-      type: "LoadBalancer",
-      // 5,000 Services do not fit the default node port range (30000-32767).
-      allocateLoadBalancerNodePorts: false,
-      ipFamilies: ["IPv6"],
-      ipFamilyPolicy: "SingleStack",
-      ports: [{ port: 80, protocol: "TCP" }],
-    },
-  };
-}
 
 async function main(): Promise<void> {
   const cp = await ControlPlane.start({ log: (l) => console.error(`controlplane: ${l}`) });
@@ -53,7 +38,10 @@ async function main(): Promise<void> {
     await core.createNamespace({ body: { metadata: { name: "baseline" } } });
     const baselineCreateStart = performance.now();
     await inParallel(names, CONCURRENCY, async (name) => {
-      await core.createNamespacedService({ namespace: "baseline", body: service(name) });
+      await core.createNamespacedService({
+        namespace: "baseline",
+        body: loadBalancerService(name, "IPv6"),
+      });
     });
     const baselineCreateMs = performance.now() - baselineCreateStart;
     const baselineStart = performance.now();
@@ -116,7 +104,10 @@ async function main(): Promise<void> {
     const loadStart = performance.now();
     await inParallel(names, CONCURRENCY, async (name) => {
       createdAt.set(name, performance.now());
-      await core.createNamespacedService({ namespace: "bench", body: service(name) });
+      await core.createNamespacedService({
+        namespace: "bench",
+        body: loadBalancerService(name, "IPv6"),
+      });
     });
     const createdMs = performance.now() - loadStart;
     await waitFor(() => addressedAt.size >= N, 600_000, `all ${N} addressed`, 100);
@@ -132,7 +123,10 @@ async function main(): Promise<void> {
       const name = `idle-${i}`;
       const start = performance.now();
       createdAt.set(name, start);
-      await core.createNamespacedService({ namespace: "bench", body: service(name) });
+      await core.createNamespacedService({
+        namespace: "bench",
+        body: loadBalancerService(name, "IPv6"),
+      });
       await waitFor(() => addressedAt.has(name), 10_000, `${name} addressed`, 1);
       idle.push((addressedAt.get(name) ?? NaN) - start);
     }

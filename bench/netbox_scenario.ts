@@ -12,7 +12,6 @@
  * @module
  */
 
-import type { V1Service } from "@kubernetes/client-node";
 import { CoreV1Api, CustomObjectsApi, typedApi } from "../k8s/client.ts";
 import { parseKubeconfig } from "../k8s/config.ts";
 import { ApiConnection } from "../k8s/transport.ts";
@@ -20,24 +19,11 @@ import { ControlPlane } from "../tests/controlplane/controlplane.ts";
 import { startAllocator } from "../tests/allocator.ts";
 import { NetboxTestServer } from "../tests/netbox/mod.ts";
 import { waitFor } from "../tests/wait.ts";
-import { inParallel, percentile, watchAddressed } from "./support.ts";
+import { inParallel, loadBalancerService, percentile, watchAddressed } from "./support.ts";
 
 const N = Number(Deno.args[0] ?? "500");
 const CONCURRENCY = 16;
 const IDLE_SAMPLES = 20;
-
-function service(name: string, group: string): V1Service {
-  return {
-    metadata: { name, annotations: { "purelb.io/service-group": group } },
-    spec: {
-      type: "LoadBalancer",
-      allocateLoadBalancerNodePorts: false,
-      ipFamilies: ["IPv4"],
-      ipFamilyPolicy: "SingleStack",
-      ports: [{ port: 80, protocol: "TCP" }],
-    },
-  };
-}
 
 async function main(): Promise<void> {
   const cp = await ControlPlane.start({ log: (l) => console.error(`controlplane: ${l}`) });
@@ -73,7 +59,10 @@ async function main(): Promise<void> {
       const names = Array.from({ length: N }, (_, i) => `svc-${i}`);
       await core.createNamespace({ body: { metadata: { name: namespace } } });
       await inParallel(names, CONCURRENCY, async (name) => {
-        await core.createNamespacedService({ namespace, body: service(name, group) });
+        await core.createNamespacedService({
+          namespace,
+          body: loadBalancerService(name, "IPv4", { "purelb.io/service-group": group }),
+        });
       });
       const watch = await watchAddressed(connection, namespace);
       allocator = startAllocator(cp.kubeconfigPath, "purelb-system", [
@@ -98,7 +87,10 @@ async function main(): Promise<void> {
       for (let i = 0; i < IDLE_SAMPLES; i++) {
         const name = `idle-${i}`;
         const created = performance.now();
-        await core.createNamespacedService({ namespace, body: service(name, group) });
+        await core.createNamespacedService({
+          namespace,
+          body: loadBalancerService(name, "IPv4", { "purelb.io/service-group": group }),
+        });
         await waitFor(() => watch.addressedAt.has(name), 10_000, `${name} addressed`, 1);
         idle.push((watch.addressedAt.get(name) ?? NaN) - created);
       }

@@ -49,3 +49,24 @@ export async function watchAddressed(connection: ApiConnection, namespace: strin
   await watcher.synced;
   return { addressedAt, stop: () => watcher.stop() };
 }
+
+/**
+ * A single-stack LoadBalancer Service on port 80/TCP without node ports (thousands of Services
+ * do not fit the default node port range, 30000-32767).
+ */
+export function loadBalancerService(
+  name: string,
+  family: "IPv4" | "IPv6",
+  annotations: Record<string, string> = {},
+): V1Service {
+  return {
+    metadata: { name, annotations },
+    spec: {
+      type: "LoadBalancer",
+      allocateLoadBalancerNodePorts: false,
+      ipFamilies: [family],
+      ipFamilyPolicy: "SingleStack",
+      ports: [{ port: 80, protocol: "TCP" }],
+    },
+  };
+}

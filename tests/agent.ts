@@ -13,7 +13,6 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
-  RbacAuthorizationV1Api,
   typedApi,
 } from "../k8s/client.ts";
 import { fileURLToPath } from "node:url";
@@ -23,9 +22,9 @@ import { apiStatusCode } from "../k8s/errors.ts";
 import { mergePatch } from "../k8s/patch.ts";
 import type { TestCluster } from "./cluster.ts";
 import {
-  programBindingName,
   type ProgramProcess,
   programServiceAccount,
+  removeProgramBinding,
   spawnProgram,
 } from "./programs.ts";
 import { waitFor } from "./wait.ts";
@@ -47,18 +46,9 @@ export function agentServiceAccount(
   return programServiceAccount(cluster, namespace, "agent", dir);
 }
 
-/** Removes the ClusterRoleBinding {@linkcode agentServiceAccount} made (cluster-scoped). */
-export async function removeAgentBinding(cluster: TestCluster, namespace: string): Promise<void> {
-  const rbac = new ApiConnection(cluster.adminConfig());
-  try {
-    await typedApi(rbac, RbacAuthorizationV1Api).deleteClusterRoleBinding({
-      name: programBindingName("agent", namespace),
-    });
-  } catch (error) {
-    if (apiStatusCode(error) !== 404) throw error;
-  } finally {
-    rbac.close();
-  }
+/** Deletes the agent's ClusterRoleBinding made by {@linkcode agentServiceAccount}. */
+export function removeAgentBinding(cluster: TestCluster, namespace: string): Promise<void> {
+  return removeProgramBinding(cluster, "agent", namespace);
 }
 
 /** Options of {@linkcode startAgent}. */

@@ -14,6 +14,7 @@ import { type ClusterAccess, parseKubeconfig } from "../k8s/config.ts";
 import { ControlPlane } from "./controlplane/controlplane.ts";
 import { isConflict } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
+import { assertRoot, rootTestOptions } from "./system.ts";
 
 /** Environment variable through which the test runner passes the admin kubeconfig. */
 export const TEST_KUBECONFIG_ENV = "PURELB_TEST_KUBECONFIG";
@@ -69,6 +70,24 @@ export function clusterTest(name: string, fn: (cluster: TestCluster) => Promise<
     sanitizeOps: false,
     sanitizeResources: false,
     fn: async () => fn(await testCluster()),
+  });
+}
+
+/**
+ * A {@linkcode clusterTest} that also needs root (network namespaces): ignored without root
+ * locally, a clear failure without root in CI.
+ */
+export function rootClusterTest(
+  name: string,
+  fn: (cluster: TestCluster) => Promise<void>,
+): void {
+  if (rootTestOptions().ignore) {
+    Deno.test({ name, ignore: true, fn: () => {} });
+    return;
+  }
+  clusterTest(name, async (cluster) => {
+    assertRoot();
+    await fn(cluster);
   });
 }
 

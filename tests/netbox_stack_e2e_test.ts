@@ -14,15 +14,11 @@
 import assert from "node:assert/strict";
 import { NODES, type Scene, withScene } from "../agent/e2e_scene.ts";
 import { winner } from "../election/mod.ts";
-import { RbacAuthorizationV1Api, typedApi } from "../k8s/client.ts";
-import { apiStatusCode } from "../k8s/errors.ts";
-import { ApiConnection } from "../k8s/transport.ts";
 import { allocatorServiceAccount, startAllocator, TestApi } from "./allocator.ts";
-import { clusterTest, type TestCluster } from "./cluster.ts";
+import { rootClusterTest, type TestCluster } from "./cluster.ts";
 import { NetboxTestServer } from "./netbox/mod.ts";
 import { exec } from "./netns/mod.ts";
-import { programBindingName } from "./programs.ts";
-import { assertRoot, rootTestOptions } from "./system.ts";
+import { removeProgramBinding } from "./programs.ts";
 import { waitFor } from "./wait.ts";
 
 /** The LBNodeAgent of the agent end-to-end tests. */
@@ -30,17 +26,6 @@ const NODE_AGENT = { localint: "default", extlbint: "kube-lb0" };
 
 function inGroup(group: string): Record<string, string> {
   return { "purelb.io/service-group": group };
-}
-
-function rootClusterTest(name: string, fn: (cluster: TestCluster) => Promise<void>): void {
-  if (rootTestOptions().ignore) {
-    Deno.test({ name, ignore: true, fn: () => {} });
-    return;
-  }
-  clusterTest(name, async (cluster) => {
-    assertRoot();
-    await fn(cluster);
-  });
 }
 
 /** What a test body gets: the agents' scene, the allocator's API helper and Netbox. */
@@ -79,26 +64,12 @@ async function withStack(
         await allocator.stop();
         await api.deleteAllServices().catch((error) => console.error(`cleanup: ${error}`));
         api.close();
-        await removeAllocatorBinding(cluster, scene.namespace);
+        await removeProgramBinding(cluster, "allocator", scene.namespace);
         await Deno.remove(dir, { recursive: true });
       }
     });
   } finally {
     await netbox.close();
-  }
-}
-
-/** Removes the ClusterRoleBinding {@linkcode allocatorServiceAccount} made (cluster-scoped). */
-async function removeAllocatorBinding(cluster: TestCluster, namespace: string): Promise<void> {
-  const connection = new ApiConnection(cluster.adminConfig());
-  try {
-    await typedApi(connection, RbacAuthorizationV1Api).deleteClusterRoleBinding({
-      name: programBindingName("allocator", namespace),
-    });
-  } catch (error) {
-    if (apiStatusCode(error) !== 404) console.error(`cleanup: ${error}`);
-  } finally {
-    connection.close();
   }
 }
 

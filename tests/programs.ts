@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { RbacAuthorizationV1Api, typedApi } from "../k8s/client.ts";
 import { kubeconfigText } from "../k8s/config.ts";
-import { isConflict } from "../k8s/errors.ts";
+import { apiStatusCode, isConflict } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 import type { TestCluster } from "./cluster.ts";
 import { waitFor } from "./wait.ts";
@@ -67,6 +67,24 @@ export async function programServiceAccount(
   const path = join(dir, `${program}-${namespace}.kubeconfig`);
   await Deno.writeTextFile(path, kubeconfigText(access, namespace), { mode: 0o600 });
   return path;
+}
+
+/** Deletes the ClusterRoleBinding {@linkcode programServiceAccount} made (it is cluster-scoped). */
+export async function removeProgramBinding(
+  cluster: TestCluster,
+  program: Program,
+  namespace: string,
+): Promise<void> {
+  const connection = new ApiConnection(cluster.adminConfig());
+  try {
+    await typedApi(connection, RbacAuthorizationV1Api).deleteClusterRoleBinding({
+      name: programBindingName(program, namespace),
+    });
+  } catch (error) {
+    if (apiStatusCode(error) !== 404) throw error;
+  } finally {
+    connection.close();
+  }
 }
 
 /** A running program (allocator or agent) started by a test harness. */
