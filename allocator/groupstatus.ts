@@ -10,10 +10,18 @@ import type { FamilyStats, IpFamily } from "../ipam/mod.ts";
 import type { GroupReport } from "./allocator.ts";
 import type { Condition, FamilyUsage, ServiceGroupStatus } from "../k8s/types.ts";
 
-/** The status the allocator writes: `null` removes a family the group no longer has. */
+/**
+ * The usage of one family as written: `null` removes a field (a Netbox group has no size and no
+ * free count) or, for the whole family, a family the group no longer has.
+ */
+export type FamilyUsagePatch = {
+  readonly [K in keyof FamilyUsage]-?: FamilyUsage[K] | null;
+};
+
+/** The status the allocator writes (a JSON merge patch). */
 export type ServiceGroupStatusPatch = Omit<ServiceGroupStatus, "ipv4" | "ipv6"> & {
-  readonly ipv4: FamilyUsage | null;
-  readonly ipv6: FamilyUsage | null;
+  readonly ipv4: FamilyUsagePatch | null;
+  readonly ipv6: FamilyUsagePatch | null;
 };
 
 /** A ServiceGroup as read from the API. */
@@ -73,8 +81,8 @@ export function groupStatusOf(
       ),
     );
   }
-  const usage = (family: IpFamily): FamilyUsage | null => {
-    if (report.kind === "netbox") return { inUse: report.inUse[family] };
+  const usage = (family: IpFamily): FamilyUsagePatch | null => {
+    if (report.kind === "netbox") return { size: null, inUse: report.inUse[family], free: null };
     if (report.kind !== "valid" || !report.families.includes(family)) return null;
     const stats: FamilyStats = report.stats[family];
     return { size: stats.size.toString(), inUse: stats.inUse, free: stats.free.toString() };
@@ -112,7 +120,13 @@ function comparable(status: ServiceGroupStatus | ServiceGroupStatusPatch) {
       c.message,
       c.observedGeneration ?? null,
     ]),
-    ipv4: status.ipv4 ?? null,
-    ipv6: status.ipv6 ?? null,
+    ipv4: comparableUsage(status.ipv4),
+    ipv6: comparableUsage(status.ipv6),
   };
+}
+
+/** Usage with absent and `null` fields alike (a merge patch's `null` removes the field). */
+function comparableUsage(usage: FamilyUsage | FamilyUsagePatch | null | undefined) {
+  if (usage === null || usage === undefined) return null;
+  return [usage.size ?? null, usage.inUse ?? null, usage.free ?? null];
 }
