@@ -112,6 +112,13 @@ Deno.test({
     assert.match(virtual?.address ?? "", /^198\.51\.100\.1\d$/);
     assert.deepEqual(virtual?.nodes, [...NODES]);
     assert.equal(virtual?.interfaceName, "kube-lb0");
+    // web-netbox: a reserved address of the Netbox test server, now active there, on one node.
+    const [netbox] = rowsOf(before, "web-netbox");
+    assert.ok(inRange(netbox?.address ?? "", "192.0.2.200", "192.0.2.203"), `web-netbox${context}`);
+    assert.equal(netbox?.pool, "netbox");
+    assert.deepEqual([netbox?.nodes.length, netbox?.interfaceName], [1, "eth0"]);
+    const netboxLine = `Netbox lists ${netbox?.address} of web-netbox as active for tenant demo `;
+    assert.ok(result.stdout.split("\n").some((l) => l.startsWith(netboxLine)), context);
     const [bad] = rowsOf(before, "bad-annotation");
     assert.equal(bad?.state, "failed");
     assert.equal(bad?.address, "");

@@ -15,10 +15,11 @@ import { ControlPlane } from "../tests/controlplane/controlplane.ts";
 import { createLan, type Lan, testbedIpPath, tryExec } from "../tests/netns/mod.ts";
 import { addressesIn, type AgentProcess, startAgent } from "../tests/agent.ts";
 import { type AllocatorProcess, startAllocator } from "../tests/allocator.ts";
+import { NetboxTestServer } from "../tests/netbox/mod.ts";
 import { whichCommand } from "../tests/system.ts";
 import { waitFor } from "../tests/wait.ts";
 import { type ClusterAccess, kubeconfigText, parseKubeconfig } from "../k8s/config.ts";
-import { DemoApi } from "./api.ts";
+import { collectionPath, DemoApi, type ManifestObject } from "./api.ts";
 import { measureGap, PROBE_INTERVAL_MS } from "../tests/netns/probe.ts";
 import {
   DEMO_NAMESPACE,
@@ -27,6 +28,10 @@ import {
   HANDOVER_SERVICE,
   LAN_IPV4,
   LAN_IPV6,
+  NETBOX_COUNT,
+  NETBOX_FIRST,
+  NETBOX_SERVICE,
+  NETBOX_TENANT,
   NODES,
   PURELB_NAMESPACE,
   unmetExpectations,
@@ -163,6 +168,7 @@ class Stage {
   lan: Lan | undefined;
   api: DemoApi | undefined;
   allocator: AllocatorProcess | undefined;
+  netbox: NetboxTestServer | undefined;
   readonly agents = new Map<string, AgentProcess>();
   tmpDir: string | undefined;
 
@@ -213,6 +219,7 @@ class Stage {
       } catch { /* already gone */ }
     }
     this.controlPlane?.killSync();
+    void this.netbox?.close();
     for (const netns of this.lan?.namespaces ?? []) {
       try {
         new Deno.Command(testbedIpPath(), {
@@ -239,6 +246,7 @@ class Stage {
     };
     await Promise.all([...this.agents.values()].map(stopOne));
     if (this.allocator) await stopOne(this.allocator);
+    await this.netbox?.close();
     this.api?.close();
     await this.lan?.destroy().catch((error) => say(`removing the namespaces: ${error}`));
     await this.controlPlane?.stop();
@@ -356,10 +364,30 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       const objects = await api.createFromYaml(join(DEMO_DIR, file));
       say(`applied demo/${file}: ${objects.map((o) => `${o.kind} ${o.metadata.name}`).join(", ")}`);
     }
+    // The netbox group is made here, not in servicegroups.yaml: its URL has the test server's port.
+    const netbox = await NetboxTestServer.start({ tenants: [NETBOX_TENANT] });
+    stage.netbox = netbox;
+    const reserved = netbox.addRange(NETBOX_FIRST, NETBOX_COUNT, {
+      tenant: NETBOX_TENANT,
+      status: "reserved",
+    }).map((r) => r.address.replace(/\/\d+$/, ""));
+    const group: ManifestObject & { readonly spec: unknown } = {
+      apiVersion: "purelb.io/v1",
+      kind: "ServiceGroup",
+      metadata: { name: "netbox", namespace: PURELB_NAMESPACE },
+      spec: { netbox: { url: netbox.url, tenant: NETBOX_TENANT } },
+    };
+    await api.request("POST", collectionPath(group), group);
+    say(
+      `started a Netbox test server at ${netbox.url} (${reserved[0]}-${reserved.at(-1)} reserved ` +
+        `for tenant ${NETBOX_TENANT}); created ServiceGroup netbox with that URL and tenant`,
+    );
     const allocatorConfig = await serviceAccountKubeconfig(api, admin, "allocator", stage.tmpDir);
     const agentConfig = await serviceAccountKubeconfig(api, admin, "agent", stage.tmpDir);
     stage.allocator = stage.track(
-      startAllocator(allocatorConfig, PURELB_NAMESPACE, ["--log-level", "info"]),
+      startAllocator(allocatorConfig, PURELB_NAMESPACE, ["--log-level", "info"], {
+        NETBOX_USER_TOKEN: netbox.token,
+      }),
     );
     for (const node of lan.nodes) {
       stage.agents.set(
@@ -434,6 +462,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     console.log(
       [...EXPECTED].map(([name, e]) => `  ${name}: ${describeExpectation(e)}`).join("\n") + "\n",
     );
+    const netboxLine = () => {
+      const address = rows.find((r) => r.service === NETBOX_SERVICE)?.address ?? "";
+      const record = netbox.find(address);
+      return `Netbox lists ${address} of ${NETBOX_SERVICE} as ${record?.status ?? "absent"} for ` +
+        `tenant ${record?.tenant ?? "none"} (it was reserved until the allocator took it)`;
+    };
+    console.log(`${netboxLine()}\n`);
 
     const target = rows.find((r) => r.service === HANDOVER_SERVICE);
     const from = target?.nodes[0];
@@ -495,6 +530,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         display.show("PureLB demo: sample services (live)", rows, [
           ...(unreadable ? [unreadable] : []),
           result,
+          netboxLine(),
           `The agent of ${from} is stopped; its addresses moved to the other nodes.`,
           "Ctrl-C stops everything and cleans up",
         ]);

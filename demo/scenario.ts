@@ -21,6 +21,16 @@ export const LAN_INTERFACE = "eth0";
 export const DUMMY_INTERFACE = "kube-lb0";
 /** The Service whose address changes node in the hand-over. */
 export const HANDOVER_SERVICE = "web-ipv4";
+/**
+ * The Netbox test server's tenant and the addresses reserved for it: inside the LAN's IPv4 subnet
+ * (so local, announced by one elected node) and outside the `default` pool. A take gets the
+ * first reserved one.
+ */
+export const NETBOX_TENANT = "demo";
+export const NETBOX_FIRST = "192.0.2.200/24";
+export const NETBOX_COUNT = 4;
+/** The Service of the netbox group. */
+export const NETBOX_SERVICE = "web-netbox";
 
 /** One address a Service must get. */
 export interface AddressExpectation {
@@ -79,6 +89,11 @@ export const EXPECTED: ReadonlyMap<string, Expectation> = new Map<string, Expect
     kind: "announced",
     pool: "virtual",
     addresses: [{ family: "IPv4", placement: "virtual" }],
+  }],
+  ["web-netbox", {
+    kind: "announced",
+    pool: "netbox",
+    addresses: [{ family: "IPv4", placement: "local", address: "192.0.2.200" }],
   }],
   ["bad-annotation", { kind: "failed", reason: /192\.0\.2\.300.*not an IP address/ }],
 ]);

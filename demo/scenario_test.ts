@@ -35,6 +35,7 @@ const settled: Row[] = [
   row("shared-https", "192.0.2.240", ["node-b"]),
   row("specific", "192.0.2.250", ["node-a"]),
   virtualRow([...NODES]),
+  row("web-netbox", "192.0.2.200", ["node-b"], { pool: "netbox" }),
   row("bad-annotation", "", [], {
     pool: "",
     state: "failed",
@@ -77,11 +78,19 @@ Deno.test("unmetExpectations names each way a service can be off", () => {
       /pool default, expected virtual/,
     ],
     [
-      replace(settled, 8, row("bad-annotation", "", [], { state: "pending" })),
+      replace(settled, 8, row("web-netbox", "192.0.2.200", ["node-b"])),
+      /^web-netbox: pool default, expected netbox$/,
+    ],
+    [
+      replace(settled, 8, row("web-netbox", "192.0.2.240", ["node-b"], { pool: "netbox" })),
+      /192\.0\.2\.240, expected 192\.0\.2\.200/,
+    ],
+    [
+      replace(settled, 9, row("bad-annotation", "", [], { state: "pending" })),
       /state pending, expected failed/,
     ],
     [
-      replace(settled, 8, row("bad-annotation", "", [], { state: "failed", reason: "other" })),
+      replace(settled, 9, row("bad-annotation", "", [], { state: "failed", reason: "other" })),
       /does not match/,
     ],
   ];
@@ -110,5 +119,6 @@ Deno.test("describeExpectation says what each sample must reach", () => {
   assert.match(text[4] ?? "", /the same as shared-http/);
   assert.match(text[5] ?? "", /^192\.0\.2\.250 on eth0/);
   assert.match(text[6] ?? "", /on kube-lb0 of every node from virtual/);
-  assert.match(text[7] ?? "", /^no address; AllocationFailed/);
+  assert.match(text[7] ?? "", /^192\.0\.2\.200 on eth0 of one node from netbox$/);
+  assert.match(text[8] ?? "", /^no address; AllocationFailed/);
 });
