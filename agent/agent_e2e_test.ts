@@ -303,6 +303,54 @@ rootClusterTest(
 );
 
 rootClusterTest(
+  "restart after a crash: a local address in no pool range, recorded in the Lease, is withdrawn " +
+    "when no longer won; one still won is kept",
+  async (cluster) => {
+    await withScene(
+      cluster,
+      "agent-remember",
+      { groups: GROUPS, nodeAgent: { localint: "default", extlbint: "kube-lb0" } },
+      async ({ api, agent, restart, waitForHolders }) => {
+        // Outside every pool range (like a Netbox address): only the record makes it ours.
+        const gone = "192.0.2.230";
+        const node = winner([...NODES], gone) ?? "";
+        const kept = Array.from({ length: 20 }, (_, i) => `192.0.2.${231 + i}`)
+          .find((address) => winner([...NODES], address) === node) ?? "";
+        await api.createAllocatedService("gone", [gone]);
+        await api.createAllocatedService("kept", [kept]);
+        await waitForHolders(gone, [node]);
+        await waitForHolders(kept, [node]);
+        const recorded = [gone, kept].sort().join(",");
+        let seen: string | undefined;
+        await waitFor(
+          async () => {
+            const lease = await api.coordination.readNamespacedLease({
+              namespace: api.namespace,
+              name: `purelb-node-${node}`,
+            });
+            seen = lease.metadata?.annotations?.["purelb.io/local-addresses"];
+            return seen === recorded;
+          },
+          10_000,
+          `${node}'s recorded local addresses (last seen "${seen}")`,
+        );
+
+        // Crash; the Service goes while the agent is down; the agent comes back.
+        await agent(node).kill();
+        await api.core.deleteNamespacedService({ namespace: api.namespace, name: "gone" });
+        await waitForHolders(gone, [node], 1_000);
+        restart(node);
+        await waitForHolders(gone, [], 10_000);
+        await waitForHolders(kept, [node]);
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        await waitForHolders(gone, [], 1_000);
+        await waitForHolders(kept, [node], 1_000);
+      },
+    );
+  },
+);
+
+rootClusterTest(
   "start-up sweep removes planted leftovers; drift is repaired within seconds",
   async (cluster) => {
     await withScene(

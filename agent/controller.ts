@@ -208,6 +208,12 @@ export class AgentController {
   #readiness: AgentReadiness = { ready: false, reason: "caches not synced yet" };
   /** Local addresses this node carried after the last reconcile (GARP on new ones). */
   #wonLocal = new Set<string>();
+  /**
+   * Local addresses this agent (this run or, read from the Lease, a previous one) may have put
+   * on interfaces: ours to remove when not won, even with no Service or pool that names them.
+   * Recorded in the Lease; `undefined` until the Lease has been read.
+   */
+  #mayHold: Set<string> | undefined;
   /** Per "service\naddress": "local eth0" | "virtual kube-lb0" for what we announce. */
   #announced = new Map<string, string>();
   /** Per service: the warning text last reported. */
@@ -538,8 +544,14 @@ export class AgentController {
     const netboxAggregations = netboxAggregationsOf(this.groups.list());
     const needsEndpoints = services.some((s) => s.localTrafficPolicy);
     const endpointNodes = needsEndpoints ? healthyEndpointNodes(this.slices.list()) : new Map();
-    // What we won last time is ours even when its Service is gone (a Netbox address is in no pool).
-    const serviceAddresses = new Set([...services.flatMap((s) => s.addresses), ...this.#wonLocal]);
+    // What we won last time, or may have added before a restart, is ours even when its Service
+    // is gone (a Netbox address, or one of a deleted pool, is in no pool range).
+    const mayHold = this.#loadMayHold();
+    const serviceAddresses = new Set([
+      ...services.flatMap((s) => s.addresses),
+      ...this.#wonLocal,
+      ...(mayHold ?? []),
+    ]);
     let state = firstState;
     const applied: AddressChange[] = [];
     const alreadyDone: AddressChange[] = [];
@@ -570,6 +582,15 @@ export class AgentController {
         }),
       });
       if (changes.length === 0) break;
+      if (mayHold !== undefined) {
+        // Recorded before adding, so that a crash right after still knows them.
+        const adding = changes.filter((c) =>
+          c.kind === "add" && c.interfaceName !== settings.dummyInterface &&
+          !mayHold.has(c.address)
+        );
+        for (const change of adding) mayHold.add(change.address);
+        if (adding.length > 0) membership.setLocalAddresses(mayHold);
+      }
       const result = await netlink.applyChanges(changes);
       applied.push(...result.applied);
       alreadyDone.push(...result.alreadyDone);
@@ -589,7 +610,35 @@ export class AgentController {
       state = await netlink.readState();
     }
     if (assignmentsOverride === undefined) this.#afterApply(decisions, settings);
+    if (mayHold !== undefined) {
+      // Still ours: what we carry now, and what we failed to remove.
+      const kept = new Set(assignmentsOverride === undefined ? this.#wonLocal : []);
+      for (const { change } of failed) {
+        if (change.kind === "delete" && mayHold.has(change.address)) kept.add(change.address);
+      }
+      this.#mayHold = kept;
+      membership.setLocalAddresses(kept);
+    }
     return { applied, alreadyDone, failed };
+  }
+
+  /**
+   * The addresses this agent may hold (`#mayHold`), started from what the previous run recorded
+   * in the Lease once the Lease has been read; `undefined` before.
+   */
+  #loadMayHold(): Set<string> | undefined {
+    if (this.#mayHold === undefined) {
+      const previous = this.#options.membership.previousLocalAddresses;
+      if (previous !== undefined) {
+        this.#mayHold = new Set([...previous, ...this.#wonLocal]);
+        if (previous.size > 0) {
+          log.info("a previous run recorded local addresses {addresses}", {
+            addresses: [...previous].join(", "),
+          });
+        }
+      }
+    }
+    return this.#mayHold;
   }
 
   /** Gratuitous announcements for newly won local addresses, events, metrics. */

@@ -2,7 +2,9 @@
  * This node's membership in the election (SPEC 2): it holds the Lease `purelb-node-<node>`,
  * renews it every `renewMs`, publishes the CIDRs it can announce in as the `purelb.io/subnets`
  * annotation (written at once when they change), knows when it must fence itself (no
- * successful renewal for a full duration), and deletes the Lease on a graceful stop.
+ * successful renewal for a full duration), and deletes the Lease on a graceful stop. It also
+ * keeps in the Lease (`purelb.io/local-addresses`) which local addresses the agent may have
+ * put on the node's interfaces, and reads back at start what a previous run recorded there.
  *
  * @module
  */
@@ -11,7 +13,8 @@ import type { V1Lease } from "@kubernetes/client-node";
 import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
 import type { CoordinationApi } from "../k8s/api.ts";
 import { apiStatusCode, errorMessage } from "../k8s/errors.ts";
-import { NODE_LEASE_PREFIX, SUBNETS_ANNOTATION } from "../k8s/types.ts";
+import { LOCAL_ADDRESSES_ANNOTATION, NODE_LEASE_PREFIX, SUBNETS_ANNOTATION } from "../k8s/types.ts";
+import { canonicalAddress } from "../ipam/mod.ts";
 import {
   formatSubnetsAnnotation,
   type NodeLeaseRecord,
@@ -69,6 +72,42 @@ export function nodeLeaseName(nodeName: string): string {
 }
 
 /**
+ * The `purelb.io/local-addresses` annotation text for `addresses`: canonical addresses,
+ * sorted, each once, comma separated; entries that are not addresses are left out.
+ *
+ * @example
+ * ```ts
+ * formatLocalAddressesAnnotation(["192.0.2.50", "2001:DB8::1", "192.0.2.50"]); // "192.0.2.50,2001:db8::1"
+ * ```
+ */
+export function formatLocalAddressesAnnotation(addresses: Iterable<string>): string {
+  const canonical = new Set<string>();
+  for (const text of addresses) {
+    const address = canonicalAddress(text.trim());
+    if (address !== undefined) canonical.add(address);
+  }
+  return [...canonical].sort().join(",");
+}
+
+/**
+ * The addresses of a `purelb.io/local-addresses` annotation (canonical; anything that is not
+ * an address is skipped).
+ *
+ * @example
+ * ```ts
+ * parseLocalAddressesAnnotation(" 192.0.2.50,x,,2001:DB8::1"); // Set { "192.0.2.50", "2001:db8::1" }
+ * ```
+ */
+export function parseLocalAddressesAnnotation(text: string): ReadonlySet<string> {
+  const result = new Set<string>();
+  for (const part of text.split(",")) {
+    const address = canonicalAddress(part.trim());
+    if (address !== undefined) result.add(address);
+  }
+  return result;
+}
+
+/**
  * The election record of a node Lease, or `undefined` for a Lease that is not a node Lease
  * or has no renew time. The node name is the holder identity, else the name after the prefix.
  *
@@ -116,6 +155,9 @@ export class NodeMembership {
   readonly #options: MembershipOptions;
   readonly #leaseName: string;
   #subnets = "";
+  /** `undefined` until first set: the Lease keeps the text a previous run wrote. */
+  #localAddresses: string | undefined;
+  #previousLocalAddresses: ReadonlySet<string> | undefined;
   #written: V1Lease | undefined;
   /** `performance.now()` when the last successful renewal was sent. */
   #lastRenewAt = -Infinity;
@@ -156,6 +198,31 @@ export class NodeMembership {
   /** The annotation text last asked for. */
   get subnets(): string {
     return this.#subnets;
+  }
+
+  /**
+   * The local addresses a previous run of the agent recorded in the Lease (empty when there
+   * was no Lease); `undefined` until the Lease has been read or created (before the first
+   * renewal).
+   */
+  get previousLocalAddresses(): ReadonlySet<string> | undefined {
+    return this.#previousLocalAddresses;
+  }
+
+  /** The local addresses annotation text last asked for (`undefined`: never set). */
+  get localAddresses(): string | undefined {
+    return this.#localAddresses;
+  }
+
+  /**
+   * Sets the local addresses the agent may have put on interfaces; a change is written at once
+   * (not at the next renewal). Until the first call the Lease keeps what a previous run wrote.
+   */
+  setLocalAddresses(addresses: Iterable<string>): void {
+    const text = formatLocalAddressesAnnotation(addresses);
+    if (text === this.#localAddresses) return;
+    this.#localAddresses = text;
+    this.#wake?.();
   }
 
   /**
@@ -210,14 +277,19 @@ export class NodeMembership {
         this.#options.onError?.(`renewing Lease ${this.#leaseName}: ${errorMessage(error)}`);
       }
       if (stop.aborted) break;
-      const subnetsBefore = this.#subnets;
+      const wantedBefore = this.#wanted();
       const elapsed = performance.now() - startedAt;
       // After a failure, retry sooner (but not in a tight loop).
       const waitMs = this.#written === undefined
         ? Math.min(this.#options.renewMs, 500)
         : this.#options.renewMs - elapsed;
-      if (this.#subnets === subnetsBefore) await this.#sleep(Math.max(0, waitMs));
+      if (this.#wanted() === wantedBefore) await this.#sleep(Math.max(0, waitMs));
     }
+  }
+
+  /** What a write must carry beyond the renewal itself, to notice changes. */
+  #wanted(): string {
+    return `${this.#subnets}\n${this.#localAddresses ?? "-"}`;
   }
 
   #sleep(ms: number): Promise<void> {
@@ -260,6 +332,9 @@ export class NodeMembership {
         annotations: {
           ...(base?.metadata?.annotations ?? {}),
           [SUBNETS_ANNOTATION]: this.#subnets,
+          ...(this.#localAddresses === undefined
+            ? {}
+            : { [LOCAL_ADDRESSES_ANNOTATION]: this.#localAddresses }),
         },
       },
       spec: {
@@ -280,9 +355,14 @@ export class NodeMembership {
     if (this.#written === undefined) {
       try {
         this.#written = await api.readNamespacedLease({ namespace, name });
+        // Only the first read tells what a previous run left (later ones read our own writes).
+        this.#previousLocalAddresses ??= parseLocalAddressesAnnotation(
+          this.#written.metadata?.annotations?.[LOCAL_ADDRESSES_ANNOTATION] ?? "",
+        );
       } catch (error) {
         if (apiStatusCode(error) !== 404) throw error;
         this.#written = await api.createNamespacedLease({ namespace, body: this.#body(undefined) });
+        this.#previousLocalAddresses ??= new Set();
         return;
       }
     }

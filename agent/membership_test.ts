@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import type { V1Lease } from "@kubernetes/client-node";
-import { type LeaseClient, leaseRecord, nodeLeaseName, NodeMembership } from "./membership.ts";
+import {
+  formatLocalAddressesAnnotation,
+  type LeaseClient,
+  leaseRecord,
+  nodeLeaseName,
+  NodeMembership,
+  parseLocalAddressesAnnotation,
+} from "./membership.ts";
 import { waitFor } from "../tests/wait.ts";
 
 /** An in-memory Lease store that can be told to fail, standing in for the API. */
@@ -168,4 +175,91 @@ Deno.test("leaseRecord: only node Leases with a renew time", () => {
       subnets: ["192.0.2.0/24"],
     },
   );
+});
+
+Deno.test("local addresses annotation: canonical, sorted, each once; parse skips junk", () => {
+  assert.equal(
+    formatLocalAddressesAnnotation([
+      "2001:DB8:0::1",
+      "192.0.2.50",
+      " 192.0.2.7",
+      "x",
+      "192.0.2.50",
+    ]),
+    "192.0.2.50,192.0.2.7,2001:db8::1",
+  );
+  assert.equal(formatLocalAddressesAnnotation([]), "");
+  assert.deepEqual(
+    [...parseLocalAddressesAnnotation("192.0.2.50, 2001:DB8::1,,x,192.0.2.0/24")],
+    ["192.0.2.50", "2001:db8::1"],
+  );
+  assert.equal(parseLocalAddressesAnnotation("").size, 0);
+  const text = formatLocalAddressesAnnotation(["2001:db8::1", "192.0.2.50"]);
+  assert.equal(formatLocalAddressesAnnotation(parseLocalAddressesAnnotation(text)), text);
+});
+
+Deno.test("membership: no Lease -> no previous local addresses; setLocalAddresses is written at once", async () => {
+  const api = new FakeLeases();
+  const membership = member(api);
+  assert.equal(membership.previousLocalAddresses, undefined, "unknown before the Lease is read");
+  const running = membership.run();
+  const name = nodeLeaseName("node-a");
+  try {
+    await waitFor(() => membership.renewals >= 1, 2_000, "first renewal");
+    assert.deepEqual([...membership.previousLocalAddresses ?? ["unset"]], []);
+    assert.equal(
+      api.leases.get(name)?.metadata?.annotations?.["purelb.io/local-addresses"],
+      undefined,
+      "not written before it is set",
+    );
+    membership.setLocalAddresses(["192.0.2.50", "2001:db8:1::5"]);
+    await waitFor(
+      () =>
+        api.leases.get(name)?.metadata?.annotations?.["purelb.io/local-addresses"] ===
+          "192.0.2.50,2001:db8:1::5",
+      90,
+      "the local addresses",
+      5,
+    );
+  } finally {
+    await membership.stop();
+    await running;
+  }
+});
+
+Deno.test("membership: reads what a previous run recorded and keeps it until told otherwise", async () => {
+  const api = new FakeLeases();
+  const name = nodeLeaseName("node-a");
+  api.leases.set(name, {
+    metadata: {
+      name,
+      resourceVersion: "1",
+      annotations: { "purelb.io/local-addresses": "192.0.2.230,2001:db8:1::230" },
+    },
+    spec: { holderIdentity: "node-a", leaseDurationSeconds: 1 },
+  });
+  const membership = member(api);
+  const running = membership.run();
+  const annotation = () =>
+    api.leases.get(name)?.metadata?.annotations?.["purelb.io/local-addresses"];
+  try {
+    await waitFor(() => membership.renewals >= 2, 2_000, "two renewals");
+    assert.deepEqual([...membership.previousLocalAddresses ?? []].sort(), [
+      "192.0.2.230",
+      "2001:db8:1::230",
+    ]);
+    assert.equal(annotation(), "192.0.2.230,2001:db8:1::230", "kept while nothing is set");
+    membership.setLocalAddresses([]);
+    await waitFor(() => annotation() === "", 90, "the record cleared", 5);
+    // Read again after a conflict: still what the previous run left, not our own writes.
+    const lease = api.leases.get(name);
+    assert.ok(lease !== undefined);
+    api.leases.set(name, { ...lease, metadata: { ...lease.metadata, resourceVersion: "999" } });
+    const renewals = membership.renewals;
+    await waitFor(() => membership.renewals >= renewals + 2, 2_000, "renewals after the conflict");
+    assert.equal(membership.previousLocalAddresses?.size, 2);
+  } finally {
+    await membership.stop();
+    await running;
+  }
 });

@@ -62,6 +62,12 @@ export const LOAD_BALANCER_CLASS = "purelb.io/purelb";
 
 /** Annotation on a node's Lease: the CIDRs it can announce in, comma separated and sorted. */
 export const SUBNETS_ANNOTATION = "purelb.io/subnets";
+/**
+ * Annotation on a node's Lease: the local (non-dummy interface) addresses the agent may have
+ * put on the node's interfaces, canonical, comma separated and sorted. Read back when the agent
+ * starts, so that addresses added by a previous run are still recognised as its own.
+ */
+export const LOCAL_ADDRESSES_ANNOTATION = "purelb.io/local-addresses";
 /** A node's Lease is named this prefix followed by the node name. */
 export const NODE_LEASE_PREFIX = "purelb-node-";
 /** Label that ties an EndpointSlice to its Service (whoever manages the slice). */
