@@ -18,7 +18,13 @@ import { ApiConnection } from "../k8s/transport.ts";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
 import { startAllocator } from "../tests/allocator.ts";
 import { waitFor } from "../tests/wait.ts";
-import { inParallel, loadBalancerService, percentile, watchAddressed } from "./support.ts";
+import {
+  inParallel,
+  loadBalancerService,
+  percentile,
+  waitUntilReady,
+  watchAddressed,
+} from "./support.ts";
 
 const N = Number(Deno.args[0] ?? "5000");
 const CONCURRENCY = 16;
@@ -86,13 +92,7 @@ async function main(): Promise<void> {
       String(CONCURRENCY),
     ]);
     const backlogStart = performance.now();
-    const port = await allocator.port();
-    await waitFor(
-      async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok,
-      30_000,
-      "allocator ready",
-      10,
-    );
+    await waitUntilReady(allocator);
     const readyMs = performance.now() - backlogStart;
     await waitFor(() => backlog.addressedAt.size >= N, 600_000, `${N} waiting addressed`, 10);
     const backlogMs = Math.max(...backlog.addressedAt.values()) - backlogStart;

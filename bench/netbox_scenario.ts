@@ -19,7 +19,13 @@ import { ControlPlane } from "../tests/controlplane/controlplane.ts";
 import { startAllocator } from "../tests/allocator.ts";
 import { NetboxTestServer } from "../tests/netbox/mod.ts";
 import { waitFor } from "../tests/wait.ts";
-import { inParallel, loadBalancerService, percentile, watchAddressed } from "./support.ts";
+import {
+  inParallel,
+  loadBalancerService,
+  percentile,
+  waitUntilReady,
+  watchAddressed,
+} from "./support.ts";
 
 const N = Number(Deno.args[0] ?? "500");
 const CONCURRENCY = 16;
@@ -72,13 +78,7 @@ async function main(): Promise<void> {
         String(CONCURRENCY),
       ], { NETBOX_USER_TOKEN: netbox.token });
       const start = performance.now();
-      const port = await allocator.port();
-      await waitFor(
-        async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok,
-        30_000,
-        "allocator ready",
-        10,
-      );
+      await waitUntilReady(allocator);
       const readyMs = performance.now() - start;
       await waitFor(() => watch.addressedAt.size >= N, 600_000, `${N} addressed`, 10);
       const backlogMs = Math.max(...watch.addressedAt.values()) - start - readyMs;

@@ -9,6 +9,7 @@ import type { V1Service } from "@kubernetes/client-node";
 import { CoreV1Api, typedApi } from "../k8s/client.ts";
 import { ResilientInformer } from "../k8s/informer.ts";
 import type { ApiConnection } from "../k8s/transport.ts";
+import { waitFor } from "../tests/wait.ts";
 
 /** Runs `fn` on every item, at most `limit` at a time. */
 export async function inParallel<T>(
@@ -69,4 +70,19 @@ export function loadBalancerService(
       ports: [{ port: 80, protocol: "TCP" }],
     },
   };
+}
+
+/** Waits until a program started by the test harness answers `/readyz` with 200. */
+export async function waitUntilReady(program: { port(): Promise<number> }): Promise<void> {
+  const port = await program.port();
+  await waitFor(
+    async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+      await response.body?.cancel();
+      return response.ok;
+    },
+    30_000,
+    "the program to be ready",
+    10,
+  );
 }
