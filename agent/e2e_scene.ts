@@ -71,7 +71,9 @@ export async function withScene(
   const all: AgentProcess[] = [];
   let lan: Lan | undefined;
   try {
-    for (const [name, local] of Object.entries(options.groups)) await api.createGroup(name, local);
+    for (const [name, local] of Object.entries(options.groups)) {
+      await api.createGroup(name, { local });
+    }
     if (options.nodeAgent !== undefined) await api.createNodeAgent("default", options.nodeAgent);
     const kubeconfig = await agentServiceAccount(cluster, namespace, dir);
     lan = await createLan({

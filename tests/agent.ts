@@ -8,16 +8,9 @@
  */
 
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  typedApi,
-} from "../k8s/client.ts";
+import { CoordinationV1Api, DiscoveryV1Api, typedApi } from "../k8s/client.ts";
 import { fileURLToPath } from "node:url";
 import { agentPermissions } from "../deploy/permissions.ts";
-import { ApiConnection } from "../k8s/transport.ts";
 import { apiStatusCode } from "../k8s/errors.ts";
 import { mergePatch } from "../k8s/patch.ts";
 import type { TestCluster } from "./cluster.ts";
@@ -27,7 +20,7 @@ import {
   removeProgramBinding,
   spawnProgram,
 } from "./programs.ts";
-import { waitFor } from "./wait.ts";
+import { TestApi } from "./allocator.ts";
 import { testbedIpPath } from "./netns/mod.ts";
 
 const MAIN = fileURLToPath(new URL("../agent/main.ts", import.meta.url));
@@ -119,36 +112,15 @@ export async function addressesIn(netns: string): Promise<readonly HeldAddress[]
   );
 }
 
-/** API helpers for the agent tests' own (admin) writes and reads. */
-export class AgentTestApi {
-  readonly connection: ApiConnection;
-  readonly core: CoreV1Api;
-  readonly custom: CustomObjectsApi;
+/** {@linkcode TestApi} plus what the agent tests write: LBNodeAgents, slices, Leases. */
+export class AgentTestApi extends TestApi {
   readonly discovery: DiscoveryV1Api;
   readonly coordination: CoordinationV1Api;
 
-  constructor(cluster: TestCluster, readonly namespace: string) {
-    this.connection = new ApiConnection(cluster.adminConfig());
-    this.core = typedApi(this.connection, CoreV1Api);
-    this.custom = typedApi(this.connection, CustomObjectsApi);
+  constructor(cluster: TestCluster, namespace: string) {
+    super(cluster, namespace);
     this.discovery = typedApi(this.connection, DiscoveryV1Api);
     this.coordination = typedApi(this.connection, CoordinationV1Api);
-  }
-
-  /** Creates a ServiceGroup with `spec.local`. */
-  async createGroup(name: string, local: unknown): Promise<void> {
-    await this.custom.createNamespacedCustomObject({
-      group: "purelb.io",
-      version: "v1",
-      namespace: this.namespace,
-      plural: "servicegroups",
-      body: {
-        apiVersion: "purelb.io/v1",
-        kind: "ServiceGroup",
-        metadata: { name },
-        spec: { local },
-      },
-    });
   }
 
   /** Creates an LBNodeAgent with `spec.local`. */
@@ -262,24 +234,6 @@ export class AgentTestApi {
     }
   }
 
-  /** Messages of the events with `reason` on Service `name`. */
-  async events(name: string, reason: string): Promise<string[]> {
-    const list = await this.core.listNamespacedEvent({
-      namespace: this.namespace,
-      fieldSelector: `involvedObject.name=${name},reason=${reason}`,
-    });
-    return list.items.map((e) => e.message ?? "");
-  }
-
-  /** Waits for an event with `reason` on Service `name` whose message matches. */
-  async waitForEvent(name: string, reason: string, message: RegExp, timeoutMs = 15_000) {
-    await waitFor(
-      async () => (await this.events(name, reason)).some((m) => message.test(m)),
-      timeoutMs,
-      `a ${reason} event on ${name} matching ${message}`,
-    );
-  }
-
   /** Deletes every Service, EndpointSlice and Lease of the namespace (nothing else would). */
   async deleteAll(): Promise<void> {
     const ns = this.namespace;
@@ -300,9 +254,5 @@ export class AgentTestApi {
         name: lease.metadata?.name ?? "",
       }).catch(() => {});
     }
-  }
-
-  close(): void {
-    this.connection.close();
   }
 }

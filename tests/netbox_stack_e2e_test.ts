@@ -50,7 +50,7 @@ async function withStack(
     seed(netbox);
     await withScene(cluster, prefix, { groups: {}, nodeAgent: NODE_AGENT }, async (scene) => {
       const dir = await Deno.makeTempDir({ prefix: "purelb-netbox-stack-" });
-      const api = new TestApi(cluster, scene.namespace);
+      const api = scene.api;
       const kubeconfig = await allocatorServiceAccount(cluster, scene.namespace, dir);
       const allocator = startAllocator(kubeconfig, scene.namespace, [], {
         NETBOX_USER_TOKEN: netbox.token,
@@ -63,7 +63,6 @@ async function withStack(
       } finally {
         await allocator.stop();
         await api.deleteAllServices().catch((error) => console.error(`cleanup: ${error}`));
-        api.close();
         await removeProgramBinding(cluster, "allocator", scene.namespace);
         await Deno.remove(dir, { recursive: true });
       }
