@@ -8,25 +8,11 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
-import { ensureHelm, helmCachePath } from "../tests/controlplane/binaries.ts";
-import { whichCommand } from "../tests/system.ts";
+import { ensureHelm, helmUnavailable } from "../tests/controlplane/binaries.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DEPLOY = join(REPO_ROOT, "deploy");
 const CHART = join(DEPLOY, "helm", "purelb");
-
-/**
- * Why the Helm tests cannot run on this machine, or undefined when they can (helm given with
- * PURELB_HELM, cached, or Go present to build it). Under CI=true they always run (and fail loudly).
- */
-async function helmUnavailable(): Promise<string | undefined> {
-  if (Deno.env.get("CI") === "true" || Deno.env.get("PURELB_HELM")) return undefined;
-  try {
-    if ((await Deno.stat(helmCachePath())).isFile) return undefined;
-  } catch { /* not built yet */ }
-  if (await whichCommand("go")) return undefined;
-  return "no Go on PATH to build helm, and PURELB_HELM is not set";
-}
 
 const HELM_SKIP = await helmUnavailable();
 if (HELM_SKIP !== undefined) console.error(`helm tests skipped: ${HELM_SKIP}`);

@@ -9,11 +9,10 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { clusterTest, type TestCluster, testCluster } from "../tests/cluster.ts";
-import { whichCommand } from "../tests/system.ts";
 import {
   ensureBinaries,
   ensureHelm,
-  helmCachePath,
+  helmUnavailable,
   KUBERNETES_VERSION,
 } from "../tests/controlplane/binaries.ts";
 import { FLAGS as ALLOCATOR_FLAGS, NETBOX_TOKEN_ENV } from "../allocator/config.ts";
@@ -28,19 +27,6 @@ const NAMESPACE = "purelb-system";
 const HELM_ONLY_LABELS = ["app.kubernetes.io/managed-by", "helm.sh/chart"] as const;
 
 type Json = Record<string, unknown>;
-
-/**
- * Why the Helm tests cannot run on this machine, or undefined when they can (helm given with
- * PURELB_HELM, cached, or Go present to build it). Under CI=true they always run (and fail loudly).
- */
-async function helmUnavailable(): Promise<string | undefined> {
-  if (Deno.env.get("CI") === "true" || Deno.env.get("PURELB_HELM")) return undefined;
-  try {
-    if ((await Deno.stat(helmCachePath())).isFile) return undefined;
-  } catch { /* not built yet */ }
-  if (await whichCommand("go")) return undefined;
-  return "no Go on PATH to build helm, and PURELB_HELM is not set";
-}
 
 const HELM_SKIP = await helmUnavailable();
 if (HELM_SKIP !== undefined) console.error(`helm tests skipped: ${HELM_SKIP}`);

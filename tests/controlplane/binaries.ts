@@ -11,6 +11,7 @@
 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { whichCommand } from "../system.ts";
 
 /** The Kubernetes release the test control plane is built from. */
 export const KUBERNETES_VERSION = "v1.34.4";
@@ -80,6 +81,19 @@ export const HELM_VERSION = "v3.21.4";
 /** Where {@linkcode ensureHelm} keeps the helm it builds. */
 export function helmCachePath(): string {
   return join(binaryCacheDir(), `helm-${HELM_VERSION}`, "helm");
+}
+
+/**
+ * Why the Helm tests cannot run on this machine, or undefined when they can (helm given with
+ * PURELB_HELM, cached, or Go present to build it). Under CI=true they always run (and fail loudly).
+ */
+export async function helmUnavailable(): Promise<string | undefined> {
+  if (Deno.env.get("CI") === "true" || Deno.env.get("PURELB_HELM")) return undefined;
+  try {
+    if ((await Deno.stat(helmCachePath())).isFile) return undefined;
+  } catch { /* not built yet */ }
+  if (await whichCommand("go")) return undefined;
+  return "no Go on PATH to build helm, and PURELB_HELM is not set";
 }
 
 /**
