@@ -20,7 +20,7 @@ import { getLogger } from "@logtape/logtape";
 import { CoordinationApi, CoreApi, CustomObjectsLiteApi, DiscoveryApi } from "../k8s/api.ts";
 import { type ApiConnection, ResilientInformer } from "../k8s/mod.ts";
 import { errorMessage } from "../k8s/errors.ts";
-import type { EventSubject, EventType } from "../k8s/events.ts";
+import type { EventSink, EventType } from "../k8s/events.ts";
 import { runWorkers, WorkQueue } from "../k8s/workqueue.ts";
 import {
   asLBNodeAgent,
@@ -55,23 +55,6 @@ import {
 } from "./announce.ts";
 import { leaseRecord, type NodeMembership } from "./membership.ts";
 import type { AgentMetrics } from "./metrics.ts";
-
-/**
- * Writes Kubernetes Events; never throws (the k8s/ EventRecorder).
- *
- * @example
- * ```ts
- * const sink: EventSink = { record: async () => {} };
- * ```
- */
-export interface EventSink {
-  record(
-    subject: EventSubject,
-    type: EventType,
-    reason: EventReason,
-    message: string,
-  ): Promise<void>;
-}
 
 /**
  * Options of {@link AgentController}.

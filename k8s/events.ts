@@ -63,6 +63,24 @@ export interface RecordedEvent {
   readonly message: string;
 }
 
+/**
+ * Writes Kubernetes Events and never throws: what the controllers need of
+ * {@linkcode EventRecorder} (tests pass their own).
+ *
+ * @example
+ * ```ts
+ * const sink: EventSink = { record: async () => {} };
+ * ```
+ */
+export interface EventSink {
+  record(
+    subject: EventSubject,
+    type: EventType,
+    reason: EventReason,
+    message: string,
+  ): Promise<void>;
+}
+
 /** The two calls the recorder makes; `k8s/api.ts` CoreApi (or client-node's CoreV1Api) has both. */
 export type EventsClient = Pick<CoreApi, "createNamespacedEvent" | "patchNamespacedEvent">;
 
@@ -169,7 +187,7 @@ interface QueuedWrite {
  * await recorder.flush();
  * ```
  */
-export class EventRecorder {
+export class EventRecorder implements EventSink {
   readonly #client: EventsClient;
   readonly #component: string;
   readonly #host: string | undefined;
