@@ -122,12 +122,6 @@ type GroupEntry =
   }
   | { readonly kind: "invalid"; readonly specText: string; readonly errors: readonly string[] };
 
-const NO_OFFER: NetboxOffer = {
-  source: { url: "", tenant: "", aggregation: { kind: "default" } },
-  addresses: [],
-  failures: {},
-};
-
 /**
  * Address bookkeeping for all Services.
  *
@@ -310,14 +304,14 @@ export class Allocator {
    * {@linkcode netboxNeeds}; those not used end up in {@linkcode drainFreedNetbox}.
    */
   allocate(request: AllocationRequest, offer?: NetboxOffer): AllocateOutcome {
-    const outcome = this.#allocate(request, offer ?? NO_OFFER);
+    const outcome = this.#allocate(request, offer);
     if (offer) {
       for (const { address } of offer.addresses) this.#freeIfUnheld(address, offer.source);
     }
     return outcome;
   }
 
-  #allocate(request: AllocationRequest, offer: NetboxOffer): AllocateOutcome {
+  #allocate(request: AllocationRequest, offer: NetboxOffer | undefined): AllocateOutcome {
     const current = this.#services.get(request.key);
     if (current && this.#stillSatisfies(current, request)) {
       const added = this.#addMissingPreferredFamilies(current, request, offer);
@@ -392,7 +386,7 @@ export class Allocator {
   #addMissingPreferredFamilies(
     current: ServiceAllocation,
     request: AllocationRequest,
-    offer: NetboxOffer,
+    offer: NetboxOffer | undefined,
   ): HeldAddress[] {
     if (request.policy !== "PreferDualStack" || request.specificAddresses.length > 0) return [];
     const entry = this.#groups.get(request.group);
@@ -424,7 +418,7 @@ export class Allocator {
     return { kind: "ok", addresses: taken };
   }
 
-  #takeFromGroup(request: AllocationRequest, offer: NetboxOffer): Taken {
+  #takeFromGroup(request: AllocationRequest, offer: NetboxOffer | undefined): Taken {
     const entry = this.#groups.get(request.group);
     if (!entry) {
       return { kind: "failed", reason: `ServiceGroup "${request.group}" not found`, partial: [] };
@@ -550,7 +544,7 @@ function takeFamily(
   entry: UsableEntry,
   request: AllocationRequest,
   family: IpFamily,
-  offer: NetboxOffer,
+  offer: NetboxOffer | undefined,
 ): AssignResult {
   const sharing = sharingOf(request);
   if (entry.kind === "valid") {
@@ -561,14 +555,14 @@ function takeFamily(
   const bound = request.sharingKey === ""
     ? undefined
     : entry.pool.addressOfSharingKey(request.sharingKey, family);
-  const offered = offer.addresses.find((a) =>
+  const offered = offer?.addresses.find((a) =>
     a.family === family && entry.pool.holdersOf(a.address).length === 0
   );
   const address = bound ?? offered?.address;
   if (address === undefined) {
     return {
       kind: "error",
-      reason: offer.failures[family] ??
+      reason: offer?.failures[family] ??
         `no ${family} address taken from Netbox for ServiceGroup "${request.group}" yet`,
     };
   }

@@ -42,8 +42,6 @@ export type NetboxCallResult =
 
 /** What a sweep found. */
 export interface NetboxSweep {
-  /** Addresses active in Netbox for the tenant, by address. */
-  readonly active: ReadonlyMap<string, NetboxAddress>;
   /** Addresses held from the group when Netbox was asked, each with one Service holding it. */
   readonly held: ReadonlyMap<string, string>;
   /** Held addresses that Netbox listed as reserved again, and that were made active again. */
@@ -162,7 +160,7 @@ export class NetboxBroker {
       // Read after the list: an address taken before it is either held now or still in flight.
       const held = heldNow();
       const inFlight = new Set(this.#inFlight);
-      const active = new Map(activeList.map((a) => [a.address, a]));
+      const active = new Set(activeList.map((a) => a.address));
       const reclaimed: string[] = [];
       const missing: string[] = [];
       for (const [address, service] of held) {
@@ -174,8 +172,7 @@ export class NetboxBroker {
           continue;
         }
         const description = markerDescription({ groupUid, service });
-        const update = { status: "active", description };
-        active.set(address, await client.update(record.id, update, signal));
+        await client.update(record.id, { status: "active", description }, signal);
         reclaimed.push(address);
       }
       const returned: string[] = [];
@@ -187,10 +184,9 @@ export class NetboxBroker {
           continue;
         }
         await client.update(record.id, { status: "reserved", description: "" }, signal);
-        active.delete(record.address);
         returned.push(record.address);
       }
-      return { held, active, reclaimed, missing, returned };
+      return { held, reclaimed, missing, returned };
     });
   }
 
