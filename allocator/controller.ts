@@ -47,19 +47,9 @@ import {
   SERVICE_GROUP_KIND,
   SERVICE_GROUP_PLURAL,
 } from "../k8s/types.ts";
-import type { EventSubject, EventType } from "../k8s/events.ts";
+import type { EventSink, EventType } from "../k8s/events.ts";
 import type { AllocatorMetrics } from "./metrics.ts";
 import { groupStatusOf, type NetboxHealth, type ServiceGroupObject } from "./groupstatus.ts";
-
-/** Writes Kubernetes Events; never throws (the k8s/ EventRecorder). */
-export interface EventSink {
-  record(
-    subject: EventSubject,
-    type: EventType,
-    reason: EventReason,
-    message: string,
-  ): Promise<void>;
-}
 
 /** Options for {@linkcode AllocatorController}. */
 export interface AllocatorControllerOptions {
@@ -420,12 +410,9 @@ export class AllocatorController {
     }
   }
 
-  /** Records how a Netbox call went on every group using that Netbox and tenant. */
+  /** Records how a Netbox call went on every group using that Netbox and tenant; logs changes. */
   #noteNetbox(source: NetboxSource, result: NetboxCallResult): void {
-    if (!result.ok) {
-      this.#options.metrics.netboxFailures.inc({ failure: result.error.failure });
-      log.warn("Netbox at {url}: {error}", { url: source.url, error: result.error.message });
-    }
+    if (!result.ok) this.#options.metrics.netboxFailures.inc({ failure: result.error.failure });
     const health: NetboxHealth = result.ok
       ? { available: true, reason: "Answering", message: "the last call to Netbox succeeded" }
       : {
@@ -446,6 +433,13 @@ export class AllocatorController {
       }
       this.#netboxHealth.set(report.name, health);
       this.#queue?.add(GROUP_STATUS_PREFIX + report.name);
+      // Changes only: each failed Service, return or sweep is logged by its retry.
+      if (health.available) {
+        log.info("Netbox group {group}: Netbox answers", { group: report.name });
+      } else {log.warn("Netbox group {group}: {error}", {
+          group: report.name,
+          error: health.message,
+        });}
     }
   }
 
