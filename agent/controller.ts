@@ -10,14 +10,12 @@
  */
 
 import type {
-  KubernetesListObject,
   KubernetesObject,
   V1EndpointSlice,
   V1Lease,
   V1Service,
 } from "@kubernetes/client-node";
 import { getLogger } from "@logtape/logtape";
-import { CoordinationApi, CoreApi, CustomObjectsLiteApi, DiscoveryApi } from "../k8s/api.ts";
 import { type ApiConnection, ResilientInformer } from "../k8s/mod.ts";
 import { errorMessage } from "../k8s/errors.ts";
 import type { EventSink, EventType } from "../k8s/events.ts";
@@ -51,8 +49,18 @@ import {
   decideAnnouncements,
   healthyEndpointNodes,
   ownedAddressPredicate,
+  type ServiceAnnouncement,
   serviceAnnouncement,
 } from "./announce.ts";
+import {
+  agentLeaseView,
+  agentServiceView,
+  agentSliceView,
+  leaseChangeMatters,
+  serviceChangeMatters,
+  sliceChangeMatters,
+  specView,
+} from "./relevance.ts";
 import { leaseRecord, type NodeMembership } from "./membership.ts";
 import type { AgentMetrics } from "./metrics.ts";
 
@@ -99,6 +107,11 @@ export type AgentReadiness =
 type CustomObject = KubernetesObject & { readonly spec?: unknown };
 
 const NODE_KEY = "node";
+/**
+ * Relevant changes within this window share one reconcile. Short against failover times (a
+ * graceful hand-over takes tens of milliseconds), long against a burst of watch events.
+ */
+const COALESCE_MS = 20;
 /** Packets per gratuitous announcement. */
 const GRATUITOUS_COUNT = 3;
 
@@ -201,8 +214,6 @@ export class AgentController {
   #announced = new Map<string, string>();
   /** Per service: the warning text last reported. */
   readonly #warned = new Map<string, string>();
-  /** Per Lease name: what matters to the election, to skip plain renewals. */
-  readonly #leaseSeen = new Map<string, string>();
   #liveCount = 0;
   #lastNoAgentLog = "";
   readonly #gratuitous = new Set<Promise<void>>();
@@ -216,63 +227,86 @@ export class AgentController {
   constructor(options: AgentControllerOptions) {
     this.#options = options;
     const { connection, namespace } = options;
-    const core = new CoreApi(connection);
-    const discovery = new DiscoveryApi(connection);
-    const custom = new CustomObjectsLiteApi(connection);
-    const coordination = new CoordinationApi(connection);
     const onError = (what: string) => (error: unknown, retryInMs: number) =>
       log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
         what,
         retryInMs,
         error: errorMessage(error),
       });
-    const customList = (plural: string) => () =>
-      custom.listNamespacedCustomObject({
-        group: PURELB_GROUP,
-        version: PURELB_VERSION,
-        namespace,
-        plural,
-      }) as Promise<KubernetesListObject<CustomObject>>;
+    const purelbPath = (plural: string) =>
+      `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${plural}`;
     this.services = new ResilientInformer<V1Service>(connection, {
       name: "services",
       path: "/api/v1/services",
-      list: () => core.listServiceForAllNamespaces(),
+      transform: agentServiceView,
       onError: onError("services"),
     });
     this.slices = new ResilientInformer<V1EndpointSlice>(connection, {
       name: "endpointslices",
       path: "/apis/discovery.k8s.io/v1/endpointslices",
       labelSelector: SERVICE_NAME_LABEL,
-      list: () =>
-        discovery.listEndpointSliceForAllNamespaces({ labelSelector: SERVICE_NAME_LABEL }),
+      transform: agentSliceView,
       onError: onError("endpointslices"),
     });
     this.groups = new ResilientInformer<CustomObject>(connection, {
       name: "servicegroups",
-      path:
-        `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${SERVICE_GROUP_PLURAL}`,
-      list: customList(SERVICE_GROUP_PLURAL),
+      path: purelbPath(SERVICE_GROUP_PLURAL),
+      transform: specView,
       onError: onError("servicegroups"),
     });
     this.agents = new ResilientInformer<CustomObject>(connection, {
       name: "lbnodeagents",
-      path:
-        `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${LB_NODE_AGENT_PLURAL}`,
-      list: customList(LB_NODE_AGENT_PLURAL),
+      path: purelbPath(LB_NODE_AGENT_PLURAL),
+      transform: specView,
       onError: onError("lbnodeagents"),
     });
     this.leases = new ResilientInformer<V1Lease>(connection, {
       name: "leases",
       path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
-      list: () => coordination.listNamespacedLease({ namespace }),
+      transform: agentLeaseView,
       onError: onError("leases"),
     });
-    const kick = () => this.kick();
-    this.services.onChange(kick);
-    this.slices.onChange(kick);
-    this.groups.onChange(kick);
-    this.agents.onChange(kick);
-    this.leases.onChange((type, lease) => this.#onLease(type, lease));
+    this.services.onChange((type, current, previous) => {
+      const deleted = type === "delete";
+      const matters = serviceChangeMatters(
+        deleted ? current : previous,
+        deleted ? undefined : current,
+      );
+      this.#changed("services", matters);
+    });
+    this.slices.onChange((type, current, previous) => {
+      const deleted = type === "delete";
+      const matters = sliceChangeMatters(
+        deleted ? current : previous,
+        deleted ? undefined : current,
+        (key) => this.#announcementOf(key),
+      );
+      this.#changed("endpointslices", matters);
+    });
+    this.groups.onChange(() => this.#changed("servicegroups", true));
+    this.agents.onChange(() => this.#changed("lbnodeagents", true));
+    this.leases.onChange((type, current, previous) => {
+      const deleted = type === "delete";
+      const name = current.metadata?.name ?? "";
+      const matters = leaseChangeMatters(
+        deleted ? current : previous,
+        deleted ? undefined : current,
+        this.#liveLeases.has(name),
+      );
+      this.#changed("leases", matters);
+    });
+  }
+
+  #announcementOf(serviceKey: string): ServiceAnnouncement | undefined {
+    const [namespace = "", name = ""] = serviceKey.split("/");
+    const service = this.services.get(name, namespace);
+    return service === undefined ? undefined : serviceAnnouncement(service);
+  }
+
+  /** Counts a cache change; one that may alter the decision asks for a (coalesced) reconcile. */
+  #changed(kind: string, relevant: boolean): void {
+    this.#options.metrics.watchEvents.inc({ kind, relevant: String(relevant) });
+    if (relevant) this.#queue.addAfter(NODE_KEY, COALESCE_MS);
   }
 
   /** True once every cache holds a full list. */
@@ -356,28 +390,8 @@ export class AgentController {
     return result;
   }
 
-  #onLease(type: string, lease: V1Lease): void {
-    const name = lease.metadata?.name ?? "";
-    if (!name.startsWith(NODE_LEASE_PREFIX)) return;
-    const record = leaseRecord(lease);
-    const fingerprint = type === "delete" || record === undefined
-      ? ""
-      : `${record.nodeName}|${record.subnets.join(",")}|${record.leaseDurationMs}`;
-    const before = this.#leaseSeen.get(name);
-    const wasLive = this.#wasLive(name);
-    if (fingerprint === "") this.#leaseSeen.delete(name);
-    else this.#leaseSeen.set(name, fingerprint);
-    // A plain renewal of a live Lease changes nothing for the election.
-    if (before === fingerprint && wasLive) return;
-    this.kick();
-  }
-
   /** Lease names found live at the last reconcile. */
   #liveLeases = new Set<string>();
-
-  #wasLive(name: string): boolean {
-    return this.#liveLeases.has(name);
-  }
 
   async #reconcile(): Promise<{ kind: "done" } | { kind: "requeueAfter"; ms: number }> {
     if (!this.synced) return { kind: "done" };

@@ -6,6 +6,7 @@
  */
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerProcessMetrics } from "../k8s/observability.ts";
 
 /**
  * What the gauges read when scraped.
@@ -57,6 +58,8 @@ export class AgentMetrics {
   readonly reconcileSeconds: Histogram;
   /** Lease calls that failed. */
   readonly leaseErrors: Counter;
+  /** Cache changes by kind of object, and whether they could change a decision. */
+  readonly watchEvents: Counter<"kind" | "relevant">;
   readonly #node: string;
   #source: AgentMetricsSource = {
     liveNodes: () => 0,
@@ -140,14 +143,22 @@ export class AgentMetrics {
         this.set(source().localWon());
       },
     });
-    new Gauge({
-      name: "purelb_lbnodeagent_ip_processes",
+    new Counter({
+      name: "purelb_lbnodeagent_ip_processes_total",
       help: "ip processes spawned since start",
       registers,
       collect() {
-        this.set(source().ipProcesses());
+        this.reset();
+        this.inc(source().ipProcesses());
       },
     });
+    this.watchEvents = new Counter({
+      name: "purelb_lbnodeagent_watch_events_total",
+      help: 'Cache changes seen, by kind of object; relevant="true" ones ask for a reconcile',
+      labelNames: ["kind", "relevant"],
+      registers,
+    });
+    registerProcessMetrics(this.registry);
   }
 
   /** Where the gauges read from. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { KubernetesListObject, V1Service } from "@kubernetes/client-node";
+import type { V1Service } from "@kubernetes/client-node";
 import { CoreApi, CustomObjectsLiteApi } from "../k8s/api.ts";
 import { getLogger } from "@logtape/logtape";
 import {
@@ -50,6 +50,7 @@ import {
 import type { EventSink, EventType } from "../k8s/events.ts";
 import type { AllocatorMetrics } from "./metrics.ts";
 import { groupStatusOf, type NetboxHealth, type ServiceGroupObject } from "./groupstatus.ts";
+import { allocatorServiceView, groupView, serviceChangeConcernsAllocator } from "./relevance.ts";
 
 /** Options for {@linkcode AllocatorController}. */
 export interface AllocatorControllerOptions {
@@ -110,39 +111,42 @@ export class AllocatorController {
     const { connection, namespace } = options;
     this.#core = new CoreApi(connection);
     this.#custom = new CustomObjectsLiteApi(connection);
+    const onError = (what: string) => (error: unknown, retryInMs: number) =>
+      log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
+        what,
+        retryInMs,
+        error: errorMessage(error),
+      });
     this.services = new ResilientInformer<V1Service>(connection, {
       name: "services",
       path: "/api/v1/services",
-      list: () => this.#core.listServiceForAllNamespaces(),
-      onError: (error, retryInMs) =>
-        log.warn("services watch failed, retrying in {retryInMs} ms: {error}", {
-          retryInMs,
-          error: errorMessage(error),
-        }),
+      transform: allocatorServiceView(options.settings),
+      onError: onError("services"),
     });
     this.groups = new ResilientInformer<ServiceGroupObject>(connection, {
       name: "servicegroups",
       path:
         `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${SERVICE_GROUP_PLURAL}`,
-      list: () =>
-        this.#custom.listNamespacedCustomObject({
-          group: PURELB_GROUP,
-          version: PURELB_VERSION,
-          namespace,
-          plural: SERVICE_GROUP_PLURAL,
-        }) as Promise<KubernetesListObject<ServiceGroupObject>>,
-      onError: (error, retryInMs) =>
-        log.warn("servicegroups watch failed, retrying in {retryInMs} ms: {error}", {
-          retryInMs,
-          error: errorMessage(error),
-        }),
+      transform: groupView,
+      onError: onError("servicegroups"),
     });
-    this.services.onChange((_type, svc) => this.#queue?.add(SERVICE_PREFIX + serviceKey(svc)));
+    this.services.onChange((type, svc, previous) => {
+      const deleted = type === "delete";
+      const concerns = serviceChangeConcernsAllocator(
+        deleted ? svc : previous,
+        deleted ? undefined : svc,
+        options.settings,
+      );
+      options.metrics.watchEvents.inc({ kind: "services", relevant: String(concerns) });
+      if (concerns) this.#queue?.add(SERVICE_PREFIX + serviceKey(svc));
+    });
     this.groups.onChange((type, sg) => {
       // Our own status writes come back as updates; only spec changes (generation) matter.
       const name = sg.metadata?.name ?? "";
       const generation = sg.metadata?.generation;
-      if (type === "update" && this.#groupGenerations.get(name) === generation) return;
+      const specChanged = type !== "update" || this.#groupGenerations.get(name) !== generation;
+      options.metrics.watchEvents.inc({ kind: "servicegroups", relevant: String(specChanged) });
+      if (!specChanged) return;
       if (type === "delete") this.#groupGenerations.delete(name);
       else this.#groupGenerations.set(name, generation);
       this.#queue?.add(GROUPS_KEY);
@@ -193,6 +197,7 @@ export class AllocatorController {
     leadership.addEventListener("abort", () => queue.shutDown(), { once: true });
     await runWorkers(queue, this.#options.workers ?? 16, async (key) => {
       if (leadership.aborted) return { kind: "done" };
+      this.#options.metrics.reconciles.inc({ kind: workKind(key) });
       if (key === GROUPS_KEY) return this.#syncGroups();
       if (key.startsWith(GROUP_STATUS_PREFIX)) {
         return await this.#writeGroupStatus(key.slice(GROUP_STATUS_PREFIX.length), leadership);
@@ -607,6 +612,15 @@ export class AllocatorController {
     }, mergePatch());
     return { kind: "done" };
   }
+}
+
+/** The metric label of a work key. */
+function workKind(key: string): string {
+  if (key === GROUPS_KEY) return "groups";
+  if (key.startsWith(GROUP_STATUS_PREFIX)) return "group_status";
+  if (key.startsWith(NETBOX_RETURN_PREFIX)) return "netbox_return";
+  if (key.startsWith(NETBOX_SWEEP_PREFIX)) return "netbox_sweep";
+  return "service";
 }
 
 function ingressIps(svc: V1Service): string[] {

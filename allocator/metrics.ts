@@ -6,6 +6,7 @@
  */
 
 import { Counter, Gauge, Registry } from "prom-client";
+import { registerProcessMetrics } from "../k8s/observability.ts";
 import type { GroupReport } from "./allocator.ts";
 
 /** Counters the controller bumps and gauges read from the allocator on each scrape. */
@@ -15,10 +16,27 @@ export class AllocatorMetrics {
   readonly released: Counter;
   readonly failed: Counter<"reason">;
   readonly netboxFailures: Counter<"failure">;
+  /** Cache changes by kind of object, and whether they concern the allocator. */
+  readonly watchEvents: Counter<"kind" | "relevant">;
+  /** Work items processed, by kind (service, groups, group_status, netbox_return, netbox_sweep). */
+  readonly reconciles: Counter<"kind">;
   #pools: () => readonly GroupReport[] = () => [];
 
   constructor() {
     const registers = [this.registry];
+    registerProcessMetrics(this.registry);
+    this.watchEvents = new Counter({
+      name: "purelb_allocator_watch_events_total",
+      help: 'Cache changes seen, by kind of object; relevant="true" ones queue work',
+      labelNames: ["kind", "relevant"],
+      registers,
+    });
+    this.reconciles = new Counter({
+      name: "purelb_allocator_reconciles_total",
+      help: "Work items processed, by kind",
+      labelNames: ["kind"],
+      registers,
+    });
     this.assigned = new Counter({
       name: "purelb_allocator_assignments_total",
       help: "Services given (new or replaced) addresses",

@@ -8,6 +8,7 @@
 import type { V1Service } from "@kubernetes/client-node";
 import { CoreV1Api, typedApi } from "../k8s/client.ts";
 import { ResilientInformer } from "../k8s/informer.ts";
+import { withoutVersion } from "../k8s/slim.ts";
 import type { ApiConnection } from "../k8s/transport.ts";
 import { waitFor } from "../tests/wait.ts";
 
@@ -38,7 +39,7 @@ export async function watchAddressed(connection: ApiConnection, namespace: strin
   const watcher = new ResilientInformer<V1Service>(connection, {
     name: "services",
     path: `/api/v1/namespaces/${namespace}/services`,
-    list: () => core.listNamespacedService({ namespace }),
+    transform: withoutVersion,
   });
   watcher.onChange((_type, svc) => {
     const name = svc.metadata?.name ?? "";

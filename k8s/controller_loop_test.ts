@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { V1Service } from "@kubernetes/client-node";
 import { CoreV1Api, typedApi } from "./client.ts";
 import { ResilientInformer } from "./informer.ts";
+import { withoutVersion } from "./slim.ts";
 import { mergePatch } from "./patch.ts";
 import { ApiConnection } from "./transport.ts";
 import { runWorkers, WorkQueue } from "./workqueue.ts";
@@ -25,7 +26,7 @@ clusterTest(
     const informer = new ResilientInformer<V1Service>(connection, {
       name: "services",
       path: `/api/v1/namespaces/${ns}/services`,
-      list: () => core.listNamespacedService({ namespace: ns }),
+      transform: withoutVersion,
     });
     const queue = new WorkQueue<string>();
     informer.onChange((_type, svc) => queue.add(svc.metadata?.name ?? ""));

@@ -1,21 +1,33 @@
 /**
- * A list-watch cache that never gives up: it lists, watches from the list's resource version,
- * resumes from the last version it saw when a watch ends, relists (and reports what vanished
- * meanwhile as deletes) on 410 Gone, and restarts with exponential backoff after any other
- * error (API server gone, connection refused, 5xx, silent connection).
+ * A list-watch cache that never gives up: it lists (in pages), watches from the list's resource
+ * version, resumes from the last version it saw when a watch ends, relists (and reports what
+ * vanished meanwhile as deletes) on 410 Gone, and restarts with exponential backoff after any
+ * other error (API server gone, connection refused, 5xx, silent connection).
+ *
+ * Every object goes through the informer's `transform` before it is cached: the cache keeps
+ * only the fields its program reads (as client-go's `SetTransform`), and an update whose
+ * transformed object equals the cached one is no change at all (no handler runs). A transform
+ * must therefore drop `resourceVersion`, `managedFields` and whatever else changes without
+ * mattering.
  *
  * @module
  */
 
-import type { KubernetesListObject, KubernetesObject } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { sleep } from "./backoff.ts";
 import { type ApiConnection, WatchError } from "./transport.ts";
 
 /** What happened to an object, as seen by the cache. */
 export type InformerEventType = "add" | "update" | "delete";
 
-/** Called for each change; `object` belongs to the cache and must not be mutated. */
-export type InformerHandler<T> = (type: InformerEventType, object: T) => void;
+/**
+ * Called for each change; `object` (the new object, or the deleted one) and `previous` (the
+ * cached object an update replaced) belong to the cache and must not be mutated.
+ */
+export type InformerHandler<T> = (type: InformerEventType, object: T, previous?: T) => void;
+
+const LIST_PAGE_SIZE = 500;
 
 /** Options for {@linkcode ResilientInformer}. */
 export interface InformerOptions<T extends KubernetesObject> {
@@ -23,9 +35,14 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly name: string;
   /** The collection path, e.g. `/api/v1/services` or `/apis/purelb.io/v1/servicegroups`. */
   readonly path: string;
-  /** Lists the same collection; the list's resourceVersion starts the watch. */
-  readonly list: () => Promise<KubernetesListObject<T>>;
+  /**
+   * The object as cached: only the fields the program reads, never `resourceVersion` (see the
+   * module documentation). It must keep `metadata.name` and `metadata.namespace`.
+   */
+  readonly transform: (object: T) => T;
   readonly labelSelector?: string;
+  /** Objects per page of a list. Default 500 (as client-go's reflector). */
+  readonly pageSize?: number;
   readonly fieldSelector?: string;
   /** First restart delay after an error (doubles up to `maxBackoffMs`). Default 200 ms. */
   readonly initialBackoffMs?: number;
@@ -40,11 +57,11 @@ export interface InformerOptions<T extends KubernetesObject> {
  *
  * @example
  * ```ts
- * const core = connection.api(CoreV1Api);
  * const services = new ResilientInformer<V1Service>(connection, {
  *   name: "services",
  *   path: "/api/v1/services",
- *   list: () => core.listServiceForAllNamespaces(),
+ *   transform: (svc) => ({ metadata: { name: svc.metadata?.name, namespace: svc.metadata?.namespace },
+ *     spec: { type: svc.spec?.type } }),
  * });
  * services.onChange((type, svc) => queue.add(`${svc.metadata?.namespace}/${svc.metadata?.name}`));
  * services.start();
@@ -157,20 +174,33 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   async #relist(): Promise<void> {
-    const list = await this.#options.list();
-    this.#lists++;
     const seen = new Set<string>();
-    for (const object of list.items) {
-      seen.add(keyOf(object.metadata?.namespace, object.metadata?.name));
-      this.#upsert(object);
-    }
+    let continueToken = "";
+    let resourceVersion = "";
+    do {
+      const page = await this.#connection.request<ListPage<T>>("GET", this.#options.path, {
+        query: {
+          limit: String(this.#options.pageSize ?? LIST_PAGE_SIZE),
+          continue: continueToken,
+          labelSelector: this.#options.labelSelector,
+          fieldSelector: this.#options.fieldSelector,
+        },
+      });
+      for (const object of page.items ?? []) {
+        seen.add(keyOf(object.metadata?.namespace, object.metadata?.name));
+        this.#upsert(object);
+      }
+      continueToken = page.metadata?.continue ?? "";
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    } while (continueToken !== "");
+    this.#lists++;
     for (const [key, object] of [...this.#objects]) {
       if (!seen.has(key)) {
         this.#objects.delete(key);
         this.#emit("delete", object);
       }
     }
-    this.#resourceVersion = list.metadata?.resourceVersion ?? "";
+    this.#resourceVersion = resourceVersion;
     if (!this.#hasSynced) {
       this.#hasSynced = true;
       this.#synced.resolve();
@@ -185,28 +215,35 @@ export class ResilientInformer<T extends KubernetesObject> {
       const key = keyOf(object.metadata?.namespace, object.metadata?.name);
       const known = this.#objects.get(key);
       this.#objects.delete(key);
-      this.#emit("delete", known ?? object);
+      this.#emit("delete", known ?? this.#options.transform(object));
     }
     if (version) this.#resourceVersion = version;
   }
 
-  #upsert(object: T): void {
+  #upsert(raw: T): void {
+    const object = this.#options.transform(raw);
     const key = keyOf(object.metadata?.namespace, object.metadata?.name);
     const known = this.#objects.get(key);
-    if (known && known.metadata?.resourceVersion === object.metadata?.resourceVersion) return;
+    if (known !== undefined && isDeepStrictEqual(known, object)) return;
     this.#objects.set(key, object);
-    this.#emit(known ? "update" : "add", object);
+    this.#emit(known ? "update" : "add", object, known);
   }
 
-  #emit(type: InformerEventType, object: T): void {
+  #emit(type: InformerEventType, object: T, previous?: T): void {
     for (const handler of this.#handlers) {
       try {
-        handler(type, object);
+        handler(type, object, previous);
       } catch (error) {
         this.#options.onError?.(error, 0);
       }
     }
   }
+}
+
+/** One page of a list as the API server sends it. */
+interface ListPage<T> {
+  readonly items?: readonly T[];
+  readonly metadata?: { readonly resourceVersion?: string; readonly continue?: string };
 }
 
 function keyOf(namespace: string | undefined, name: string | undefined): string {

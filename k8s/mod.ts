@@ -17,3 +17,4 @@ export * from "./patch.ts";
 export * from "./transport.ts";
 export * from "./types.ts";
 export * from "./workqueue.ts";
+export * from "./slim.ts";

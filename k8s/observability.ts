@@ -12,7 +12,8 @@ import {
   type LogLevel,
   parseLogLevel,
 } from "@logtape/logtape";
-import type { Registry } from "prom-client";
+import process from "node:process";
+import { Counter, Gauge, type Registry } from "prom-client";
 
 /** Log output format: JSON lines for machines (default), text for people. */
 export type LogFormat = "json" | "text";
@@ -110,5 +111,59 @@ export function serveOperations(
       default:
         return new Response("not found; try /metrics, /healthz or /readyz\n", { status: 404 });
     }
+  });
+}
+
+/**
+ * Registers the process's own figures, read at each scrape: `process_resident_memory_bytes`,
+ * `process_heap_bytes{kind="used"|"total"}`, `process_external_memory_bytes` (buffers outside
+ * the JavaScript heap) and `process_cpu_seconds_total`. Reads no file and needs no permission.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from "prom-client";
+ * const registry = new Registry();
+ * registerProcessMetrics(registry);
+ * (await registry.metrics()).includes("process_resident_memory_bytes"); // true
+ * ```
+ */
+export function registerProcessMetrics(registry: Registry): void {
+  const registers = [registry];
+  new Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident set size of the process",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  new Gauge({
+    name: "process_heap_bytes",
+    help: "JavaScript heap, used and total (reserved)",
+    labelNames: ["kind"],
+    registers,
+    collect() {
+      const usage = Deno.memoryUsage();
+      this.set({ kind: "used" }, usage.heapUsed);
+      this.set({ kind: "total" }, usage.heapTotal);
+    },
+  });
+  new Gauge({
+    name: "process_external_memory_bytes",
+    help: "Memory of objects outside the JavaScript heap that it references (buffers)",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().external);
+    },
+  });
+  new Counter({
+    name: "process_cpu_seconds_total",
+    help: "CPU time of the process, user and system",
+    registers,
+    collect() {
+      const { user, system } = process.cpuUsage();
+      this.reset();
+      this.inc((user + system) / 1e6);
+    },
   });
 }
