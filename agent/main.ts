@@ -15,6 +15,7 @@ import {
   configureLogging,
   errorMessage,
   loadClientConfig,
+  registerApiRequestMetrics,
   serveOperations,
 } from "../k8s/mod.ts";
 import { EventRecorder } from "../k8s/events.ts";
@@ -70,6 +71,7 @@ async function main(args: readonly string[]): Promise<number> {
     Math.max(1_000, config.leaseRenewMs),
   );
   const metrics = new AgentMetrics(config.nodeName);
+  registerApiRequestMetrics(metrics.registry, [connection, leaseConnection]);
   const events = new EventRecorder(new CoreApi(connection), {
     component: "purelb-lbnodeagent",
     host: config.nodeName,

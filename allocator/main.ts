@@ -15,6 +15,7 @@ import {
   isInCluster,
   LeaderElector,
   loadClientConfig,
+  registerApiRequestMetrics,
   serveOperations,
 } from "../k8s/mod.ts";
 import { EventRecorder } from "../k8s/events.ts";
@@ -49,6 +50,7 @@ async function main(args: readonly string[]): Promise<number> {
     (config.leaderElection === "auto" && isInCluster());
   const connection = new ApiConnection(clientConfig.access);
   const metrics = new AllocatorMetrics();
+  registerApiRequestMetrics(metrics.registry, [connection]);
   const events = new EventRecorder(new CoreApi(connection), {
     component: "purelb-allocator",
     instance: config.identity,

@@ -167,3 +167,32 @@ export function registerProcessMetrics(registry: Registry): void {
     },
   });
 }
+
+/**
+ * Registers `purelb_api_requests_total{verb}`: the requests `connections` sent to the API
+ * server, by HTTP method (`WATCH` for watch streams), read at each scrape.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from "prom-client";
+ * declare const connection: { readonly requestCounts: ReadonlyMap<string, number> };
+ * registerApiRequestMetrics(new Registry(), [connection]);
+ * ```
+ */
+export function registerApiRequestMetrics(
+  registry: Registry,
+  connections: readonly { readonly requestCounts: ReadonlyMap<string, number> }[],
+): void {
+  new Counter({
+    name: "purelb_api_requests_total",
+    help: "Requests sent to the Kubernetes API server, by HTTP method (WATCH: watch streams)",
+    labelNames: ["verb"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const connection of connections) {
+        for (const [verb, count] of connection.requestCounts) this.inc({ verb }, count);
+      }
+    },
+  });
+}

@@ -62,6 +62,7 @@ export class ApiConnection {
   readonly access: ClusterAccess;
   readonly #client: Deno.HttpClient;
   readonly #requestTimeoutMs: number;
+  readonly #requests = new Map<string, number>();
 
   /**
    * @param access where the API server is and how to authenticate
@@ -83,6 +84,7 @@ export class ApiConnection {
    * `url` is absolute or a path on the server.
    */
   fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    this.#count(init.method ?? "GET");
     const headers = new Headers(init.headers);
     const token = this.access.bearerToken();
     if (token && !headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
@@ -164,6 +166,7 @@ export class ApiConnection {
       timer = setTimeout(() => inactivity.abort(), WATCH_INACTIVITY_MS);
     };
     try {
+      this.#count("WATCH");
       const token = this.access.bearerToken();
       const response = await fetch(url, {
         headers: token ? { authorization: `Bearer ${token}` } : {},
@@ -194,6 +197,15 @@ export class ApiConnection {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Requests sent so far, by HTTP method (`WATCH` for watches). */
+  get requestCounts(): ReadonlyMap<string, number> {
+    return this.#requests;
+  }
+
+  #count(method: string): void {
+    this.#requests.set(method, (this.#requests.get(method) ?? 0) + 1);
   }
 
   /** Closes idle connections. */
