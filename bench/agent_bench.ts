@@ -20,7 +20,7 @@ import { type AgentProcess } from "../tests/agent.ts";
 import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
 import { type NetworkState, parseAddressShow, planChanges } from "../netlink/mod.ts";
 import { winner } from "../election/mod.ts";
-import { NODES, operations, withScene } from "../agent/e2e_scene.ts";
+import { metricValue, NODES, withScene } from "../agent/e2e_scene.ts";
 import { testCluster } from "../tests/cluster.ts";
 import { exec } from "../tests/netns/mod.ts";
 import { waitFor } from "../tests/wait.ts";
@@ -112,17 +112,6 @@ Deno.bench("decide + planChanges: no change with 1,000 addresses present", (b) =
   if (changes.length !== 0) throw new Error(`expected no change, got ${changes.length}`);
 });
 
-/**
- * The longest time between two consecutive answered pings (`ping -D` timestamps), and how
- * many were answered. Timestamps, not sequence numbers: ping slows down while unanswered.
- */
-async function metricValue(agent: AgentProcess, name: string): Promise<number> {
-  const { body } = await operations(agent, "/metrics");
-  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, "m").exec(body);
-  if (match === null) throw new Error(`metric ${name} not found`);
-  return Number(match[1]);
-}
-
 async function peakRssMb(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
@@ -206,20 +195,20 @@ async function scaleFigures(): Promise<readonly string[]> {
       const agent = scene.restart("node-a");
       await waitFor(async () => (await countOnDummy()) === SERVICES, 60_000, "1000 addresses");
       const coldMs = performance.now() - started;
-      const coldProcesses = await metricValue(agent, "purelb_lbnodeagent_ip_processes");
+      const coldProcesses = await metricValue(agent, "purelb_lbnodeagent_ip_processes_total");
       lines.push(
         `1,000 virtual addresses, cold start (process start -> all on kube-lb0): ` +
           `${(coldMs / 1000).toFixed(2)} s, ${coldProcesses} ip processes in total`,
       );
       const before = {
         reconciles: await metricValue(agent, "purelb_lbnodeagent_reconciles_total"),
-        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes"),
+        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes_total"),
         seconds: await metricValue(agent, "purelb_lbnodeagent_reconcile_seconds_sum"),
       };
       await new Promise((resolve) => setTimeout(resolve, 10_000));
       const after = {
         reconciles: await metricValue(agent, "purelb_lbnodeagent_reconciles_total"),
-        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes"),
+        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes_total"),
         seconds: await metricValue(agent, "purelb_lbnodeagent_reconcile_seconds_sum"),
       };
       const reconciles = after.reconciles - before.reconciles;
