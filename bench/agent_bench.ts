@@ -16,7 +16,6 @@
 
 import { measureGap } from "../tests/netns/probe.ts";
 import { type AnnounceInput, decideAnnouncements } from "../agent/announce.ts";
-import { type AgentProcess } from "../tests/agent.ts";
 import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
 import { type NetworkState, parseAddressShow, planChanges } from "../netlink/mod.ts";
 import { winner } from "../election/mod.ts";
