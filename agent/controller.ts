@@ -40,6 +40,7 @@ import {
   type ApplyResult,
   findLink,
   type GratuitousAnnouncer,
+  mayRemoveOthers,
   type Netlink,
   type NetworkState,
   planChanges,
@@ -582,8 +583,9 @@ export class AgentController {
 
   /**
    * Decides and applies. `assignmentsOverride` (e.g. `[]` to withdraw everything) replaces the
-   * decision. When deletions were applied the state is read and planned once more: deleting an
-   * interface's primary IPv4 address takes its secondaries with it.
+   * decision. When an IPv4 address with a prefix shorter than /32 was deleted, the addresses are
+   * read and planned once more: deleting an interface's primary IPv4 address takes its
+   * secondaries with it.
    */
   async #apply(
     firstState: NetworkState,
@@ -639,8 +641,9 @@ export class AgentController {
           deletes: result.applied.filter((c) => c.kind === "delete").length,
         });
       }
-      if (!result.applied.some((change) => change.kind === "delete")) break;
-      state = await netlink.readState();
+      // Deleting a primary IPv4 address takes the secondaries of its subnet with it: look again.
+      if (!result.applied.some(mayRemoveOthers)) break;
+      state = { ...state, links: await netlink.readLinks() };
     }
     if (assignmentsOverride === undefined) this.#afterApply(decisions, settings);
     this.#lastApplied = assignmentsOverride === undefined && failed.length === 0 &&
