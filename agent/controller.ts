@@ -215,6 +215,7 @@ export class AgentController {
   readonly #queue = new WorkQueue<string>();
   #running: Promise<void> | undefined;
   #resyncTimer: ReturnType<typeof setInterval> | undefined;
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Settings last applied, for withdrawing when the LBNodeAgent goes away or at stop. */
   #settings: (AnnounceSettings & { readonly from: string }) | undefined;
   #readiness: AgentReadiness = { ready: false, reason: "caches not synced yet" };
@@ -396,6 +397,7 @@ export class AgentController {
    */
   async stop(): Promise<void> {
     clearInterval(this.#resyncTimer);
+    clearTimeout(this.#expiryTimer);
     this.#stopping.abort();
     this.#queue.shutDown();
     await this.#running;
@@ -428,7 +430,7 @@ export class AgentController {
   /** Lease names found live at the last reconcile. */
   #liveLeases = new Set<string>();
 
-  async #reconcile(): Promise<{ kind: "done" } | { kind: "requeueAfter"; ms: number }> {
+  async #reconcile(): Promise<{ kind: "done" }> {
     if (!this.synced) return { kind: "done" };
     const started = performance.now();
     try {
@@ -440,7 +442,7 @@ export class AgentController {
     }
   }
 
-  async #reconcileSynced(): Promise<{ kind: "done" } | { kind: "requeueAfter"; ms: number }> {
+  async #reconcileSynced(): Promise<{ kind: "done" }> {
     const { netlink, membership, namespace } = this.#options;
     const agents = this.agents.list().flatMap((object) => {
       const agent = asLBNodeAgent(object);
@@ -525,12 +527,35 @@ export class AgentController {
     return this.#untilNextExpiry();
   }
 
-  /** Done, or again the moment the next node Lease expires (crash failover). */
-  #untilNextExpiry(): { kind: "done" } | { kind: "requeueAfter"; ms: number } {
-    const nextExpiryMs = this.#nextLeaseExpiryMs();
-    return nextExpiryMs === undefined
-      ? { kind: "done" }
-      : { kind: "requeueAfter", ms: Math.max(10, nextExpiryMs + 5) };
+  /**
+   * Done; the election is looked at again the moment the next node Lease would expire (crash
+   * failover), and reconciled only if one did expire without renewal.
+   */
+  #untilNextExpiry(): { kind: "done" } {
+    this.#armExpiryCheck();
+    return { kind: "done" };
+  }
+
+  #armExpiryCheck(): void {
+    clearTimeout(this.#expiryTimer);
+    const ms = this.#nextLeaseExpiryMs();
+    if (ms === undefined) return;
+    this.#expiryTimer = setTimeout(() => {
+      if (this.#aLiveLeaseExpired()) this.#changed("leases", true);
+      else this.#armExpiryCheck();
+    }, Math.max(10, ms + 5));
+  }
+
+  /** True when a node Lease live at the last reconcile has expired since. */
+  #aLiveLeaseExpired(): boolean {
+    const now = Date.now();
+    for (const name of this.#liveLeases) {
+      const lease = this.leases.get(name, this.#options.namespace);
+      const record = lease === undefined ? undefined : leaseRecord(lease);
+      if (record === undefined || record.nodeName === this.#options.nodeName) continue;
+      if (record.renewTimeMs + record.leaseDurationMs <= now) return true;
+    }
+    return false;
   }
 
   /**
