@@ -30,17 +30,17 @@ const PURELB_PREFIX = "purelb.io/";
 
 /**
  * The agent's view of a Service: for one we allocated, what {@link serviceAnnouncement} and
- * Events read; for any other, its name only.
+ * Events read; nothing of any other (it is not cached).
  *
  * @example
  * ```ts
  * agentServiceView({ metadata: { name: "db", namespace: "shop", labels: { a: "b" } },
- *   spec: { type: "ClusterIP" } }); // { metadata: { name: "db", namespace: "shop" } }
+ *   spec: { type: "ClusterIP" } }); // undefined
  * ```
  */
-export function agentServiceView(service: V1Service): V1Service {
+export function agentServiceView(service: V1Service): V1Service | undefined {
   if (service.metadata?.annotations?.[Annotations.allocatedBy] !== ALLOCATED_BY_PURELB) {
-    return { metadata: slimMetadata(service.metadata) };
+    return undefined;
   }
   const spec: NonNullable<V1Service["spec"]> = {};
   if (service.spec?.type !== undefined) spec.type = service.spec.type;
