@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { rootClusterTest } from "../tests/cluster.ts";
-import { waitFor } from "../tests/wait.ts";
+import { waitFor, waitUntilSteady } from "../tests/wait.ts";
 import { mergePatch } from "../k8s/patch.ts";
 import { withScene } from "./e2e_scene.ts";
 import { metricValue } from "../tests/programs.ts";
@@ -71,14 +71,9 @@ rootClusterTest(
       await scene.waitForHolders(VIRTUAL_ADDRESS, ["node-a"]);
 
       // Settled: nothing left to do (the Lease renewals of start-up are behind us).
-      let before = await work(agent);
-      await waitFor(
-        async () => {
-          const now = await work(agent);
-          const quiet = now.reconciles === before.reconciles;
-          before = now;
-          return quiet;
-        },
+      const before = await waitUntilSteady(
+        () => work(agent),
+        (w) => w.reconciles,
         20_000,
         "the agent to stop reconciling after start-up",
         1_500,

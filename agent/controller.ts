@@ -60,9 +60,11 @@ import {
   agentLeaseView,
   agentServiceView,
   agentSliceView,
+  endpointsMatterFor,
   leaseChangeMatters,
   serviceChangeMatters,
   sliceChangeMatters,
+  sliceServiceKey,
   specView,
 } from "./relevance.ts";
 import { leaseRecord, type NodeMembership } from "./membership.ts";
@@ -110,19 +112,6 @@ export type AgentReadiness =
 /** `namespace/name` of a Service. */
 function serviceKeyOf(service: V1Service): string {
   return `${service.metadata?.namespace ?? ""}/${service.metadata?.name ?? ""}`;
-}
-
-/** `namespace/name` of the Service an EndpointSlice belongs to, if it names one. */
-function sliceServiceKey(slice: V1EndpointSlice): string | undefined {
-  const name = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
-  return name === undefined || name === ""
-    ? undefined
-    : `${slice.metadata?.namespace ?? ""}/${name}`;
-}
-
-/** The Service is ours and its announcement follows its endpoints. */
-function endpointsMatterFor(service: V1Service | undefined): boolean {
-  return service !== undefined && serviceAnnouncement(service)?.localTrafficPolicy === true;
 }
 
 /** What one decision reads from the caches. */
@@ -298,7 +287,9 @@ export class AgentController {
       labelSelector: SERVICE_NAME_LABEL,
       // Only the slices of Services whose announcement follows their endpoints are kept.
       transform: (slice) =>
-        this.#endpointsMatter(sliceServiceKey(slice)) ? agentSliceView(slice) : undefined,
+        endpointsMatterFor(this.#serviceOf(sliceServiceKey(slice)))
+          ? agentSliceView(slice)
+          : undefined,
       onError: onError("endpointslices"),
     });
     this.groups = new ResilientInformer<CustomObject>(connection, {
@@ -354,9 +345,10 @@ export class AgentController {
     });
   }
 
-  #endpointsMatter(serviceKey: string | undefined): boolean {
-    return serviceKey !== undefined &&
-      this.#announcementOf(serviceKey)?.localTrafficPolicy === true;
+  #serviceOf(serviceKey: string | undefined): V1Service | undefined {
+    if (serviceKey === undefined) return undefined;
+    const [namespace = "", name = ""] = serviceKey.split("/");
+    return this.services.get(name, namespace);
   }
 
   /**
@@ -385,8 +377,7 @@ export class AgentController {
   }
 
   #announcementOf(serviceKey: string): ServiceAnnouncement | undefined {
-    const [namespace = "", name = ""] = serviceKey.split("/");
-    const service = this.services.get(name, namespace);
+    const service = this.#serviceOf(serviceKey);
     return service === undefined ? undefined : serviceAnnouncement(service);
   }
 
@@ -932,8 +923,7 @@ export class AgentController {
   }
 
   #event(serviceKey: string, type: EventType, reason: EventReason, message: string): void {
-    const [namespace = "", name = ""] = serviceKey.split("/");
-    const svc = this.services.get(name, namespace);
+    const svc = this.#serviceOf(serviceKey);
     if (svc === undefined) return;
     const subject = { apiVersion: "v1", kind: "Service", metadata: svc.metadata };
     void this.#options.events.record(subject, type, reason, message);
