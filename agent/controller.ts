@@ -143,6 +143,8 @@ const NODE_KEY = "node";
  * graceful hand-over takes tens of milliseconds), long against a burst of watch events.
  */
 const COALESCE_MS = 20;
+/** A failed read of a Service's EndpointSlices is tried again this much later. */
+const SLICE_RELOAD_RETRY_MS = 2_000;
 /** Packets per gratuitous announcement. */
 const GRATUITOUS_COUNT = 3;
 
@@ -378,16 +380,18 @@ export class AgentController {
       this.#slicesToLoad.add(serviceKey);
       return;
     }
+    if (this.#stopping.signal.aborted || !endpointsMatterFor(this.#serviceOf(serviceKey))) return;
     const [namespace = "", name = ""] = serviceKey.split("/");
     this.slices.reload({
       labelSelector: `${SERVICE_NAME_LABEL}=${name}`,
       fieldSelector: `metadata.namespace=${namespace}`,
     }).catch((error) => {
-      log.warn("cannot read the EndpointSlices of {service}: {error}", {
+      log.warn("cannot read the EndpointSlices of {service}, again in {ms} ms: {error}", {
         service: serviceKey,
+        ms: SLICE_RELOAD_RETRY_MS,
         error: errorMessage(error),
       });
-      this.#slicesToLoad.add(serviceKey);
+      setTimeout(() => this.#loadSlices(serviceKey), SLICE_RELOAD_RETRY_MS);
     });
   }
 
