@@ -132,7 +132,7 @@ export function readAllocatorConfig(
     handleClasslessServices: handleClassless === "true",
     workers,
     netboxToken: env(NETBOX_TOKEN_ENV)?.trim() || undefined,
-    netboxTimeoutMs: seconds("netbox-timeout", 5),
+    netboxTimeoutMs: seconds("netbox-timeout", 10),
   };
 }
 

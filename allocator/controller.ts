@@ -29,7 +29,7 @@ import {
   type NetboxSource,
 } from "./allocator.ts";
 import type { AllocationRequest } from "./request.ts";
-import { NetboxError } from "../ipam/mod.ts";
+import { NetboxError, netboxSourceKey } from "../ipam/mod.ts";
 import { type NetboxBroker, type NetboxCallResult } from "./netbox.ts";
 import {
   readServiceIntent,
@@ -68,7 +68,7 @@ export interface AllocatorControllerOptions {
 const GROUPS_KEY = "groups";
 const SERVICE_PREFIX = "svc:";
 const GROUP_STATUS_PREFIX = "sg:";
-/** Gives one Netbox address back (key: the address). */
+/** Gives one Netbox address back (key: the source's key, a space, the address). */
 const NETBOX_RETURN_PREFIX = "nbreturn:";
 /** Compares a Netbox group's addresses with Netbox (key: the group). */
 const NETBOX_SWEEP_PREFIX = "nbsweep:";
@@ -333,6 +333,7 @@ export class AllocatorController {
       request.policy,
       marker,
       leadership,
+      (address) => this.#allocator.isHeld(address),
     );
     this.#noteNetbox(needs.source, taken.result);
     return taken;
@@ -341,14 +342,16 @@ export class AllocatorController {
   /** Queues every Netbox address the allocator let go of for its return to `reserved`. */
   #queueNetboxReturns(): void {
     for (const freed of this.#allocator.drainFreedNetbox()) {
-      this.#netboxReturns.set(freed.address, freed);
-      this.#queue?.add(NETBOX_RETURN_PREFIX + freed.address);
+      const key = `${netboxSourceKey(freed.source)} ${freed.address}`;
+      this.#netboxReturns.set(key, freed);
+      this.#queue?.add(NETBOX_RETURN_PREFIX + key);
     }
   }
 
-  async #returnToNetbox(address: string, leadership: AbortSignal): Promise<Outcome> {
-    const freed = this.#netboxReturns.get(address);
+  async #returnToNetbox(key: string, leadership: AbortSignal): Promise<Outcome> {
+    const freed = this.#netboxReturns.get(key);
     if (freed === undefined) return { kind: "done" };
+    const address = freed.address;
     try {
       await this.#options.netbox.giveBack(freed.source, address, leadership);
     } catch (error) {
@@ -356,7 +359,7 @@ export class AllocatorController {
       this.#noteNetbox(freed.source, { ok: false, error });
       return { kind: "retry", error };
     }
-    this.#netboxReturns.delete(address);
+    this.#netboxReturns.delete(key);
     this.#noteNetbox(freed.source, { ok: true });
     this.#retryWaitingNow();
     log.info("gave {address} back to Netbox at {url}", { address, url: freed.source.url });
@@ -421,10 +424,7 @@ export class AllocatorController {
         message: result.error.message,
       };
     for (const report of this.#allocator.groupReports()) {
-      if (
-        report.kind !== "netbox" || report.source.url !== source.url ||
-        report.source.tenant !== source.tenant
-      ) {
+      if (report.kind !== "netbox" || netboxSourceKey(report.source) !== netboxSourceKey(source)) {
         continue;
       }
       const previous = this.#netboxHealth.get(report.name);

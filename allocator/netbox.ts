@@ -1,8 +1,15 @@
 /**
  * The allocator's side of Netbox: takes reserved addresses (reserved -> active), gives them back
- * (active -> reserved), and lists what is active, for every Netbox group. One client per Netbox
- * URL (so the read cache is shared); takes and sweeps for one URL and tenant run one at a time,
- * so that two Services never pick the same reserved address.
+ * (active -> reserved), and lists what is active, for every Netbox group. One client per
+ * normalised Netbox origin (so the read cache is shared, whatever the spelling of the URL).
+ *
+ * Safe against every other writer: NetBox accepts any valid status change (last write wins), so
+ * every change is conditional: `If-Match` with the record's ETag (412: someone else changed it,
+ * try the next address); a NetBox that sends no ETag (before 4.6) has each activation read back
+ * and kept only when our marker is still there. Takes for one origin and tenant run in parallel
+ * (bounded by the controller's workers): a shared candidate list per origin, tenant and family
+ * hands each take a different reserved address, so a backlog costs NetBox's latency a few times,
+ * not once per Service. A take never offers an address the allocator holds from any group.
  *
  * Each address taken is marked in its Netbox `description` with the ServiceGroup's uid and the
  * Service, which is how addresses left active by a crash are found and given back later.
@@ -15,6 +22,8 @@ import {
   NetboxClient,
   NetboxError,
   type NetboxFailure,
+  netboxOrigin,
+  netboxSourceKey,
 } from "../ipam/mod.ts";
 import type { FamilyPolicy } from "./request.ts";
 import type { NetboxOffer, NetboxSource } from "./allocator.ts";
@@ -64,6 +73,8 @@ const UNCERTAIN: ReadonlySet<NetboxFailure> = new Set([
 ]);
 /** A reserved address that Netbox refuses to activate is skipped; this many times at most. */
 const MAX_REFUSED = 3;
+/** Addresses another writer took under a take's hands before it gives up (for now). */
+const MAX_LOST = 50;
 
 /** The description written on an address taken for `marker.service`. */
 export function markerDescription(marker: NetboxMarker): string {
@@ -74,13 +85,70 @@ function isMarkedBy(address: NetboxAddress, groupUid: string): boolean {
   return address.description.startsWith(`${DESCRIPTION_PREFIX}${groupUid} `);
 }
 
+/** How a conditional change of one record went. */
+type ChangeOutcome =
+  | { readonly kind: "changed"; readonly record: NetboxAddress }
+  /** Someone else changed the record first; it is not what we expected any more. */
+  | { readonly kind: "lost" };
+
+/**
+ * Reserved addresses of one origin, tenant and family, read a page at a time and handed out
+ * one by one: concurrent takes never get the same candidate.
+ */
+class Candidates {
+  readonly #client: NetboxClient;
+  readonly #tenant: string;
+  readonly #family: IpFamily;
+  #buffer: NetboxAddress[] = [];
+  #refill: Promise<void> | undefined;
+
+  constructor(client: NetboxClient, tenant: string, family: IpFamily) {
+    this.#client = client;
+    this.#tenant = tenant;
+    this.#family = family;
+  }
+
+  /**
+   * The next reserved address for which `usable` holds, or undefined when Netbox lists none.
+   * Reads Netbox again (from the first page) whenever what it read is used up.
+   */
+  async next(
+    usable: (address: NetboxAddress) => boolean,
+    signal?: AbortSignal,
+  ): Promise<NetboxAddress | undefined> {
+    for (let reads = 0;; reads++) {
+      const index = this.#buffer.findIndex(usable);
+      if (index >= 0) return this.#buffer.splice(index, 1)[0];
+      if (reads >= 2) return undefined;
+      this.#refill ??= this.#read(usable, signal).finally(() => this.#refill = undefined);
+      await this.#refill;
+    }
+  }
+
+  /** Reads pages from the first until one has a usable address; keeps every usable one. */
+  async #read(usable: (address: NetboxAddress) => boolean, signal?: AbortSignal): Promise<void> {
+    const filter = { tenant: this.#tenant, status: "reserved", family: this.#family } as const;
+    const found: NetboxAddress[] = [];
+    for await (const page of this.#client.pages(filter, signal)) {
+      found.push(
+        ...page.filter((a) => a.family === this.#family && a.status === "reserved" && usable(a)),
+      );
+      if (found.length > 0) break;
+    }
+    this.#buffer = found;
+  }
+}
+
 /** See the module documentation. */
 export class NetboxBroker {
   readonly #options: NetboxBrokerOptions;
   readonly #clients = new Map<string, NetboxClient>();
+  readonly #candidates = new Map<string, Candidates>();
   readonly #locks = new Map<string, Promise<void>>();
-  /** Addresses made active for an offer that the allocator has not recorded yet. */
+  /** Addresses being taken, or made active for an offer the allocator has not recorded yet. */
   readonly #inFlight = new Set<string>();
+  /** The record (id and ETag after our last write) of addresses we changed, per source. */
+  readonly #known = new Map<string, { readonly id: number; readonly etag: string | undefined }>();
 
   /** Builds the broker; it makes no call until asked. */
   constructor(options: NetboxBrokerOptions) {
@@ -90,7 +158,8 @@ export class NetboxBroker {
   /**
    * Takes one reserved address of each family in `families` (in order) for `marker.service`.
    * `AnyOne` stops at the first family that succeeds; `SingleStack` and `RequireDualStack` stop
-   * at the first failure. Failures are returned per family, never thrown. Call
+   * at the first failure. Addresses for which `avoid` holds (held by the allocator through any
+   * group) are never taken. Failures are returned per family, never thrown. Call
    * {@linkcode settle} once the allocator has the offer.
    */
   async take(
@@ -99,25 +168,23 @@ export class NetboxBroker {
     policy: FamilyPolicy,
     marker: NetboxMarker,
     signal?: AbortSignal,
+    avoid: (address: string) => boolean = () => false,
   ): Promise<{ readonly offer: NetboxOffer; readonly result: NetboxCallResult }> {
     const addresses: { address: string; family: IpFamily }[] = [];
     const failures: Partial<Record<IpFamily, string>> = {};
     let result: NetboxCallResult = { ok: true };
-    await this.#exclusive(source, async () => {
-      for (const family of families) {
-        try {
-          const taken = await this.#takeOne(source, family, marker, signal);
-          this.#inFlight.add(taken.address);
-          addresses.push({ address: taken.address, family });
-          if (policy === "AnyOne") break;
-        } catch (error) {
-          if (!(error instanceof NetboxError)) throw error;
-          failures[family] = error.message;
-          if (error.failure !== "exhausted") result = { ok: false, error };
-          if (policy === "SingleStack" || policy === "RequireDualStack") break;
-        }
+    for (const family of families) {
+      try {
+        const taken = await this.#takeOne(source, family, marker, avoid, signal);
+        addresses.push({ address: taken.address, family });
+        if (policy === "AnyOne") break;
+      } catch (error) {
+        if (!(error instanceof NetboxError)) throw error;
+        failures[family] = error.message;
+        if (error.failure !== "exhausted") result = { ok: false, error };
+        if (policy === "SingleStack" || policy === "RequireDualStack") break;
       }
-    });
+    }
     return { offer: { source, addresses, failures }, result };
   }
 
@@ -127,19 +194,31 @@ export class NetboxBroker {
   }
 
   /**
-   * Gives an address back (active -> reserved) and clears our description. An address that is
-   * already reserved, or that Netbox no longer lists for the tenant, needs nothing.
-   * Throws {@linkcode NetboxError}.
+   * Gives an address back (active -> reserved), conditionally, and clears our description. An
+   * address that is already reserved, or that Netbox no longer lists for the tenant, needs
+   * nothing. Throws {@linkcode NetboxError}.
    */
   async giveBack(source: NetboxSource, address: string, signal?: AbortSignal): Promise<void> {
-    const client = this.#client(source.url);
-    const found = await client.list({ tenant: source.tenant, address }, signal);
-    for (const record of found) {
-      if (record.address !== address || record.status !== "active") continue;
-      const description = record.description.startsWith(DESCRIPTION_PREFIX)
-        ? { description: "" }
-        : {};
-      await client.update(record.id, { status: "reserved", ...description }, signal);
+    const client = this.#client(source);
+    const key = `${netboxSourceKey(source)} ${address}`;
+    const known = this.#known.get(key);
+    const records = known === undefined
+      ? (await client.list({ tenant: source.tenant, address }, signal))
+        .filter((r) => r.address === address)
+      : [await this.#knownRecord(client, known, signal)];
+    for (const record of records) {
+      if (record === undefined) continue;
+      const outcome = await this.#change(
+        client,
+        record,
+        (r) => r.address === address && r.status === "active",
+        (r) => ({
+          status: "reserved",
+          ...(r.description.startsWith(DESCRIPTION_PREFIX) ? { description: "" } : {}),
+        }),
+        signal,
+      );
+      if (outcome.kind === "changed") this.#known.delete(key);
     }
   }
 
@@ -155,7 +234,7 @@ export class NetboxBroker {
     signal?: AbortSignal,
   ): Promise<NetboxSweep> {
     return await this.#exclusive(source, async () => {
-      const client = this.#client(source.url);
+      const client = this.#client(source);
       const activeList = await client.list({ tenant: source.tenant, status: "active" }, signal);
       // Read after the list: an address taken before it is either held now or still in flight.
       const held = heldNow();
@@ -172,8 +251,17 @@ export class NetboxBroker {
           continue;
         }
         const description = markerDescription({ groupUid, service });
-        await client.update(record.id, { status: "active", description }, signal);
-        reclaimed.push(address);
+        const outcome = await this.#change(
+          client,
+          record,
+          (r) => r.status === "reserved",
+          () => ({ status: "active", description }),
+          signal,
+        );
+        if (outcome.kind === "changed") {
+          this.#remember(source, outcome.record);
+          reclaimed.push(address);
+        } else missing.push(address);
       }
       const returned: string[] = [];
       for (const record of activeList) {
@@ -183,8 +271,14 @@ export class NetboxBroker {
         ) {
           continue;
         }
-        await client.update(record.id, { status: "reserved", description: "" }, signal);
-        returned.push(record.address);
+        const outcome = await this.#change(
+          client,
+          record,
+          (r) => r.status === "active" && r.description === record.description,
+          () => ({ status: "reserved", description: "" }),
+          signal,
+        );
+        if (outcome.kind === "changed") returned.push(record.address);
       }
       return { held, reclaimed, missing, returned };
     });
@@ -194,77 +288,178 @@ export class NetboxBroker {
     source: NetboxSource,
     family: IpFamily,
     marker: NetboxMarker,
+    avoid: (address: string) => boolean,
     signal?: AbortSignal,
   ): Promise<NetboxAddress> {
-    const client = this.#client(source.url);
-    const refused = new Set<number>();
-    for (;;) {
-      const candidate = await client.first(
-        { tenant: source.tenant, status: "reserved", family },
-        (a) =>
-          a.family === family && a.status === "reserved" && !refused.has(a.id) &&
-          !this.#inFlight.has(a.address),
+    const client = this.#client(source);
+    const candidates = this.#candidatesOf(source, family, client);
+    const skipped = new Set<number>();
+    let refused = 0;
+    const description = markerDescription(marker);
+    for (let lost = 0;;) {
+      const candidate = await candidates.next(
+        (a) => !skipped.has(a.id) && !this.#inFlight.has(a.address) && !avoid(a.address),
         signal,
       );
-      if (candidate === undefined) {
+      if (candidate === undefined || lost >= MAX_LOST) {
         throw new NetboxError(
           "exhausted",
           `Netbox at ${client.baseUrl} has no reserved ${family} address left for tenant ` +
             `${source.tenant}`,
         );
       }
+      this.#inFlight.add(candidate.address);
+      let outcome: ChangeOutcome;
       try {
-        const taken = await client.update(
-          candidate.id,
-          { status: "active", description: markerDescription(marker) },
+        outcome = await this.#change(
+          client,
+          candidate,
+          (r) => r.status === "reserved" && r.address === candidate.address,
+          () => ({ status: "active", description }),
           signal,
+          (r) => r.status === "active" && r.description === description,
         );
-        if (taken.status !== "active" || taken.address !== candidate.address) {
-          throw new NetboxError(
-            "body",
-            `Netbox answered the activation of ${candidate.address} with ${taken.address} ` +
-              `in status ${taken.status}`,
-          );
-        }
-        return taken;
       } catch (error) {
+        this.#inFlight.delete(candidate.address);
         if (!(error instanceof NetboxError)) throw error;
-        if (error.failure === "refused" && refused.size < MAX_REFUSED) {
-          // Someone else took it between our read and our write: try the next one.
-          refused.add(candidate.id);
+        if (error.failure === "refused" && refused < MAX_REFUSED) {
+          // Netbox will not activate this one (a validation rule): try the next.
+          refused++;
+          skipped.add(candidate.id);
           continue;
         }
-        if (UNCERTAIN.has(error.failure)) await this.#undoUncertain(client, candidate);
+        if (UNCERTAIN.has(error.failure)) {
+          await this.#undoUncertain(client, candidate, description);
+        }
         throw error;
       }
+      if (outcome.kind === "lost") {
+        // Another writer took it between our read and our write: try the next one.
+        this.#inFlight.delete(candidate.address);
+        skipped.add(candidate.id);
+        lost++;
+        continue;
+      }
+      if (outcome.record.address !== candidate.address) {
+        this.#inFlight.delete(candidate.address);
+        throw new NetboxError(
+          "body",
+          `Netbox answered the activation of ${candidate.address} with ${outcome.record.address}`,
+        );
+      }
+      this.#remember(source, outcome.record);
+      return outcome.record;
     }
   }
 
-  /** A write whose answer was lost may have happened: put the address back, best effort. */
-  async #undoUncertain(client: NetboxClient, candidate: NetboxAddress): Promise<void> {
+  /**
+   * Changes `record` only if nobody else did first. With an ETag (given or derived from the
+   * list), `If-Match`; on 412 the record is read again and, if `expect` still holds, changed
+   * with its fresh ETag. Without If-Match support, the change is read back and kept only if
+   * `confirm` (default: the status written) holds.
+   */
+  async #change(
+    client: NetboxClient,
+    record: NetboxAddress,
+    expect: (record: NetboxAddress) => boolean,
+    change: (record: NetboxAddress) => { status: string; description?: string },
+    signal?: AbortSignal,
+    confirm?: (record: NetboxAddress) => boolean,
+  ): Promise<ChangeOutcome> {
+    let current = record;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (current.etag === undefined) {
+        current = await client.get(current.id, signal);
+        if (!expect(current)) return { kind: "lost" };
+      }
+      const wanted = change(current);
+      let changed: NetboxAddress;
+      try {
+        changed = await client.update(current.id, wanted, { signal, ifMatch: current.etag });
+      } catch (error) {
+        if (!(error instanceof NetboxError) || error.failure !== "conflict") throw error;
+        current = await client.get(current.id, signal);
+        if (!expect(current)) return { kind: "lost" };
+        continue;
+      }
+      if (client.conditional === false) {
+        // This Netbox ignores If-Match: keep the change only if it is still ours.
+        const back = await client.get(current.id, signal);
+        const ours = confirm ?? ((r: NetboxAddress) => r.status === wanted.status);
+        if (!ours(back)) return { kind: "lost" };
+        changed = back;
+      }
+      return { kind: "changed", record: changed };
+    }
+    return { kind: "lost" };
+  }
+
+  /** A write whose answer was lost may have happened: put the address back, if it is ours. */
+  async #undoUncertain(
+    client: NetboxClient,
+    candidate: NetboxAddress,
+    description: string,
+  ): Promise<void> {
     try {
-      await client.update(candidate.id, { status: "reserved", description: candidate.description });
+      const current = await client.get(candidate.id);
+      if (current.status !== "active" || current.description !== description) return;
+      await client.update(
+        candidate.id,
+        { status: "reserved", description: candidate.description },
+        { ifMatch: current.etag },
+      );
     } catch {
       // The sweep at the next leadership finds it by its description.
     }
   }
 
-  #client(url: string): NetboxClient {
-    let client = this.#clients.get(url);
+  async #knownRecord(
+    client: NetboxClient,
+    known: { readonly id: number; readonly etag: string | undefined },
+    signal?: AbortSignal,
+  ): Promise<NetboxAddress | undefined> {
+    try {
+      return await client.get(known.id, signal);
+    } catch (error) {
+      if (error instanceof NetboxError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  #remember(source: NetboxSource, record: NetboxAddress): void {
+    this.#known.set(`${netboxSourceKey(source)} ${record.address}`, {
+      id: record.id,
+      etag: record.etag,
+    });
+  }
+
+  #candidatesOf(source: NetboxSource, family: IpFamily, client: NetboxClient): Candidates {
+    const key = `${netboxSourceKey(source)} ${family}`;
+    let candidates = this.#candidates.get(key);
+    if (candidates === undefined) {
+      candidates = new Candidates(client, source.tenant, family);
+      this.#candidates.set(key, candidates);
+    }
+    return candidates;
+  }
+
+  #client(source: NetboxSource): NetboxClient {
+    const origin = netboxOrigin(source.url);
+    let client = this.#clients.get(origin);
     if (client === undefined) {
       client = new NetboxClient({
-        url,
+        url: origin,
         token: this.#options.token,
         ...(this.#options.timeoutMs === undefined ? {} : { timeoutMs: this.#options.timeoutMs }),
         ...(this.#options.cacheTtlMs === undefined ? {} : { cacheTtlMs: this.#options.cacheTtlMs }),
       });
-      this.#clients.set(url, client);
+      this.#clients.set(origin, client);
     }
     return client;
   }
 
   async #exclusive<T>(source: NetboxSource, work: () => Promise<T>): Promise<T> {
-    const key = `${source.url}\n${source.tenant}`;
+    const key = netboxSourceKey(source);
     const before = this.#locks.get(key) ?? Promise.resolve();
     let release = () => {};
     const mine = new Promise<void>((resolve) => release = resolve);

@@ -428,6 +428,20 @@ export function netboxOrigin(url: string): string {
 }
 
 /**
+ * The key of a Netbox source's lock, client state and candidates: its normalised origin and
+ * tenant, so that `http://nb:8001` and `http://nb:8001/` are one Netbox.
+ *
+ * @example
+ * ```ts
+ * netboxSourceKey({ url: "http://127.0.0.1:8001", tenant: "lab" }) ===
+ *   netboxSourceKey({ url: "http://127.0.0.1:8001/", tenant: "lab" }); // true
+ * ```
+ */
+export function netboxSourceKey(source: { readonly url: string; readonly tenant: string }): string {
+  return `${netboxOrigin(source.url)} ${source.tenant}`;
+}
+
+/**
  * The `Authorization` header for a token: v2 tokens (`nbt_<key>.<secret>`, NetBox 4.5+) go
  * with `Bearer`, v1 tokens (40 characters, deprecated, gone in NetBox 5) with `Token`.
  *
