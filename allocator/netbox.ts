@@ -366,6 +366,7 @@ export class NetboxBroker {
     signal?: AbortSignal,
     confirm?: (record: NetboxAddress) => boolean,
   ): Promise<ChangeOutcome> {
+    if (!expect(record)) return { kind: "lost" };
     let current = record;
     for (let attempt = 0; attempt < 3; attempt++) {
       if (current.etag === undefined) {
