@@ -404,10 +404,8 @@ async function ensureMigrated(
   const secretV2 = randomText(40);
   const script = [
     "from users.models import User, Token",
-    "user, _ = User.objects.get_or_create(username='purelb', " +
-    "defaults={'is_superuser': True, 'is_staff': True})",
+    "user, _ = User.objects.get_or_create(username='purelb')",
     "user.is_superuser = True",
-    "user.is_staff = True",
     "user.set_password('purelb-test-only')",
     "user.save()",
     "Token.objects.filter(user=user).delete()",
