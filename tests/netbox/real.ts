@@ -294,7 +294,8 @@ async function startPostgres(dir: string, port: number, log: (line: string) => v
       "initdb",
     );
   }
-  await Deno.remove(join(dir, "postmaster.pid")).catch(() => {});
+  // A postmaster.pid left by a killed run is recognised as stale by PostgreSQL itself; one of a
+  // running instance makes this start fail (one test run per database at a time).
   const process = command(
     asPostgres([
       join(bin, "postgres"),
