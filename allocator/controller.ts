@@ -30,7 +30,7 @@ import {
 } from "./allocator.ts";
 import type { AllocationRequest } from "./request.ts";
 import { NetboxError, netboxSourceKey } from "../ipam/mod.ts";
-import { type NetboxBroker, type NetboxCallResult } from "./netbox.ts";
+import { isUncertain, type NetboxBroker, type NetboxCallResult } from "./netbox.ts";
 import {
   readServiceIntent,
   type RequestSettings,
@@ -77,6 +77,8 @@ const NETBOX_SWEEP_PREFIX = "nbsweep:";
  * addresses left active by a crash).
  */
 const NETBOX_SWEEP_INTERVAL_MS = 300_000;
+/** After a Netbox write whose answer was lost, the group is compared with Netbox this much later. */
+const NETBOX_UNCERTAIN_SWEEP_MS = 15_000;
 /** A Service that Netbox has no address for retries this often (other users may free some). */
 const NETBOX_EXHAUSTED_RETRY_MS = 30_000;
 /** ServiceGroup status is written at most this often per group (counts change constantly). */
@@ -309,6 +311,13 @@ export class AllocatorController {
         const warnings = [...intent.warnings, ...this.#sharingWarnings(intent.request, outcome)];
         this.#reportWarnings(svc, warnings);
         const applied = await this.#apply(svc, outcome, leadership);
+        if (taken !== undefined && !taken.result.ok && isUncertain(taken.result.error.failure)) {
+          // A lost answer may hide a write that lands later: the sweep gives such strays back.
+          this.#queue?.addAfter(
+            NETBOX_SWEEP_PREFIX + intent.request.group,
+            NETBOX_UNCERTAIN_SWEEP_MS,
+          );
+        }
         if (outcome.kind !== "failed" || taken === undefined) return applied;
         // Netbox trouble is retried with backoff; an empty Netbox is asked again now and then.
         return taken.result.ok

@@ -71,6 +71,14 @@ const UNCERTAIN: ReadonlySet<NetboxFailure> = new Set([
   "contentType",
   "body",
 ]);
+/**
+ * Whether a failure leaves it open whether the write happened: a write may land after its
+ * answer was lost, so the controller compares the group with Netbox again soon.
+ */
+export function isUncertain(failure: NetboxFailure): boolean {
+  return UNCERTAIN.has(failure);
+}
+
 /** A reserved address that Netbox refuses to activate is skipped; this many times at most. */
 const MAX_REFUSED = 3;
 /** Addresses another writer took under a take's hands before it gives up (for now). */
@@ -83,6 +91,36 @@ export function markerDescription(marker: NetboxMarker): string {
 
 function isMarkedBy(address: NetboxAddress, groupUid: string): boolean {
   return address.description.startsWith(`${DESCRIPTION_PREFIX}${groupUid} `);
+}
+
+/** Takes in bulk at most this many addresses in one request. */
+const MAX_BATCH = 50;
+
+/** A take waiting for the next batch of its Netbox, tenant and family. */
+interface TakeRequest {
+  readonly usable: (address: NetboxAddress) => boolean;
+  readonly description: string;
+  readonly signal: AbortSignal | undefined;
+  readonly resolve: (address: NetboxAddress) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface TakeQueue {
+  readonly pending: TakeRequest[];
+  running: boolean;
+}
+
+/** A give-back waiting for the next batch of its Netbox and tenant. */
+interface GiveRequest {
+  readonly address: string;
+  readonly signal: AbortSignal | undefined;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface GiveQueue {
+  readonly pending: GiveRequest[];
+  running: boolean;
 }
 
 /** How a conditional change of one record went. */
@@ -147,6 +185,10 @@ export class NetboxBroker {
   readonly #locks = new Map<string, Promise<void>>();
   /** Addresses being taken, or made active for an offer the allocator has not recorded yet. */
   readonly #inFlight = new Set<string>();
+  readonly #takeQueues = new Map<string, TakeQueue>();
+  readonly #giveQueues = new Map<string, GiveQueue>();
+  /** Per origin: whether a bulk PATCH honours If-Match for every record. */
+  readonly #bulk = new Map<string, boolean>();
   /** The record (id and ETag after our last write) of addresses we changed, per source. */
   readonly #known = new Map<string, { readonly id: number; readonly etag: string | undefined }>();
 
@@ -198,8 +240,94 @@ export class NetboxBroker {
    * address that is already reserved, or that Netbox no longer lists for the tenant, needs
    * nothing. Throws {@linkcode NetboxError}.
    */
-  async giveBack(source: NetboxSource, address: string, signal?: AbortSignal): Promise<void> {
+  giveBack(source: NetboxSource, address: string, signal?: AbortSignal): Promise<void> {
+    const key = netboxSourceKey(source);
+    let queue = this.#giveQueues.get(key);
+    if (queue === undefined) {
+      queue = { pending: [], running: false };
+      this.#giveQueues.set(key, queue);
+    }
+    const pending = queue.pending;
+    const promise = new Promise<void>((resolve, reject) => {
+      pending.push({ address, signal, resolve, reject });
+    });
+    if (!queue.running) void this.#drainGives(queue, source);
+    return promise;
+  }
+
+  async #drainGives(queue: GiveQueue, source: NetboxSource): Promise<void> {
+    queue.running = true;
+    try {
+      while (queue.pending.length > 0) {
+        const batch = queue.pending.splice(0, MAX_BATCH);
+        try {
+          await this.#giveBatch(source, batch);
+        } catch (error) {
+          for (const request of batch) request.reject(error);
+        }
+      }
+    } finally {
+      queue.running = false;
+    }
+  }
+
+  /**
+   * Addresses whose record we wrote last go back in one conditional bulk PATCH; the others, and
+   * all of them if one changed meanwhile, one by one.
+   */
+  async #giveBatch(source: NetboxSource, batch: readonly GiveRequest[]): Promise<void> {
     const client = this.#client(source);
+    const sourceKey = netboxSourceKey(source);
+    const unique = new Map<string, GiveRequest[]>();
+    for (const request of batch) {
+      unique.set(request.address, [...(unique.get(request.address) ?? []), request]);
+    }
+    const known = [...unique.keys()].flatMap((address) => {
+      const record = this.#known.get(`${sourceKey} ${address}`);
+      return record?.etag === undefined ? [] : [{ address, id: record.id, etag: record.etag }];
+    });
+    const settle = (address: string, error?: unknown) => {
+      for (const request of unique.get(address) ?? []) {
+        if (error === undefined) request.resolve();
+        else request.reject(error);
+      }
+      unique.delete(address);
+    };
+    if (known.length > 1 && await this.#bulkConditional(client, known[0]?.id)) {
+      try {
+        await client.updateMany(
+          known.map(({ id }) => ({ id, status: "reserved", description: "" })),
+          { ifMatch: known.map((k) => k.etag), signal: batch[0]?.signal },
+        );
+        for (const { address } of known) {
+          this.#known.delete(`${sourceKey} ${address}`);
+          settle(address);
+        }
+      } catch (error) {
+        if (!(error instanceof NetboxError)) throw error;
+        if (error.failure !== "conflict" && error.failure !== "refused") {
+          for (const address of [...unique.keys()]) settle(address, error);
+          return;
+        }
+        // One of them changed: each on its own.
+      }
+    }
+    await Promise.all(
+      [...unique.keys()].map((address) =>
+        this.#giveBackOne(client, source, address, unique.get(address)?.[0]?.signal).then(
+          () => settle(address),
+          (error) => settle(address, error),
+        )
+      ),
+    );
+  }
+
+  async #giveBackOne(
+    client: NetboxClient,
+    source: NetboxSource,
+    address: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const key = `${netboxSourceKey(source)} ${address}`;
     const known = this.#known.get(key);
     const records = known === undefined
@@ -211,7 +339,11 @@ export class NetboxBroker {
       const outcome = await this.#change(
         client,
         record,
-        (r) => r.address === address && r.status === "active",
+        // A record we wrote that now carries someone else's words is theirs now.
+        (r) =>
+          r.address === address && r.status === "active" &&
+          (known === undefined || r.description === "" ||
+            r.description.startsWith(DESCRIPTION_PREFIX)),
         (r) => ({
           status: "reserved",
           ...(r.description.startsWith(DESCRIPTION_PREFIX) ? { description: "" } : {}),
@@ -220,6 +352,7 @@ export class NetboxBroker {
       );
       if (outcome.kind === "changed") this.#known.delete(key);
     }
+    this.#known.delete(key);
   }
 
   /**
@@ -284,67 +417,249 @@ export class NetboxBroker {
     });
   }
 
-  async #takeOne(
+  /** Queues a take; takes queued while one batch is at Netbox go together in the next. */
+  #takeOne(
     source: NetboxSource,
     family: IpFamily,
     marker: NetboxMarker,
     avoid: (address: string) => boolean,
     signal?: AbortSignal,
   ): Promise<NetboxAddress> {
+    const key = `${netboxSourceKey(source)} ${family}`;
+    let queue = this.#takeQueues.get(key);
+    if (queue === undefined) {
+      queue = { pending: [], running: false };
+      this.#takeQueues.set(key, queue);
+    }
+    const description = markerDescription(marker);
+    const promise = new Promise<NetboxAddress>((resolve, reject) => {
+      queue.pending.push({
+        usable: (a) => !this.#inFlight.has(a.address) && !avoid(a.address),
+        description,
+        signal,
+        resolve,
+        reject,
+      });
+    });
+    if (!queue.running) void this.#drainTakes(queue, source, family);
+    return promise;
+  }
+
+  async #drainTakes(queue: TakeQueue, source: NetboxSource, family: IpFamily): Promise<void> {
+    queue.running = true;
+    try {
+      while (queue.pending.length > 0) {
+        const batch = queue.pending.splice(0, MAX_BATCH);
+        try {
+          await this.#takeBatch(source, family, batch);
+        } catch (error) {
+          for (const request of batch) request.reject(error);
+        }
+      }
+    } finally {
+      queue.running = false;
+    }
+  }
+
+  /**
+   * One candidate per request, all activated in one conditional bulk PATCH; if any changed
+   * meanwhile (412) or Netbox refuses one, each goes on alone (conditional, next candidate).
+   */
+  async #takeBatch(
+    source: NetboxSource,
+    family: IpFamily,
+    batch: readonly TakeRequest[],
+  ): Promise<void> {
     const client = this.#client(source);
     const candidates = this.#candidatesOf(source, family, client);
-    const skipped = new Set<number>();
-    let refused = 0;
-    const description = markerDescription(marker);
-    for (let lost = 0;;) {
-      const candidate = await candidates.next(
-        (a) => !skipped.has(a.id) && !this.#inFlight.has(a.address) && !avoid(a.address),
-        signal,
-      );
-      if (candidate === undefined || lost >= MAX_LOST) {
-        throw new NetboxError(
-          "exhausted",
-          `Netbox at ${client.baseUrl} has no reserved ${family} address left for tenant ` +
-            `${source.tenant}`,
-        );
+    const assigned: { request: TakeRequest; candidate: NetboxAddress }[] = [];
+    for (const request of batch) {
+      let candidate: NetboxAddress | undefined;
+      try {
+        candidate = await candidates.next(request.usable, request.signal);
+      } catch (error) {
+        request.reject(error);
+        continue;
+      }
+      if (candidate === undefined) {
+        request.reject(this.#exhausted(client, source, family));
+        continue;
       }
       this.#inFlight.add(candidate.address);
+      assigned.push({ request, candidate });
+    }
+    const etags = assigned.flatMap(({ candidate }) => candidate.etag ?? []);
+    if (
+      assigned.length > 1 && etags.length === assigned.length &&
+      await this.#bulkConditional(client, assigned[0]?.candidate.id)
+    ) {
+      try {
+        const changed = await client.updateMany(
+          assigned.map(({ request, candidate }) => ({
+            id: candidate.id,
+            status: "active",
+            description: request.description,
+          })),
+          { ifMatch: etags, signal: batch[0]?.signal },
+        );
+        const byId = new Map(changed.map((r) => [r.id, r]));
+        for (const { request, candidate } of assigned) {
+          const record = byId.get(candidate.id);
+          if (
+            record === undefined || record.status !== "active" ||
+            record.address !== candidate.address || record.description !== request.description
+          ) {
+            this.#inFlight.delete(candidate.address);
+            request.reject(
+              new NetboxError(
+                "body",
+                `Netbox answered the activation of ${candidate.address} with something else`,
+              ),
+            );
+            continue;
+          }
+          this.#remember(source, record);
+          request.resolve(record);
+        }
+        return;
+      } catch (error) {
+        if (!(error instanceof NetboxError)) throw error;
+        if (UNCERTAIN.has(error.failure)) {
+          await Promise.all(
+            assigned.map(({ request, candidate }) =>
+              this.#afterUncertain(source, client, candidate, request, error)
+            ),
+          );
+          return;
+        }
+        if (error.failure !== "conflict" && error.failure !== "refused") {
+          for (const { request, candidate } of assigned) {
+            this.#inFlight.delete(candidate.address);
+            request.reject(error);
+          }
+          return;
+        }
+        // Someone changed one of them, or Netbox refuses one: each on its own.
+      }
+    }
+    await Promise.all(
+      assigned.map(({ request, candidate }) =>
+        this.#takeSingle(source, family, client, candidates, request, candidate)
+          .then(request.resolve, request.reject)
+      ),
+    );
+  }
+
+  /** A bulk activation whose answer was lost: each record tells whether it happened. */
+  async #afterUncertain(
+    source: NetboxSource,
+    client: NetboxClient,
+    candidate: NetboxAddress,
+    request: TakeRequest,
+    error: NetboxError,
+  ): Promise<void> {
+    try {
+      const current = await client.get(candidate.id, request.signal);
+      if (current.status === "active" && current.description === request.description) {
+        this.#remember(source, current);
+        request.resolve(current);
+        return;
+      }
+    } catch {
+      // Unknown: the sweep gives it back if it shows up marked and held by nobody.
+    }
+    this.#inFlight.delete(candidate.address);
+    request.reject(error);
+  }
+
+  /** Whether this Netbox checks `If-Match` per record in a bulk PATCH (asked once per origin). */
+  async #bulkConditional(client: NetboxClient, probeId: number | undefined): Promise<boolean> {
+    if (probeId === undefined) return false;
+    const known = this.#bulk.get(client.baseUrl);
+    if (known !== undefined) return known;
+    try {
+      // An empty change under an ETag no record has: 412 where If-Match is honoured.
+      await client.updateMany([{ id: probeId }], { ifMatch: ['W/"purelb-probe"'] });
+      this.#bulk.set(client.baseUrl, false);
+      return false;
+    } catch (error) {
+      if (!(error instanceof NetboxError)) throw error;
+      if (error.failure !== "conflict") return false;
+      this.#bulk.set(client.baseUrl, true);
+      return true;
+    }
+  }
+
+  #exhausted(client: NetboxClient, source: NetboxSource, family: IpFamily): NetboxError {
+    return new NetboxError(
+      "exhausted",
+      `Netbox at ${client.baseUrl} has no reserved ${family} address left for tenant ` +
+        `${source.tenant}`,
+    );
+  }
+
+  /** One take on its own: conditional activation, the next candidate while others win. */
+  async #takeSingle(
+    source: NetboxSource,
+    family: IpFamily,
+    client: NetboxClient,
+    candidates: Candidates,
+    request: TakeRequest,
+    first: NetboxAddress,
+  ): Promise<NetboxAddress> {
+    const skipped = new Set<number>();
+    const { description, signal } = request;
+    let refused = 0;
+    let candidate: NetboxAddress | undefined = first;
+    for (let lost = 0;;) {
+      if (candidate === undefined) {
+        candidate = await candidates.next(
+          (a) => !skipped.has(a.id) && request.usable(a),
+          signal,
+        );
+        if (candidate === undefined || lost >= MAX_LOST) {
+          throw this.#exhausted(client, source, family);
+        }
+        this.#inFlight.add(candidate.address);
+      }
+      const current: NetboxAddress = candidate;
+      candidate = undefined;
       let outcome: ChangeOutcome;
       try {
         outcome = await this.#change(
           client,
-          candidate,
-          (r) => r.status === "reserved" && r.address === candidate.address,
+          current,
+          (r) => r.status === "reserved" && r.address === current.address,
           () => ({ status: "active", description }),
           signal,
           (r) => r.status === "active" && r.description === description,
         );
       } catch (error) {
-        this.#inFlight.delete(candidate.address);
+        this.#inFlight.delete(current.address);
         if (!(error instanceof NetboxError)) throw error;
         if (error.failure === "refused" && refused < MAX_REFUSED) {
           // Netbox will not activate this one (a validation rule): try the next.
           refused++;
-          skipped.add(candidate.id);
+          skipped.add(current.id);
           continue;
         }
         if (UNCERTAIN.has(error.failure)) {
-          await this.#undoUncertain(client, candidate, description);
+          await this.#undoUncertain(client, current, description);
         }
         throw error;
       }
       if (outcome.kind === "lost") {
         // Another writer took it between our read and our write: try the next one.
-        this.#inFlight.delete(candidate.address);
-        skipped.add(candidate.id);
+        this.#inFlight.delete(current.address);
+        skipped.add(current.id);
         lost++;
         continue;
       }
-      if (outcome.record.address !== candidate.address) {
-        this.#inFlight.delete(candidate.address);
+      if (outcome.record.address !== current.address) {
+        this.#inFlight.delete(current.address);
         throw new NetboxError(
           "body",
-          `Netbox answered the activation of ${candidate.address} with ${outcome.record.address}`,
+          `Netbox answered the activation of ${current.address} with ${outcome.record.address}`,
         );
       }
       this.#remember(source, outcome.record);

@@ -214,3 +214,44 @@ Deno.test("broker: a sweep never gives back an address taken but not yet settled
     assert.deepEqual(after.returned, ["192.0.2.10"], "settled and held by nobody: given back");
   });
 });
+
+Deno.test("broker: concurrent takes go in one conditional bulk PATCH; a changed record makes each go alone", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.addRange("192.0.2.10/24", 12, { tenant: "lab", status: "reserved" });
+    // The first take goes alone (and warms the candidates); the next ones queue behind it.
+    const takes = await Promise.all(
+      Array.from(
+        { length: 5 },
+        (_, i) => broker.take(source, ["IPv4"], "SingleStack", marker(`ns/a${i}`)),
+      ),
+    );
+    const bulk = netbox.requests.filter((r) =>
+      r.method === "PATCH" && r.path === "/api/ipam/ip-addresses/"
+    );
+    assert.ok(
+      bulk.some((r) => Array.isArray(r.body) && r.body.length === 4),
+      "4 in one bulk PATCH",
+    );
+    assert.ok(bulk.every((r) => r.ifMatch !== undefined), "bulk PATCHes carry If-Match");
+    const first = takes.map((t) => t.offer.addresses[0]?.address);
+    assert.equal(new Set(first).size, 5);
+
+    // Someone changes a candidate: the bulk PATCH gets 412 and each take goes on alone.
+    const [next] = netbox.records().filter((r) => r.status === "reserved");
+    if (next) next.description = "edited";
+    const more = await Promise.all(
+      Array.from(
+        { length: 4 },
+        (_, i) => broker.take(source, ["IPv4"], "SingleStack", marker(`ns/b${i}`)),
+      ),
+    );
+    const all = [...first, ...more.map((t) => t.offer.addresses[0]?.address)];
+    assert.equal(new Set(all).size, 9, `distinct: ${all}`);
+    for (const record of netbox.records()) {
+      if (record.status === "active") assert.match(record.description, /^purelb:uid-1 ns\/[ab]\d$/);
+    }
+    // Give-backs of what we wrote last go in bulk too.
+    await Promise.all(all.map((a) => broker.giveBack(source, a ?? "")));
+    assert.ok(netbox.records().every((r) => r.status === "reserved"));
+  });
+});

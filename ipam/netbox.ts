@@ -253,6 +253,33 @@ export class NetboxClient {
     }
   }
 
+  /**
+   * Changes several addresses in one bulk `PATCH` (a JSON list to the list URL), all or none.
+   * With `ifMatch` (one ETag per record, any order), NetBox 4.6+ checks every record under a row
+   * lock and refuses the whole batch with 412 (failure `conflict`) if any of them changed.
+   * Empties the read cache whatever the outcome.
+   */
+  async updateMany(
+    changes: readonly (NetboxAddressChange & { readonly id: number })[],
+    options: { readonly signal?: AbortSignal | undefined; readonly ifMatch?: readonly string[] } =
+      {},
+  ): Promise<readonly NetboxAddress[]> {
+    this.#invalidate();
+    try {
+      const { body } = await this.#request("PATCH", `${this.baseUrl}${ADDRESSES_PATH}`, {
+        body: changes,
+        signal: options.signal,
+        ifMatch: options.ifMatch === undefined ? undefined : options.ifMatch.join(", "),
+      });
+      if (!Array.isArray(body) || body.length !== changes.length) {
+        throw shapeError("a bulk change", `not a list of ${changes.length} records`);
+      }
+      return body.map((item, i) => parseAddressRecord(item, `record ${i} of a bulk change`));
+    } finally {
+      this.#invalidate();
+    }
+  }
+
   #itemUrl(id: number): string {
     return `${this.baseUrl}${ADDRESSES_PATH}${id}/`;
   }

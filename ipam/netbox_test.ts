@@ -244,7 +244,7 @@ Deno.test("netbox client: origins are normalised", () => {
       ["http://[2001:db8::1]:8080/?x=1#y", "http://[2001:db8::1]:8080/"],
     ]
   ) {
-    assert.equal(netboxOrigin(given ?? ""), origin, given);
+    assert.equal(netboxOrigin(given ?? ""), origin, given ?? "");
   }
 });
 

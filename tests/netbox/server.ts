@@ -358,6 +358,34 @@ function refresh(stored: StoredRecord): StoredRecord {
   return stored;
 }
 
+/** Netbox's validation of the fields a test client may change; empty when valid. */
+function changeErrors(body: Record<string, unknown>): Record<string, string[]> {
+  const errors: Record<string, string[]> = {};
+  const status = body.status;
+  // Like NetBox: any valid choice is accepted, whatever the current status.
+  if ("status" in body && !isStatus(status)) {
+    const shown = typeof status === "string" ? status : JSON.stringify(status);
+    errors.status = [`"${shown}" is not a valid choice.`];
+  }
+  const description = body.description;
+  if ("description" in body) {
+    if (typeof description !== "string") errors.description = ["Not a valid string."];
+    else if (description.length > 200) {
+      errors.description = ["Ensure this field has no more than 200 characters."];
+    }
+  }
+  return errors;
+}
+
+/** Applies a valid change; `last_updated` moves on even when nothing changed, as in NetBox. */
+function applyChange(stored: StoredRecord, body: Record<string, unknown>): void {
+  const { record } = stored;
+  if (isStatus(body.status)) record.status = body.status;
+  if (typeof body.description === "string") record.description = body.description;
+  stored.lastUpdatedMs = Math.max(Date.now(), stored.lastUpdatedMs + 1);
+  stored.seen = fieldsOf(record);
+}
+
 interface QueuedFault {
   readonly fault: NetboxFault;
   readonly match: NetboxFaultMatch;
@@ -652,9 +680,11 @@ export class NetboxTestServer {
   #route(request: Request, url: URL, bodyText: string): Response {
     const base = `${url.origin}/`;
     if (url.pathname === LIST_PATH) {
-      return request.method === "GET"
-        ? this.#list(url, base)
-        : methodNotAllowed(request.method, "GET");
+      if (request.method === "GET") return this.#list(url, base);
+      if (request.method === "PATCH") {
+        return this.#bulkPatch(request.headers.get("If-Match"), bodyText, base);
+      }
+      return methodNotAllowed(request.method, "GET, PATCH");
     }
     const item = ITEM_PATH.exec(url.pathname);
     if (item === null) return notFound();
@@ -765,30 +795,53 @@ export class NetboxTestServer {
       });
     }
 
-    const { record } = stored;
-    const errors: Record<string, string[]> = {};
-    const status = body.status;
-    if ("status" in body) {
-      // Like NetBox: any valid choice is accepted, whatever the current status.
-      if (!isStatus(status)) {
-        const shown = typeof status === "string" ? status : JSON.stringify(status);
-        errors.status = [`"${shown}" is not a valid choice.`];
-      }
-    }
-    const description = body.description;
-    if ("description" in body) {
-      if (typeof description !== "string") errors.description = ["Not a valid string."];
-      else if (description.length > 200) {
-        errors.description = ["Ensure this field has no more than 200 characters."];
-      }
-    }
+    const errors = changeErrors(body);
     if (Object.keys(errors).length > 0) return jsonResponse(400, errors);
-
-    if (isStatus(status)) record.status = status;
-    if (typeof description === "string") record.description = description;
-    stored.lastUpdatedMs = Math.max(Date.now(), stored.lastUpdatedMs + 1);
-    stored.seen = fieldsOf(record);
+    applyChange(stored, body);
     return jsonResponse(200, this.#render(stored, base));
+  }
+
+  /**
+   * NetBox's bulk update: a JSON list of `{id, ...fields}`, all or nothing; `If-Match` holds the
+   * ETags, and every record's current ETag must be among them (412 otherwise).
+   */
+  #bulkPatch(ifMatch: string | null, bodyText: string, base: string): Response {
+    let body: unknown;
+    try {
+      body = JSON.parse(bodyText);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return jsonResponse(400, { detail: `JSON parse error - ${reason}` });
+    }
+    if (!Array.isArray(body)) return jsonResponse(400, { detail: "Expected a list of objects." });
+    const items: { stored: StoredRecord; change: Record<string, unknown> }[] = [];
+    for (const item of body) {
+      if (!isJsonObject(item) || typeof item.id !== "number") {
+        return jsonResponse(400, { detail: "Every object needs an id." });
+      }
+      const stored = this.#stored.get(item.id);
+      if (stored === undefined) {
+        return jsonResponse(400, { detail: `Object ${item.id} not found.` });
+      }
+      items.push({ stored: refresh(stored), change: item });
+    }
+    const wanted = ifMatchValues(ifMatch);
+    const stale = items.find(({ stored }) =>
+      wanted.length > 0 && !wanted.includes(etagOf(new Date(stored.lastUpdatedMs).toISOString()))
+    );
+    if (stale !== undefined) return jsonResponse(412, { detail: "Precondition failed." });
+    const errors = items.map(({ stored, change }) => ({
+      id: stored.record.id,
+      errors: changeErrors(change),
+    })).filter((e) => Object.keys(e.errors).length > 0);
+    if (errors.length > 0) {
+      return jsonResponse(400, {
+        detail: `${errors.length} of ${items.length} objects could not be updated.`,
+        errors,
+      });
+    }
+    for (const { stored, change } of items) applyChange(stored, change);
+    return jsonResponse(200, items.map(({ stored }) => this.#render(stored, base)));
   }
 
   #render(stored: StoredRecord, base: string): Record<string, unknown> {
