@@ -149,9 +149,12 @@ export class RealNetbox {
   /** For an `unload` handler: kills everything at once. */
   killSync(): void {
     for (const child of this.#children) {
-      try {
-        child.process.kill("SIGKILL");
-      } catch { /* already gone */ }
+      const descendants = childPidsSync(child.process.pid);
+      for (const pid of [child.process.pid, ...descendants]) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* already gone */ }
+      }
     }
   }
 }
@@ -449,6 +452,8 @@ function startGunicorn(
     "2",
     "--timeout",
     "120",
+    "--graceful-timeout",
+    "5",
     "--preload",
     "netbox.wsgi",
   ], { env });
@@ -478,8 +483,11 @@ async function waitUntilAnswering(access: RealNetboxAccess, children: readonly C
 
 async function stopChildren(children: readonly Child[]): Promise<void> {
   for (const child of [...children].reverse()) {
+    // gunicorn's workers are its children: remembered now, killed if they outlive it.
+    const descendants = await childPids(child.process.pid);
     try {
-      child.process.kill("SIGTERM");
+      // SIGQUIT is gunicorn's quick shutdown (and PostgreSQL's immediate one); redis quits too.
+      child.process.kill(child.name === "netbox" ? "SIGQUIT" : "SIGTERM");
     } catch { /* already gone */ }
     const timer = setTimeout(() => {
       try {
@@ -488,7 +496,38 @@ async function stopChildren(children: readonly Child[]): Promise<void> {
     }, 10_000);
     await child.process.status;
     clearTimeout(timer);
+    for (const pid of descendants) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* already gone */ }
+    }
   }
+}
+
+function childPidsSync(pid: number): number[] {
+  const pids: number[] = [];
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`);
+        pids.push(...text.split(/\s+/).filter((p) => p !== "").map(Number));
+      } catch { /* gone */ }
+    }
+  } catch { /* gone, or not Linux */ }
+  return pids;
+}
+
+/** The direct children of a process (Linux /proc), for cleaning up after gunicorn. */
+async function childPids(pid: number): Promise<number[]> {
+  const pids: number[] = [];
+  try {
+    for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+      const text = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/children`)
+        .catch(() => "");
+      pids.push(...text.split(/\s+/).filter((p) => p !== "").map(Number));
+    }
+  } catch { /* gone, or not Linux */ }
+  return pids;
 }
 
 function command(cmd: readonly string[], opts: { env?: Record<string, string> }) {
