@@ -93,8 +93,12 @@ function isMarkedBy(address: NetboxAddress, groupUid: string): boolean {
   return address.description.startsWith(`${DESCRIPTION_PREFIX}${groupUid} `);
 }
 
-/** Takes in bulk at most this many addresses in one request. */
-const MAX_BATCH = 50;
+/** Takes or gives back in bulk at most this many addresses in one request. */
+const MAX_BATCH = 25;
+/** Batches of one Netbox and tenant at Netbox at the same time (NetBox has several workers). */
+const LANES = 2;
+/** How long a batch waits for requests that arrive together (workers finishing together). */
+const GATHER_MS = 15;
 
 /** A take waiting for the next batch of its Netbox, tenant and family. */
 interface TakeRequest {
@@ -107,7 +111,9 @@ interface TakeRequest {
 
 interface TakeQueue {
   readonly pending: TakeRequest[];
-  running: boolean;
+  /** Lanes draining the queue, and those of them with a batch at Netbox. */
+  running: number;
+  busy: number;
 }
 
 /** A give-back waiting for the next batch of its Netbox and tenant. */
@@ -120,7 +126,9 @@ interface GiveRequest {
 
 interface GiveQueue {
   readonly pending: GiveRequest[];
-  running: boolean;
+  /** Lanes draining the queue, and those of them with a batch at Netbox. */
+  running: number;
+  busy: number;
 }
 
 /** How a conditional change of one record went. */
@@ -188,7 +196,7 @@ export class NetboxBroker {
   readonly #takeQueues = new Map<string, TakeQueue>();
   readonly #giveQueues = new Map<string, GiveQueue>();
   /** Per origin: whether a bulk PATCH honours If-Match for every record. */
-  readonly #bulk = new Map<string, boolean>();
+  readonly #bulk = new Map<string, Promise<boolean>>();
   /** The record (id and ETag after our last write) of addresses we changed, per source. */
   readonly #known = new Map<string, { readonly id: number; readonly etag: string | undefined }>();
 
@@ -244,30 +252,48 @@ export class NetboxBroker {
     const key = netboxSourceKey(source);
     let queue = this.#giveQueues.get(key);
     if (queue === undefined) {
-      queue = { pending: [], running: false };
+      queue = { pending: [], running: 0, busy: 0 };
       this.#giveQueues.set(key, queue);
     }
     const pending = queue.pending;
     const promise = new Promise<void>((resolve, reject) => {
       pending.push({ address, signal, resolve, reject });
     });
-    if (!queue.running) void this.#drainGives(queue, source);
+    if (queue.running < LANES) void this.#drainGives(queue, source);
     return promise;
   }
 
   async #drainGives(queue: GiveQueue, source: NetboxSource): Promise<void> {
-    queue.running = true;
+    await this.#drain(queue, (batch) => this.#giveBatch(source, batch));
+  }
+
+  /**
+   * Runs a queue's requests in batches, in up to {@linkcode LANES} lanes: a lane waits
+   * {@linkcode GATHER_MS} for requests arriving together, then takes its share of what is
+   * pending; requests arriving while batches are at Netbox form the next ones.
+   */
+  async #drain<R extends { readonly reject: (error: unknown) => void }>(
+    queue: { readonly pending: R[]; running: number; busy: number },
+    run: (batch: readonly R[]) => Promise<void>,
+  ): Promise<void> {
+    queue.running++;
     try {
+      await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
       while (queue.pending.length > 0) {
-        const batch = queue.pending.splice(0, MAX_BATCH);
+        const free = Math.max(1, LANES - queue.busy);
+        const share = Math.min(MAX_BATCH, Math.ceil(queue.pending.length / free));
+        const batch = queue.pending.splice(0, share);
+        queue.busy++;
         try {
-          await this.#giveBatch(source, batch);
+          await run(batch);
         } catch (error) {
           for (const request of batch) request.reject(error);
+        } finally {
+          queue.busy--;
         }
       }
     } finally {
-      queue.running = false;
+      queue.running--;
     }
   }
 
@@ -293,7 +319,7 @@ export class NetboxBroker {
       }
       unique.delete(address);
     };
-    if (known.length > 1 && await this.#bulkConditional(client, known[0]?.id)) {
+    if (known.length > 0 && await this.#bulkConditional(client, known[0]?.id)) {
       try {
         await client.updateMany(
           known.map(({ id }) => ({ id, status: "reserved", description: "" })),
@@ -428,7 +454,7 @@ export class NetboxBroker {
     const key = `${netboxSourceKey(source)} ${family}`;
     let queue = this.#takeQueues.get(key);
     if (queue === undefined) {
-      queue = { pending: [], running: false };
+      queue = { pending: [], running: 0, busy: 0 };
       this.#takeQueues.set(key, queue);
     }
     const description = markerDescription(marker);
@@ -441,24 +467,12 @@ export class NetboxBroker {
         reject,
       });
     });
-    if (!queue.running) void this.#drainTakes(queue, source, family);
+    if (queue.running < LANES) void this.#drainTakes(queue, source, family);
     return promise;
   }
 
   async #drainTakes(queue: TakeQueue, source: NetboxSource, family: IpFamily): Promise<void> {
-    queue.running = true;
-    try {
-      while (queue.pending.length > 0) {
-        const batch = queue.pending.splice(0, MAX_BATCH);
-        try {
-          await this.#takeBatch(source, family, batch);
-        } catch (error) {
-          for (const request of batch) request.reject(error);
-        }
-      }
-    } finally {
-      queue.running = false;
-    }
+    await this.#drain(queue, (batch) => this.#takeBatch(source, family, batch));
   }
 
   /**
@@ -573,20 +587,28 @@ export class NetboxBroker {
   }
 
   /** Whether this Netbox checks `If-Match` per record in a bulk PATCH (asked once per origin). */
-  async #bulkConditional(client: NetboxClient, probeId: number | undefined): Promise<boolean> {
-    if (probeId === undefined) return false;
-    const known = this.#bulk.get(client.baseUrl);
-    if (known !== undefined) return known;
+  #bulkConditional(client: NetboxClient, probeId: number | undefined): Promise<boolean> {
+    if (probeId === undefined) return Promise.resolve(false);
+    let known = this.#bulk.get(client.baseUrl);
+    if (known === undefined) {
+      known = this.#probeBulk(client, probeId);
+      this.#bulk.set(client.baseUrl, known);
+      // A failed probe (Netbox down) is asked again next time.
+      known.then((ok) => {
+        if (!ok && this.#bulk.get(client.baseUrl) === known) this.#bulk.delete(client.baseUrl);
+      });
+    }
+    return known;
+  }
+
+  async #probeBulk(client: NetboxClient, probeId: number): Promise<boolean> {
     try {
       // An empty change under an ETag no record has: 412 where If-Match is honoured.
       await client.updateMany([{ id: probeId }], { ifMatch: ['W/"purelb-probe"'] });
-      this.#bulk.set(client.baseUrl, false);
       return false;
     } catch (error) {
       if (!(error instanceof NetboxError)) throw error;
-      if (error.failure !== "conflict") return false;
-      this.#bulk.set(client.baseUrl, true);
-      return true;
+      return error.failure === "conflict";
     }
   }
 
