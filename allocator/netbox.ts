@@ -116,6 +116,15 @@ interface TakeQueue {
   busy: number;
 }
 
+/** A take and the candidate it was given. */
+interface Assigned {
+  readonly request: TakeRequest;
+  readonly candidate: NetboxAddress;
+}
+
+/** Bulk activations of one batch before its takes go on one by one. */
+const BULK_ATTEMPTS = 3;
+
 /** A give-back waiting for the next batch of its Netbox and tenant. */
 interface GiveRequest {
   readonly address: string;
@@ -486,7 +495,7 @@ export class NetboxBroker {
   ): Promise<void> {
     const client = this.#client(source);
     const candidates = this.#candidatesOf(source, family, client);
-    const assigned: { request: TakeRequest; candidate: NetboxAddress }[] = [];
+    let assigned: Assigned[] = [];
     for (const request of batch) {
       let candidate: NetboxAddress | undefined;
       try {
@@ -502,11 +511,14 @@ export class NetboxBroker {
       this.#inFlight.add(candidate.address);
       assigned.push({ request, candidate });
     }
-    const etags = assigned.flatMap(({ candidate }) => candidate.etag ?? []);
-    if (
-      assigned.length > 1 && etags.length === assigned.length &&
-      await this.#bulkConditional(client, assigned[0]?.candidate.id)
-    ) {
+    for (let attempt = 0; attempt < BULK_ATTEMPTS && assigned.length > 0; attempt++) {
+      const etags = assigned.flatMap(({ candidate }) => candidate.etag ?? []);
+      if (
+        assigned.length < 2 || etags.length !== assigned.length ||
+        !(await this.#bulkConditional(client, assigned[0]?.candidate.id))
+      ) {
+        break;
+      }
       try {
         const changed = await client.updateMany(
           assigned.map(({ request, candidate }) => ({
@@ -546,14 +558,25 @@ export class NetboxBroker {
           );
           return;
         }
-        if (error.failure !== "conflict" && error.failure !== "refused") {
+        if (error.failure === "refused") break; // Netbox refuses one of them: each on its own.
+        if (error.failure !== "conflict") {
           for (const { request, candidate } of assigned) {
             this.#inFlight.delete(candidate.address);
             request.reject(error);
           }
           return;
         }
-        // Someone changed one of them, or Netbox refuses one: each on its own.
+        // Someone changed one of them: read them again in one list, keep those still reserved
+        // (with their new ETags), give the others another candidate, and try once more.
+        try {
+          assigned = await this.#replaceChanged(client, source, family, candidates, assigned);
+        } catch (readError) {
+          for (const { request, candidate } of assigned) {
+            this.#inFlight.delete(candidate.address);
+            request.reject(readError);
+          }
+          return;
+        }
       }
     }
     await Promise.all(
@@ -562,6 +585,41 @@ export class NetboxBroker {
           .then(request.resolve, request.reject)
       ),
     );
+  }
+
+  /** After a 412: the batch's records as they are now; a taken one is replaced by a new candidate. */
+  async #replaceChanged(
+    client: NetboxClient,
+    source: NetboxSource,
+    family: IpFamily,
+    candidates: Candidates,
+    assigned: readonly Assigned[],
+  ): Promise<Assigned[]> {
+    const fresh = new Map<number, NetboxAddress>();
+    const ids = assigned.map(({ candidate }) => candidate.id);
+    for await (const page of client.pages({ tenant: source.tenant, ids })) {
+      for (const record of page) fresh.set(record.id, record);
+    }
+    const next: Assigned[] = [];
+    for (const { request, candidate } of assigned) {
+      const now = fresh.get(candidate.id);
+      if (now !== undefined && now.status === "reserved" && now.address === candidate.address) {
+        next.push({ request, candidate: now });
+        continue;
+      }
+      this.#inFlight.delete(candidate.address);
+      const replacement = await candidates.next(
+        (a) => a.id !== candidate.id && request.usable(a),
+        request.signal,
+      );
+      if (replacement === undefined) {
+        request.reject(this.#exhausted(client, source, family));
+        continue;
+      }
+      this.#inFlight.add(replacement.address);
+      next.push({ request, candidate: replacement });
+    }
+    return next;
   }
 
   /** A bulk activation whose answer was lost: each record tells whether it happened. */

@@ -215,7 +215,7 @@ Deno.test("broker: a sweep never gives back an address taken but not yet settled
   });
 });
 
-Deno.test("broker: concurrent takes go in one conditional bulk PATCH; a changed record makes each go alone", async () => {
+Deno.test("broker: concurrent takes go in conditional bulk PATCHes; after a 412 the batch is read again and retried", async () => {
   await withBroker(async (netbox, broker, source) => {
     netbox.addRange("192.0.2.10/24", 12, { tenant: "lab", status: "reserved" });
     // Takes arriving together are gathered into bulk PATCHes (in up to two lanes).
@@ -238,9 +238,11 @@ Deno.test("broker: concurrent takes go in one conditional bulk PATCH; a changed 
     const first = takes.map((t) => t.offer.addresses[0]?.address);
     assert.equal(new Set(first).size, 5);
 
-    // Someone changes a candidate: the bulk PATCH gets 412 and each take goes on alone.
-    const [next] = netbox.records().filter((r) => r.status === "reserved");
-    if (next) next.description = "edited";
+    // Someone changes a candidate: the bulk PATCH gets 412, the batch is read again in one
+    // list and retried in bulk.
+    for (const record of netbox.records()) {
+      if (record.status === "reserved") record.description = "edited";
+    }
     const more = await Promise.all(
       Array.from(
         { length: 4 },
@@ -249,6 +251,16 @@ Deno.test("broker: concurrent takes go in one conditional bulk PATCH; a changed 
     );
     const all = [...first, ...more.map((t) => t.offer.addresses[0]?.address)];
     assert.equal(new Set(all).size, 9, `distinct: ${all}`);
+    assert.ok(
+      netbox.requests.some((r) => r.method === "GET" && r.query.id !== undefined),
+      "the batch was read again by id after the 412",
+    );
+    assert.equal(
+      netbox.requests.filter((r) => r.method === "PATCH" && r.path !== "/api/ipam/ip-addresses/")
+        .length,
+      0,
+      "after a 412 the batch is read again and retried in bulk, not one by one",
+    );
     for (const record of netbox.records()) {
       if (record.status === "active") assert.match(record.description, /^purelb:uid-1 ns\/[ab]\d$/);
     }

@@ -80,6 +80,8 @@ export interface NetboxAddressFilter {
   readonly family?: IpFamily;
   /** Host address; Netbox matches it whatever the stored prefix length. */
   readonly address?: string;
+  /** Netbox ids; any of them. */
+  readonly ids?: readonly number[];
 }
 
 /** The fields of an address the allocator changes. */
@@ -294,6 +296,7 @@ export class NetboxClient {
     if (filter.status !== undefined) query.set("status", filter.status);
     if (filter.family !== undefined) query.set("family", filter.family === "IPv4" ? "4" : "6");
     if (filter.address !== undefined) query.set("address", filter.address);
+    for (const id of filter.ids ?? []) query.append("id", String(id));
     query.set("limit", String(this.#pageSize));
     return `${this.baseUrl}${ADDRESSES_PATH}?${query}`;
   }
