@@ -496,15 +496,18 @@ export class NetboxBroker {
     const client = this.#client(source);
     const candidates = this.#candidatesOf(source, family, client);
     let assigned: Assigned[] = [];
+    // Once Netbox has nothing left for one take of the batch, it has nothing for the others.
+    let exhausted = false;
     for (const request of batch) {
       let candidate: NetboxAddress | undefined;
       try {
-        candidate = await candidates.next(request.usable, request.signal);
+        candidate = exhausted ? undefined : await candidates.next(request.usable, request.signal);
       } catch (error) {
         request.reject(error);
         continue;
       }
       if (candidate === undefined) {
+        exhausted = true;
         request.reject(this.#exhausted(client, source, family));
         continue;
       }
