@@ -472,7 +472,7 @@ export function netboxSourceKey(source: { readonly url: string; readonly tenant:
 }
 
 /**
- * The `Authorization` header for a token: v2 tokens (`nbt_<key>.<secret>`, NetBox 4.5+) go
+ * The `Authorization` header for a token: v2 tokens (`nbt_<key>.<secret>`, as NetBox 4.7 creates them) go
  * with `Bearer`, v1 tokens (40 characters, deprecated, gone in NetBox 5) with `Token`.
  *
  * @example
