@@ -25,6 +25,9 @@ import { AllocatorMetrics } from "./metrics.ts";
 import { NetboxBroker } from "./netbox.ts";
 import { type AllocatorConfig, readAllocatorConfig, usage } from "./config.ts";
 
+/** Longest wait for queued Events at shutdown. */
+const EVENT_FLUSH_MS = 2_000;
+
 async function main(args: readonly string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     console.log(usage());
@@ -126,7 +129,11 @@ async function main(args: readonly string[]): Promise<number> {
   await elector?.stop();
   await leadership;
   await controller.stop();
-  await events.flush();
+  // Events still queued (thousands after a burst) must not keep a stopping allocator alive.
+  await Promise.race([
+    events.flush(),
+    new Promise((resolve) => setTimeout(resolve, EVENT_FLUSH_MS)),
+  ]);
   await server.shutdown();
   connection.close();
   return 0;

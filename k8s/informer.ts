@@ -247,6 +247,8 @@ export class ResilientInformer<T extends KubernetesObject> {
     let continueToken = "";
     do {
       const page = await this.#connection.request<ListPage<T>>("GET", this.#options.path, {
+        // A stopping informer does not wait for a list of thousands of objects to finish.
+        ...(this.#stop === undefined ? {} : { signal: this.#stop.signal }),
         query: {
           limit: String(this.#options.pageSize ?? LIST_PAGE_SIZE),
           continue: continueToken,

@@ -32,6 +32,8 @@ export interface RequestOptions {
   /** Default `application/json`; patches say which kind they are. */
   readonly contentType?: string;
   readonly query?: Readonly<Record<string, string | undefined>>;
+  /** Aborts the request (besides the connection's request timeout). */
+  readonly signal?: AbortSignal;
 }
 
 /** A watch that the API server refused or ended with an error; `status` is the HTTP code. */
@@ -113,6 +115,7 @@ export class ApiConnection {
     }
     const response = await this.fetch(url.toString(), {
       method,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
       headers: {
         accept: "application/json",
         ...(options.body === undefined
