@@ -206,20 +206,20 @@ async function scaleFigures(): Promise<readonly string[]> {
       const agent = scene.restart("node-a");
       await waitFor(async () => (await countOnDummy()) === SERVICES, 60_000, "1000 addresses");
       const coldMs = performance.now() - started;
-      const coldProcesses = await metricValue(agent, "purelb_lbnodeagent_ip_processes");
+      const coldProcesses = await metricValue(agent, "purelb_lbnodeagent_ip_processes_total");
       lines.push(
         `1,000 virtual addresses, cold start (process start -> all on kube-lb0): ` +
           `${(coldMs / 1000).toFixed(2)} s, ${coldProcesses} ip processes in total`,
       );
       const before = {
         reconciles: await metricValue(agent, "purelb_lbnodeagent_reconciles_total"),
-        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes"),
+        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes_total"),
         seconds: await metricValue(agent, "purelb_lbnodeagent_reconcile_seconds_sum"),
       };
       await new Promise((resolve) => setTimeout(resolve, 10_000));
       const after = {
         reconciles: await metricValue(agent, "purelb_lbnodeagent_reconciles_total"),
-        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes"),
+        ip: await metricValue(agent, "purelb_lbnodeagent_ip_processes_total"),
         seconds: await metricValue(agent, "purelb_lbnodeagent_reconcile_seconds_sum"),
       };
       const reconciles = after.reconciles - before.reconciles;
