@@ -15,8 +15,9 @@ import type {
   V1Lease,
   V1Service,
 } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
 import { getLogger } from "@logtape/logtape";
-import { type ApiConnection, ResilientInformer } from "../k8s/mod.ts";
+import { type ApiConnection, type InformerCounts, ResilientInformer } from "../k8s/mod.ts";
 import { errorMessage } from "../k8s/errors.ts";
 import type { EventSink, EventType } from "../k8s/events.ts";
 import { runWorkers, WorkQueue } from "../k8s/workqueue.ts";
@@ -34,6 +35,7 @@ import {
 import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
 import { liveNodes, type NodeLeaseRecord } from "../election/mod.ts";
 import {
+  type AddressAssignment,
   type AddressChange,
   type ApplyResult,
   findLink,
@@ -44,6 +46,7 @@ import {
 } from "../netlink/mod.ts";
 import {
   type AddressDecision,
+  type AnnouncePlan,
   type AnnounceSettings,
   announceSubnets,
   decideAnnouncements,
@@ -102,6 +105,18 @@ export interface AgentControllerOptions {
 export type AgentReadiness =
   | { readonly ready: true }
   | { readonly ready: false; readonly reason: string };
+
+/** What one decision reads from the caches. */
+interface DecisionInputs {
+  readonly services: readonly ServiceAnnouncement[];
+  readonly pools: readonly PoolRange[];
+  readonly netboxAggregations: ReadonlyMap<string, number>;
+  readonly endpointNodes: ReadonlyMap<string, ReadonlySet<string>>;
+  /** See `AgentController.#mayHold`. */
+  readonly mayHold: Set<string> | undefined;
+  /** Addresses of Services, won before, or recorded as possibly held: ours to remove. */
+  readonly serviceAddresses: ReadonlySet<string>;
+}
 
 /** A custom object as listed: we narrow it ourselves. */
 type CustomObject = KubernetesObject & { readonly spec?: unknown };
@@ -215,6 +230,19 @@ export class AgentController {
   /** Per service: the warning text last reported. */
   readonly #warned = new Map<string, string>();
   #liveCount = 0;
+  /** The next reconcile reads the network even if the decision looks unchanged. */
+  #readNetwork = true;
+  /**
+   * The last apply that succeeded in full: the network state it decided on, the settings and
+   * what it put in place. A decision on that state that comes out the same needs no `ip`.
+   */
+  #lastApplied:
+    | {
+      readonly settings: AnnounceSettings;
+      readonly state: NetworkState;
+      readonly assignments: readonly AddressAssignment[];
+    }
+    | undefined;
   #lastNoAgentLog = "";
   readonly #gratuitous = new Set<Promise<void>>();
   /** Per address: stops its gratuitous announcement once the address is given up. */
@@ -309,6 +337,11 @@ export class AgentController {
     if (relevant) this.#queue.addAfter(NODE_KEY, COALESCE_MS);
   }
 
+  /** Every informer, for metrics. */
+  get informers(): readonly InformerCounts[] {
+    return [this.services, this.slices, this.groups, this.agents, this.leases];
+  }
+
   /** True once every cache holds a full list. */
   get synced(): boolean {
     return this.services.hasSynced && this.slices.hasSynced && this.groups.hasSynced &&
@@ -335,8 +368,9 @@ export class AgentController {
     return this.#reconciles;
   }
 
-  /** Asks for a reconcile soon. */
+  /** Asks for a reconcile soon, one that reads the network (drift repair, fence changes). */
   kick(): void {
+    this.#readNetwork = true;
     this.#queue.add(NODE_KEY);
   }
 
@@ -446,6 +480,10 @@ export class AgentController {
     }
     this.#settings = settings;
 
+    const readNetwork = this.#readNetwork;
+    this.#readNetwork = false;
+    if (!readNetwork && this.#decisionUnchanged(settings)) return this.#untilNextExpiry();
+
     let state = await netlink.readState();
     if (findLink(state, settings.dummyInterface) === undefined) {
       const outcome = await netlink.ensureDummyInterface(settings.dummyInterface);
@@ -483,10 +521,30 @@ export class AgentController {
         log.warn("{command}: {message}", { command: failure.command, message: failure.message });
       }
     }
+    return this.#untilNextExpiry();
+  }
+
+  /** Done, or again the moment the next node Lease expires (crash failover). */
+  #untilNextExpiry(): { kind: "done" } | { kind: "requeueAfter"; ms: number } {
     const nextExpiryMs = this.#nextLeaseExpiryMs();
     return nextExpiryMs === undefined
       ? { kind: "done" }
       : { kind: "requeueAfter", ms: Math.max(10, nextExpiryMs + 5) };
+  }
+
+  /**
+   * Decides on the network as last read. When that gives exactly what the last apply put in
+   * place, nothing needs to change (drift is caught by the resync, which reads the network):
+   * only events and metrics are brought up to date, and no `ip` runs.
+   */
+  #decisionUnchanged(settings: AnnounceSettings): boolean {
+    const last = this.#lastApplied;
+    if (last === undefined || !isDeepStrictEqual(last.settings, settings)) return false;
+    const plan = this.#decide(last.state, settings, this.#decisionInputs());
+    if (!isDeepStrictEqual(plan.assignments, last.assignments)) return false;
+    this.#reportWarnings(plan.warnings);
+    this.#afterApply(plan.decisions, settings);
+    return true;
   }
 
   /** Milliseconds until the next live node Lease (other than ours) expires. */
@@ -532,43 +590,21 @@ export class AgentController {
     settings: AnnounceSettings,
     assignmentsOverride: readonly [] | undefined,
   ): Promise<ApplyResult> {
-    const { netlink, membership, nodeName, metrics } = this.#options;
-    const services = this.services.list().flatMap((svc) => {
-      const read = serviceAnnouncement(svc);
-      return read === undefined ? [] : [read];
-    });
-    const pools = poolRangesOf(this.groups.list());
-    const netboxAggregations = netboxAggregationsOf(this.groups.list());
-    const needsEndpoints = services.some((s) => s.localTrafficPolicy);
-    const endpointNodes = needsEndpoints ? healthyEndpointNodes(this.slices.list()) : new Map();
-    // What we won last time, or may have added before a restart, is ours even when its Service
-    // is gone (a Netbox address, or one of a deleted pool, is in no pool range).
-    const mayHold = this.#loadMayHold();
-    const serviceAddresses = new Set([
-      ...services.flatMap((s) => s.addresses),
-      ...this.#wonLocal,
-      ...(mayHold ?? []),
-    ]);
+    const { netlink, membership, metrics } = this.#options;
+    const inputs = this.#decisionInputs();
+    const { pools, serviceAddresses, mayHold } = inputs;
     let state = firstState;
     const applied: AddressChange[] = [];
     const alreadyDone: AddressChange[] = [];
     let failed: ApplyResult["failed"] = [];
     let decisions: readonly AddressDecision[] = [];
+    let decidedOn: { state: NetworkState; assignments: readonly AddressAssignment[] } | undefined;
     for (let round = 0; round < 2; round++) {
-      const plan = decideAnnouncements({
-        nodeName,
-        settings,
-        services,
-        endpointNodes,
-        pools,
-        netboxAggregations,
-        network: state,
-        liveNodes: this.#records(state, settings),
-        fenced: membership.fenced || settling(membership),
-      });
+      const plan = this.#decide(state, settings, inputs);
       if (plan.settingsProblem !== undefined) log.warn(plan.settingsProblem);
       if (assignmentsOverride === undefined) this.#reportWarnings(plan.warnings);
       decisions = plan.decisions;
+      decidedOn = { state, assignments: plan.assignments };
       const changes = planChanges(state, {
         assignments: assignmentsOverride ?? plan.assignments,
         isOwned: ownedAddressPredicate({
@@ -607,6 +643,10 @@ export class AgentController {
       state = await netlink.readState();
     }
     if (assignmentsOverride === undefined) this.#afterApply(decisions, settings);
+    this.#lastApplied = assignmentsOverride === undefined && failed.length === 0 &&
+        decidedOn !== undefined
+      ? { settings, ...decidedOn }
+      : undefined;
     if (mayHold !== undefined) {
       // Still ours: what we carry now, and what we failed to remove.
       const kept = new Set(assignmentsOverride === undefined ? this.#wonLocal : []);
@@ -617,6 +657,52 @@ export class AgentController {
       membership.setLocalAddresses(kept);
     }
     return { applied, alreadyDone, failed };
+  }
+
+  /** What a decision reads from the caches (and the addresses this agent may hold). */
+  #decisionInputs(): DecisionInputs {
+    const services = this.services.list().flatMap((svc) => {
+      const read = serviceAnnouncement(svc);
+      return read === undefined ? [] : [read];
+    });
+    const groups = this.groups.list();
+    const needsEndpoints = services.some((s) => s.localTrafficPolicy);
+    // What we won last time, or may have added before a restart, is ours even when its Service
+    // is gone (a Netbox address, or one of a deleted pool, is in no pool range).
+    const mayHold = this.#loadMayHold();
+    return {
+      services,
+      pools: poolRangesOf(groups),
+      netboxAggregations: netboxAggregationsOf(groups),
+      endpointNodes: needsEndpoints
+        ? healthyEndpointNodes(this.slices.list())
+        : new Map<string, ReadonlySet<string>>(),
+      mayHold,
+      serviceAddresses: new Set([
+        ...services.flatMap((s) => s.addresses),
+        ...this.#wonLocal,
+        ...(mayHold ?? []),
+      ]),
+    };
+  }
+
+  #decide(
+    state: NetworkState,
+    settings: AnnounceSettings,
+    inputs: DecisionInputs,
+  ): AnnouncePlan {
+    const { nodeName, membership } = this.#options;
+    return decideAnnouncements({
+      nodeName,
+      settings,
+      services: inputs.services,
+      endpointNodes: inputs.endpointNodes,
+      pools: inputs.pools,
+      netboxAggregations: inputs.netboxAggregations,
+      network: state,
+      liveNodes: this.#records(state, settings),
+      fenced: membership.fenced || settling(membership),
+    });
   }
 
   /**

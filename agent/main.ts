@@ -16,6 +16,7 @@ import {
   errorMessage,
   loadClientConfig,
   registerApiRequestMetrics,
+  registerInformerMetrics,
   serveOperations,
 } from "../k8s/mod.ts";
 import { EventRecorder } from "../k8s/events.ts";
@@ -113,6 +114,7 @@ async function main(args: readonly string[]): Promise<number> {
     resyncMs: config.resyncMs,
   });
   controllerRef.current = running;
+  registerInformerMetrics(metrics.registry, () => running.informers);
   metrics.observe({
     liveNodes: () => running.liveNodeCount,
     fenced: () => membership.fenced,

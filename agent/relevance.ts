@@ -116,20 +116,24 @@ export function agentLeaseView(lease: V1Lease): V1Lease {
 }
 
 /**
- * The agent's view of a ServiceGroup or LBNodeAgent: name and spec (the status the allocator
- * writes is not read).
+ * The agent's view of a ServiceGroup or LBNodeAgent: kind, name and spec (the status the
+ * allocator writes is not read).
  *
  * @example
  * ```ts
- * specView({ metadata: { name: "default", namespace: "purelb-system", generation: 3 },
+ * specView({ apiVersion: "purelb.io/v1", kind: "ServiceGroup",
+ *   metadata: { name: "default", namespace: "purelb-system", generation: 3 },
  *   spec: { local: {} }, status: { conditions: [] } });
- * // { metadata: { name: "default", namespace: "purelb-system" }, spec: { local: {} } }
+ * // { apiVersion: "purelb.io/v1", kind: "ServiceGroup",
+ * //   metadata: { name: "default", namespace: "purelb-system" }, spec: { local: {} } }
  * ```
  */
 export function specView<T extends KubernetesObject & { readonly spec?: unknown }>(
   object: T,
 ): KubernetesObject & { readonly spec?: unknown } {
   return {
+    ...(object.apiVersion === undefined ? {} : { apiVersion: object.apiVersion }),
+    ...(object.kind === undefined ? {} : { kind: object.kind }),
     metadata: slimMetadata(object.metadata),
     ...(object.spec === undefined ? {} : { spec: object.spec }),
   };

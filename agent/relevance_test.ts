@@ -265,6 +265,8 @@ Deno.test("leaseChangeMatters: table", async (t) => {
 Deno.test("specView drops status and versions", () => {
   assert.deepEqual(
     specView({
+      apiVersion: "purelb.io/v1",
+      kind: "LBNodeAgent",
       metadata: {
         name: "default",
         namespace: "purelb-system",
@@ -274,6 +276,11 @@ Deno.test("specView drops status and versions", () => {
       spec: { local: { v4pools: [] } },
       status: { conditions: [{ type: "Valid" }] },
     } as { metadata: { name: string }; spec: unknown; status: unknown }),
-    { metadata: { name: "default", namespace: "purelb-system" }, spec: { local: { v4pools: [] } } },
+    {
+      apiVersion: "purelb.io/v1",
+      kind: "LBNodeAgent",
+      metadata: { name: "default", namespace: "purelb-system" },
+      spec: { local: { v4pools: [] } },
+    },
   );
 });

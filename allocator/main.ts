@@ -16,6 +16,7 @@ import {
   LeaderElector,
   loadClientConfig,
   registerApiRequestMetrics,
+  registerInformerMetrics,
   serveOperations,
 } from "../k8s/mod.ts";
 import { EventRecorder } from "../k8s/events.ts";
@@ -67,6 +68,7 @@ async function main(args: readonly string[]): Promise<number> {
     workers: config.workers,
     netbox: new NetboxBroker({ token: config.netboxToken, timeoutMs: config.netboxTimeoutMs }),
   });
+  registerInformerMetrics(metrics.registry, () => [controller.services, controller.groups]);
   controller.start();
 
   let elector: LeaderElector | undefined;

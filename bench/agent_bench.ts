@@ -16,11 +16,10 @@
 
 import { measureGap } from "../tests/netns/probe.ts";
 import { type AnnounceInput, decideAnnouncements } from "../agent/announce.ts";
-import { type AgentProcess } from "../tests/agent.ts";
 import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
 import { type NetworkState, parseAddressShow, planChanges } from "../netlink/mod.ts";
 import { winner } from "../election/mod.ts";
-import { NODES, operations, withScene } from "../agent/e2e_scene.ts";
+import { metricValue, NODES, withScene } from "../agent/e2e_scene.ts";
 import { testCluster } from "../tests/cluster.ts";
 import { exec } from "../tests/netns/mod.ts";
 import { waitFor } from "../tests/wait.ts";
@@ -111,17 +110,6 @@ Deno.bench("decide + planChanges: no change with 1,000 addresses present", (b) =
   b.end();
   if (changes.length !== 0) throw new Error(`expected no change, got ${changes.length}`);
 });
-
-/**
- * The longest time between two consecutive answered pings (`ping -D` timestamps), and how
- * many were answered. Timestamps, not sequence numbers: ping slows down while unanswered.
- */
-async function metricValue(agent: AgentProcess, name: string): Promise<number> {
-  const { body } = await operations(agent, "/metrics");
-  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, "m").exec(body);
-  if (match === null) throw new Error(`metric ${name} not found`);
-  return Number(match[1]);
-}
 
 async function peakRssMb(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);

@@ -6,7 +6,6 @@
  */
 
 import type { V1Service } from "@kubernetes/client-node";
-import { CoreV1Api, typedApi } from "../k8s/client.ts";
 import { ResilientInformer } from "../k8s/informer.ts";
 import { withoutVersion } from "../k8s/slim.ts";
 import type { ApiConnection } from "../k8s/transport.ts";
@@ -34,7 +33,6 @@ export function percentile(sorted: readonly number[], p: number): number {
 
 /** Records when each Service of `namespace` was first seen with an address. */
 export async function watchAddressed(connection: ApiConnection, namespace: string) {
-  const core = typedApi(connection, CoreV1Api);
   const addressedAt = new Map<string, number>();
   const watcher = new ResilientInformer<V1Service>(connection, {
     name: "services",

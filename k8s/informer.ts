@@ -78,6 +78,8 @@ export class ResilientInformer<T extends KubernetesObject> {
   #resourceVersion = "";
   #restarts = 0;
   #lists = 0;
+  #received = 0;
+  #unchanged = 0;
   #stop: AbortController | undefined;
   #running: Promise<void> | undefined;
 
@@ -104,6 +106,21 @@ export class ResilientInformer<T extends KubernetesObject> {
   /** How many full lists were made (1 + relists after 410 Gone or errors before a first list). */
   get lists(): number {
     return this.#lists;
+  }
+
+  /** The informer's short name (e.g. "services"). */
+  get name(): string {
+    return this.#options.name;
+  }
+
+  /** Objects received from lists and watches (each listed object and each watch event). */
+  get received(): number {
+    return this.#received;
+  }
+
+  /** Of those, how many left the cached view as it was (no handler ran). */
+  get unchanged(): number {
+    return this.#unchanged;
   }
 
   /** Registers a change handler (before or after start). */
@@ -212,6 +229,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     if (type === "ADDED" || type === "MODIFIED") {
       this.#upsert(object);
     } else if (type === "DELETED") {
+      this.#received++;
       const key = keyOf(object.metadata?.namespace, object.metadata?.name);
       const known = this.#objects.get(key);
       this.#objects.delete(key);
@@ -221,10 +239,14 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   #upsert(raw: T): void {
+    this.#received++;
     const object = this.#options.transform(raw);
     const key = keyOf(object.metadata?.namespace, object.metadata?.name);
     const known = this.#objects.get(key);
-    if (known !== undefined && isDeepStrictEqual(known, object)) return;
+    if (known !== undefined && isDeepStrictEqual(known, object)) {
+      this.#unchanged++;
+      return;
+    }
     this.#objects.set(key, object);
     this.#emit(known ? "update" : "add", object, known);
   }

@@ -196,3 +196,48 @@ export function registerApiRequestMetrics(
     },
   });
 }
+
+/** What {@linkcode registerInformerMetrics} reads of each informer. */
+export interface InformerCounts {
+  readonly name: string;
+  readonly received: number;
+  readonly unchanged: number;
+}
+
+/**
+ * Registers `purelb_watch_objects_received_total{informer}` (objects listed or sent by watches)
+ * and `purelb_watch_objects_unchanged_total{informer}` (of those, the ones that left the cached
+ * view as it was), read at each scrape.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from "prom-client";
+ * registerInformerMetrics(new Registry(), () => [{ name: "services", received: 3, unchanged: 1 }]);
+ * ```
+ */
+export function registerInformerMetrics(
+  registry: Registry,
+  informers: () => readonly InformerCounts[],
+): void {
+  const registers = [registry];
+  new Counter({
+    name: "purelb_watch_objects_received_total",
+    help: "Objects received from lists and watches, by informer",
+    labelNames: ["informer"],
+    registers,
+    collect() {
+      this.reset();
+      for (const informer of informers()) this.inc({ informer: informer.name }, informer.received);
+    },
+  });
+  new Counter({
+    name: "purelb_watch_objects_unchanged_total",
+    help: "Objects received that changed nothing the program reads (no work), by informer",
+    labelNames: ["informer"],
+    registers,
+    collect() {
+      this.reset();
+      for (const informer of informers()) this.inc({ informer: informer.name }, informer.unchanged);
+    },
+  });
+}

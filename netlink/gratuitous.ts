@@ -7,7 +7,7 @@
  * @module
  */
 import { canonicalAddress, tryParseAddress } from "../ipam/mod.ts";
-import { IP_PATHS, resolveExecutable } from "./command.ts";
+import { collectOutput, IP_PATHS, resolveExecutable } from "./command.ts";
 
 /** Where iputils `arping` is looked for (not /usr/sbin/arping: that is a different arping). */
 export const ARPING_PATHS: readonly string[] = ["/usr/bin/arping", "/bin/arping"];
@@ -216,7 +216,7 @@ export class GratuitousAnnouncer {
     if (program === undefined) throw new GratuitousSendError(command, undefined, "empty command");
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = stop === undefined ? timeout : AbortSignal.any([timeout, stop]);
-    let output: Deno.CommandOutput;
+    let output: Awaited<ReturnType<typeof collectOutput>>;
     try {
       const child = new Deno.Command(program, {
         args,
@@ -226,12 +226,12 @@ export class GratuitousAnnouncer {
         signal,
       }).spawn();
       this.#processesSpawned++;
-      output = await child.output();
+      output = await collectOutput(child);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new GratuitousSendError(command, undefined, reason);
     }
-    if (signal.aborted || !output.success) {
+    if (signal.aborted || output.code !== 0) {
       const decoder = new TextDecoder();
       const text = `${decoder.decode(output.stderr)}\n${decoder.decode(output.stdout)}`.trim();
       throw new GratuitousSendError(command, signal.aborted ? undefined : output.code, text);

@@ -29,6 +29,7 @@
  * @module
  */
 export {
+  collectOutput,
   DEFAULT_IP_TIMEOUT_MS,
   ExecutableNotFoundError,
   IP_PATHS,

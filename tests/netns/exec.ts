@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { IP_PATHS } from "../../netlink/mod.ts";
+import { collectOutput, IP_PATHS } from "../../netlink/mod.ts";
 
 /** Thrown when a testbed command fails; carries the command line, exit code and stderr. */
 export class TestbedCommandError extends Error {
@@ -95,7 +95,7 @@ export async function runCommand(
       await writer.close();
     } catch { /* exited early: its status says why */ }
   }
-  const output = await child.output();
+  const output = await collectOutput(child);
   const decoder = new TextDecoder();
   const stderr = decoder.decode(output.stderr).trim();
   if (signal.aborted) throw new TestbedCommandError(command, undefined, stderr);
