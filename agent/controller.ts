@@ -40,6 +40,7 @@ import {
   type ApplyResult,
   findLink,
   type GratuitousAnnouncer,
+  mayRemoveOthers,
   type Netlink,
   type NetworkState,
   planChanges,
@@ -214,6 +215,7 @@ export class AgentController {
   readonly #queue = new WorkQueue<string>();
   #running: Promise<void> | undefined;
   #resyncTimer: ReturnType<typeof setInterval> | undefined;
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Settings last applied, for withdrawing when the LBNodeAgent goes away or at stop. */
   #settings: (AnnounceSettings & { readonly from: string }) | undefined;
   #readiness: AgentReadiness = { ready: false, reason: "caches not synced yet" };
@@ -395,6 +397,7 @@ export class AgentController {
    */
   async stop(): Promise<void> {
     clearInterval(this.#resyncTimer);
+    clearTimeout(this.#expiryTimer);
     this.#stopping.abort();
     this.#queue.shutDown();
     await this.#running;
@@ -427,7 +430,7 @@ export class AgentController {
   /** Lease names found live at the last reconcile. */
   #liveLeases = new Set<string>();
 
-  async #reconcile(): Promise<{ kind: "done" } | { kind: "requeueAfter"; ms: number }> {
+  async #reconcile(): Promise<{ kind: "done" }> {
     if (!this.synced) return { kind: "done" };
     const started = performance.now();
     try {
@@ -439,7 +442,7 @@ export class AgentController {
     }
   }
 
-  async #reconcileSynced(): Promise<{ kind: "done" } | { kind: "requeueAfter"; ms: number }> {
+  async #reconcileSynced(): Promise<{ kind: "done" }> {
     const { netlink, membership, namespace } = this.#options;
     const agents = this.agents.list().flatMap((object) => {
       const agent = asLBNodeAgent(object);
@@ -524,12 +527,35 @@ export class AgentController {
     return this.#untilNextExpiry();
   }
 
-  /** Done, or again the moment the next node Lease expires (crash failover). */
-  #untilNextExpiry(): { kind: "done" } | { kind: "requeueAfter"; ms: number } {
-    const nextExpiryMs = this.#nextLeaseExpiryMs();
-    return nextExpiryMs === undefined
-      ? { kind: "done" }
-      : { kind: "requeueAfter", ms: Math.max(10, nextExpiryMs + 5) };
+  /**
+   * Done; the election is looked at again the moment the next node Lease would expire (crash
+   * failover), and reconciled only if one did expire without renewal.
+   */
+  #untilNextExpiry(): { kind: "done" } {
+    this.#armExpiryCheck();
+    return { kind: "done" };
+  }
+
+  #armExpiryCheck(): void {
+    clearTimeout(this.#expiryTimer);
+    const ms = this.#nextLeaseExpiryMs();
+    if (ms === undefined) return;
+    this.#expiryTimer = setTimeout(() => {
+      if (this.#aLiveLeaseExpired()) this.#changed("leases", true);
+      else this.#armExpiryCheck();
+    }, Math.max(10, ms + 5));
+  }
+
+  /** True when a node Lease live at the last reconcile has expired since. */
+  #aLiveLeaseExpired(): boolean {
+    const now = Date.now();
+    for (const name of this.#liveLeases) {
+      const lease = this.leases.get(name, this.#options.namespace);
+      const record = lease === undefined ? undefined : leaseRecord(lease);
+      if (record === undefined || record.nodeName === this.#options.nodeName) continue;
+      if (record.renewTimeMs + record.leaseDurationMs <= now) return true;
+    }
+    return false;
   }
 
   /**
@@ -582,8 +608,9 @@ export class AgentController {
 
   /**
    * Decides and applies. `assignmentsOverride` (e.g. `[]` to withdraw everything) replaces the
-   * decision. When deletions were applied the state is read and planned once more: deleting an
-   * interface's primary IPv4 address takes its secondaries with it.
+   * decision. When an IPv4 address with a prefix shorter than /32 was deleted, the addresses are
+   * read and planned once more: deleting an interface's primary IPv4 address takes its
+   * secondaries with it.
    */
   async #apply(
     firstState: NetworkState,
@@ -639,8 +666,9 @@ export class AgentController {
           deletes: result.applied.filter((c) => c.kind === "delete").length,
         });
       }
-      if (!result.applied.some((change) => change.kind === "delete")) break;
-      state = await netlink.readState();
+      // Deleting a primary IPv4 address takes the secondaries of its subnet with it: look again.
+      if (!result.applied.some(mayRemoveOthers)) break;
+      state = { ...state, links: await netlink.readLinks() };
     }
     if (assignmentsOverride === undefined) this.#afterApply(decisions, settings);
     this.#lastApplied = assignmentsOverride === undefined && failed.length === 0 &&

@@ -159,37 +159,3 @@ export async function operations(
   const response = await fetch(`http://127.0.0.1:${port}${path}`);
   return { status: response.status, body: await response.text() };
 }
-
-/**
- * The sum of the samples of metric `name` on the agent's `/metrics` whose labels include
- * `labels` (all samples when none are given); throws when there is no such sample.
- */
-export async function metricValue(
-  agent: AgentProcess,
-  name: string,
-  labels: Readonly<Record<string, string>> = {},
-): Promise<number> {
-  const { body } = await operations(agent, "/metrics");
-  return sumOfSamples(body, name, labels);
-}
-
-/** See {@linkcode metricValue}: the same on Prometheus text. */
-export function sumOfSamples(
-  text: string,
-  name: string,
-  labels: Readonly<Record<string, string>> = {},
-): number {
-  let sum = 0;
-  let found = false;
-  const pattern = new RegExp(`^${name}(?:\\{([^}]*)\\})? ([0-9.eE+-]+)$`, "gm");
-  for (const match of text.matchAll(pattern)) {
-    const labelText = match[1] ?? "";
-    if (!Object.entries(labels).every(([key, value]) => labelText.includes(`${key}="${value}"`))) {
-      continue;
-    }
-    found = true;
-    sum += Number(match[2]);
-  }
-  if (!found) throw new Error(`metric ${name}${JSON.stringify(labels)} not found`);
-  return sum;
-}

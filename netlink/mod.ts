@@ -4,8 +4,9 @@
  * wanted addresses (pure), applies it in one `ip -batch` process, and announces moved
  * addresses to the LAN.
  *
- * Processes per reconcile: `readState` 3 (`ip -json address show`, `ip -json route show
- * default`, `ip -6 -json route show default`), `applyChanges` 1 (0 when nothing changes).
+ * Processes: `readState` 3 (`ip -json address show`, `ip -json route show default`,
+ * `ip -6 -json route show default`), `readLinks` 1 (the first of those), `applyChanges` 1 (0
+ * when nothing changes).
  *
  * Programs run, by absolute path (for `--allow-run`): `ip` (first of {@link IP_PATHS} that
  * exists, normally /usr/sbin/ip), iputils `arping` (/usr/bin/arping) and `na6`
@@ -60,6 +61,7 @@ export {
   type ExistingAddress,
   InvalidChangeError,
   isAlreadyDone,
+  mayRemoveOthers,
   parseBatchErrors,
   planChanges,
 } from "./plan.ts";

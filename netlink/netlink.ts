@@ -143,6 +143,14 @@ export class Netlink {
   }
 
   /**
+   * The links and their addresses alone (1 process): what changes when addresses are applied,
+   * while default routes stay as {@link Netlink.readState} read them.
+   */
+  async readLinks(): Promise<NetworkState["links"]> {
+    return parseAddressShow((await this.ip.run(["-json", "address", "show"])).stdout);
+  }
+
+  /**
    * Applies every change in one `ip -force -batch -` process (none when `changes` is empty).
    * A failing line does not stop the others; failures are reported per change with `ip`'s
    * message, and adding a present / deleting an absent address counts as already done.

@@ -96,6 +96,23 @@ export type AddressChange =
   };
 
 /**
+ * True when applying `change` can remove addresses it does not name: deleting an IPv4 address
+ * whose prefix is shorter than /32 makes the kernel drop the secondary addresses of its subnet
+ * when it was the primary. Other changes leave the rest of the interface as it was.
+ *
+ * @example
+ * ```ts
+ * const change = { kind: "delete", interfaceName: "eth0", family: "IPv4", address: "192.0.2.50",
+ *   prefixLength: 24 } as const;
+ * mayRemoveOthers(change); // true
+ * mayRemoveOthers({ ...change, prefixLength: 32 }); // false
+ * ```
+ */
+export function mayRemoveOthers(change: AddressChange): boolean {
+  return change.kind === "delete" && change.family === "IPv4" && change.prefixLength < 32;
+}
+
+/**
  * Thrown for an assignment or change that cannot be written safely as an `ip` command: an
  * invalid address, prefix length or interface name.
  *

@@ -7,6 +7,7 @@ import {
   type DesiredAddresses,
   InvalidChangeError,
   isAlreadyDone,
+  mayRemoveOthers,
   parseBatchErrors,
   planChanges,
 } from "./plan.ts";
@@ -278,5 +279,23 @@ Deno.test("property: applying the plan reaches the desired state and touches onl
         assert.deepEqual(planChanges(after, desired), [], "a second plan has nothing to do");
       },
     ),
+  );
+});
+
+Deno.test("mayRemoveOthers: only deleting an IPv4 address shorter than /32", () => {
+  const del = (family: "IPv4" | "IPv6", prefixLength: number) =>
+    ({
+      kind: "delete",
+      interfaceName: "eth0",
+      family,
+      address: family === "IPv4" ? "192.0.2.5" : "2001:db8::5",
+      prefixLength,
+    }) as const;
+  assert.equal(mayRemoveOthers(del("IPv4", 24)), true);
+  assert.equal(mayRemoveOthers(del("IPv4", 32)), false);
+  assert.equal(mayRemoveOthers(del("IPv6", 64)), false);
+  assert.equal(
+    mayRemoveOthers({ ...del("IPv4", 24), kind: "add", noDad: false }),
+    false,
   );
 });
