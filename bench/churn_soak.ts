@@ -155,7 +155,7 @@ async function main(): Promise<void> {
         });
         await waitFor(
           () => watch.addressed().size >= size.loadBalancers,
-          600_000,
+          120_000 + size.loadBalancers * 20,
           `${size.loadBalancers} LoadBalancers addressed`,
           200,
         );
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
         const netns = scene.lan.node(REAL_NODE).netns;
         await waitFor(
           async () => (await carried(netns)) === expected,
-          600_000,
+          120_000 + size.loadBalancers * 20,
           `${REAL_NODE} carrying ${expected} addresses`,
           500,
         );

@@ -488,6 +488,7 @@ export class ChurnDriver {
   #inFlight = 0;
   #due = { unrelated: 0, relevant: 0 };
   #gen = 0;
+  #relevantSeq = 0;
   #ready = new Map<number, boolean>();
   #label = new Map<string, boolean>();
   readonly #clusterIp: readonly number[];
@@ -591,8 +592,8 @@ export class ChurnDriver {
   async #relevant(): Promise<boolean> {
     if (this.#localPolicy.length === 0) return false;
     const gen = ++this.#gen;
-    const n = this.counts.relevant + this.counts.failures;
-    const i = this.#localPolicy[n % this.#localPolicy.length] ?? 0;
+    // Round robin by send order, so that writes in flight together touch different Services.
+    const i = this.#localPolicy[this.#relevantSeq++ % this.#localPolicy.length] ?? 0;
     const ready = !(this.#ready.get(i) ?? true);
     this.#ready.set(i, ready);
     await this.#patchSlice(i, 0, {
@@ -858,10 +859,16 @@ export function killSync(pid: number): void {
   } catch { /* gone */ }
 }
 
-/** The RSS of an idle `deno` process (bare, or with our npm dependencies loaded), in MB. */
+/**
+ * The RSS of an idle `deno` process 3 s after start, in MB: bare, or with the dependencies
+ * both programs load (`k8s/client.ts`, i.e. client-node's generated API, prom-client, logtape,
+ * yaml, ipaddr.js).
+ */
 export async function idleDenoRssMb(withDependencies: boolean): Promise<number> {
   const code = withDependencies
-    ? `await Promise.all(["@kubernetes/client-node", "prom-client", "@logtape/logtape", "yaml", "ipaddr.js"].map((m) => import(m)));`
+    ? `await Promise.all(${
+      JSON.stringify(["./k8s/client.ts", "prom-client", "@logtape/logtape", "yaml", "ipaddr.js"])
+    }.map((m) => import(m)));`
     : "";
   const child = new Deno.Command(Deno.execPath(), {
     args: ["eval", `${code} console.log("ready"); await new Promise((r) => setTimeout(r, 60000));`],
