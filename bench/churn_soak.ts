@@ -29,35 +29,15 @@
  * @module
  */
 
-import { withScene } from "../agent/e2e_scene.ts";
-import { allocatorServiceAccount, startAllocator } from "../tests/allocator.ts";
-import type { ProgramProcess } from "../tests/programs.ts";
-import { removeProgramBinding } from "../tests/programs.ts";
-import { waitFor } from "../tests/wait.ts";
-import { waitUntilReady } from "./support.ts";
 import {
-  AGENT_WANTED,
-  ALLOCATOR_WANTED,
-  carried,
   ChurnDriver,
-  depopulate,
-  expectedOnRealNode,
+  elapsedLog,
   flags,
   formatSize,
-  GROUPS,
   idleDenoRssMb,
-  IngressWatch,
-  killSync,
-  layout,
-  LeaseSimulator,
-  NODE_AGENT,
-  onInterrupt,
   parseSize,
-  populate,
   type ProcessSample,
-  REAL_NODE,
-  Sampler,
-  withCluster,
+  withBusyCluster,
 } from "./cluster_sim.ts";
 
 const options = flags(Deno.args, {
@@ -90,263 +70,194 @@ function rates(a: ProcessSample, b: ProcessSample) {
 
 async function main(): Promise<void> {
   const size = parseSize(options.size);
-  const started = performance.now();
-  const log = (line: string) =>
-    console.log(`[${((performance.now() - started) / 1000).toFixed(0).padStart(5)} s] ${line}`);
+  const log = elapsedLog();
   const bareRss = await idleDenoRssMb(false);
   const depsRss = await idleDenoRssMb(true);
   log(`baseline: idle deno ${mb(bareRss)} MB, with our npm dependencies ${mb(depsRss)} MB`);
 
-  await withCluster(async (cluster, shared) => {
-    const l = layout(size, `soak-${crypto.randomUUID().slice(0, 6)}`);
-    const access = cluster.adminConfig();
-    await withScene(cluster, "bench-soak", {
-      groups: GROUPS,
-      nodeAgent: NODE_AGENT,
-      agentArgs: ["--log-level", "info"],
-      startOn: [],
-    }, async (scene) => {
-      log(`cluster ${formatSize(size)}: creating ${size.services} Services, ${size.slices} slices`);
-      const creates = await populate(access, l, { log });
-      for (const c of creates) {
-        log(`baseline: created ${c.count} ${c.kind} in ${c.seconds.toFixed(1)} s ` +
-          `(${c.perSecond.toFixed(0)}/s, 32 concurrent)`);
-      }
-      const sim = new LeaseSimulator(access, scene.namespace, l.simNodes);
-      const leaseRate = await sim.start();
-      log(`lease simulator: ${l.simNodes.length} node Leases renewed every 2 s`);
-      const dir = await Deno.makeTempDir({ prefix: "purelb-soak-" });
-      const watch = new IngressWatch(access);
-      let churn: ChurnDriver | undefined;
-      let allocator: ProgramProcess | undefined;
-      let stopping = false;
-      const exits: string[] = [];
-      const forget = onInterrupt(() => {
-        if (allocator !== undefined) killSync(allocator.pid);
-        try {
-          killSync(scene.agent(REAL_NODE).pid);
-        } catch { /* not started */ }
-      });
-      try {
-        await watch.start();
-        const kubeconfig = await allocatorServiceAccount(cluster, scene.namespace, dir);
-        const programsStarted = performance.now();
-        const theAllocator = startAllocator(kubeconfig, scene.namespace, ["--log-level", "info"]);
-        allocator = theAllocator;
-        const agent = scene.restart(REAL_NODE);
-        for (const [name, p] of [["allocator", theAllocator], ["agent", agent]] as const) {
-          p.exited.then((status) => {
-            if (!stopping) exits.push(`${name} exited with ${status.code}`);
-          });
-        }
-        await waitUntilReady(theAllocator);
-        const sampler = new Sampler(options.sampleSeconds * 1000);
-        sampler.add({
-          name: "agent",
-          pid: agent.pid,
-          port: await agent.port(),
-          wanted: AGENT_WANTED,
-        });
-        sampler.add({
-          name: "allocator",
-          pid: theAllocator.pid,
-          port: await theAllocator.port(),
-          wanted: ALLOCATOR_WANTED,
-        });
-        await waitFor(
-          () => watch.addressed().size >= size.loadBalancers,
-          120_000 + size.loadBalancers * 20,
-          `${size.loadBalancers} LoadBalancers addressed`,
-          200,
-        );
-        const addressedMs = performance.now() - programsStarted;
-        const expected = expectedOnRealNode(l, watch.addressed());
-        const netns = scene.lan.node(REAL_NODE).netns;
-        await waitFor(
-          async () => (await carried(netns)) === expected,
-          120_000 + size.loadBalancers * 20,
-          `${REAL_NODE} carrying ${expected} addresses`,
-          500,
-        );
-        const settledMs = performance.now() - programsStarted;
-        log(`settled: all ${size.loadBalancers} LoadBalancers addressed after ` +
-          `${(addressedMs / 1000).toFixed(1)} s, ${REAL_NODE} carries ${expected} after ` +
-          `${(settledMs / 1000).toFixed(1)} s`);
-        const settled = await sampler.sampleNow();
+  await withBusyCluster({ size, prefix: "bench-soak", log }, async (busy) => {
+    const { sampler, exits } = busy;
+    const sim = busy.leases;
+    const creates = busy.creates;
+    const addressedMs = busy.addressedSeconds * 1000;
+    const settledMs = busy.settledSeconds * 1000;
+    const expected = busy.carries;
+    let churn: ChurnDriver | undefined;
+    try {
+      const settled = await sampler.sampleNow();
 
-        churn = new ChurnDriver(access, l, {
-          unrelatedRate: options.unrelatedRate,
-          relevantRate: options.relevantRate,
-        });
-        const soakStart = await sampler.sampleNow();
-        churn.start();
-        const soakT0 = sampler.seconds();
-        const totalMs = options.minutes * 60_000;
-        const minuteMarks: Record<string, number>[] = [];
-        let previous = soakStart;
-        let lastChurn = { ...churn.counts };
-        let lastLeases = sim.renewals;
-        for (let minute = 1; minute <= options.minutes; minute++) {
-          while (sampler.seconds() - soakT0 < minute * 60 - 0.05) {
-            const wait = Math.min(
-              options.sampleSeconds * 1000,
-              (soakT0 + minute * 60 - sampler.seconds()) * 1000,
-            );
-            await new Promise((resolve) => setTimeout(resolve, Math.max(wait, 10)));
-            if (sampler.seconds() - soakT0 < minute * 60 - 0.05) await sampler.sampleNow();
-          }
-          const now = await sampler.sampleNow();
-          const ag = now.get("agent");
-          const al = now.get("allocator");
-          const pa = previous.get("agent");
-          const pl = previous.get("allocator");
-          if (ag === undefined || al === undefined || pa === undefined || pl === undefined) {
-            throw new Error("no sample");
-          }
-          const ra = rates(pa, ag);
-          const rl = rates(pl, al);
-          const seconds = ag.t - pa.t;
-          const unrelated = (churn.counts.unrelated - lastChurn.unrelated) / seconds;
-          const relevant = (churn.counts.relevant - lastChurn.relevant) / seconds;
-          const leases = (sim.renewals - lastLeases) / seconds;
-          lastChurn = { ...churn.counts };
-          lastLeases = sim.renewals;
-          previous = now;
-          minuteMarks.push({
-            minute,
-            agentRssMb: mb(ag.rssMb),
-            agentCpuSPerMin: round(ra.cpuSecondsPerMin),
-            agentIpCpuSPerMin: round(ra.childCpuSecondsPerMin),
-            agentReconcilesPerMin: Math.round(ra.reconcilesPerMin),
-            agentIpProcessesPerMin: Math.round(ra.ipProcessesPerMin),
-            agentApiPerMin: Math.round(ra.apiRequestsPerMin),
-            allocatorRssMb: mb(al.rssMb),
-            allocatorCpuSPerMin: round(rl.cpuSecondsPerMin),
-            allocatorReconcilesPerMin: Math.round(rl.reconcilesPerMin),
-            allocatorApiPerMin: Math.round(rl.apiRequestsPerMin),
-            unrelatedPerS: round(unrelated, 1),
-            relevantPerS: round(relevant, 1),
-          });
-          log(
-            `min ${String(minute).padStart(2)} | agent RSS ${mb(ag.rssMb)} MB (heap ${
-              mb((ag.metrics["heapUsedBytes"] ?? 0) / 2 ** 20)
-            }), CPU ${ra.cpuSecondsPerMin.toFixed(2)} s/min (+ip ${
-              ra.childCpuSecondsPerMin.toFixed(2)
-            }), ${Math.round(ra.reconcilesPerMin)} reconciles/min, ${
-              Math.round(ra.ipProcessesPerMin)
-            } ip/min, ${Math.round(ra.apiRequestsPerMin)} API req/min, events ${
-              Math.round(ra.relevantEventsPerMin)
-            } relevant + ${Math.round(ra.irrelevantEventsPerMin)} not /min | allocator RSS ${
-              mb(al.rssMb)
-            } MB, CPU ${rl.cpuSecondsPerMin.toFixed(2)} s/min, ${
-              Math.round(rl.reconcilesPerMin)
-            } reconciles/min, ${Math.round(rl.apiRequestsPerMin)} API req/min | churn ${
-              unrelated.toFixed(1)
-            } + ${relevant.toFixed(1)}/s, leases ${leases.toFixed(1)}/s`,
+      churn = new ChurnDriver(busy.access, busy.layout, {
+        unrelatedRate: options.unrelatedRate,
+        relevantRate: options.relevantRate,
+      });
+      const soakStart = await sampler.sampleNow();
+      churn.start();
+      const soakT0 = sampler.seconds();
+      const minuteMarks: Record<string, number>[] = [];
+      let previous = soakStart;
+      let lastChurn = { ...churn.counts };
+      let lastLeases = sim.renewals;
+      for (let minute = 1; minute <= options.minutes; minute++) {
+        while (sampler.seconds() - soakT0 < minute * 60 - 0.05) {
+          const wait = Math.min(
+            options.sampleSeconds * 1000,
+            (soakT0 + minute * 60 - sampler.seconds()) * 1000,
           );
+          await new Promise((resolve) => setTimeout(resolve, Math.max(wait, 10)));
+          if (sampler.seconds() - soakT0 < minute * 60 - 0.05) await sampler.sampleNow();
         }
-        const soakSeconds = sampler.seconds() - soakT0;
-        churn.stop();
-        const earlyMinute = Math.min(options.earlyMinute, Math.max(1, options.minutes / 2));
-        const figures = (name: "agent" | "allocator") => {
-          const start = soakStart.get(name);
-          const early = sampler.at(name, soakT0 + earlyMinute * 60);
-          const end = sampler.last(name);
-          const all = sampler.samples.get(name) ?? [];
-          if (start === undefined || early === undefined || end === undefined) {
-            throw new Error(`no samples of ${name}`);
-          }
-          const r = rates(start, end);
-          const settledSample = settled.get(name);
-          return {
-            rssSettledMb: mb(settledSample?.rssMb ?? NaN),
-            rssEarlyMb: mb(early.rssMb),
-            rssEndMb: mb(end.rssMb),
-            rssEndToEarly: round(end.rssMb / early.rssMb, 3),
-            rssMaxSampledMb: mb(Math.max(...all.map((s) => s.rssMb))),
-            peakRssMb: mb(end.hwmMb),
-            heapUsedEndMb: mb((end.metrics["heapUsedBytes"] ?? 0) / 2 ** 20),
-            cpuPercentOfCore: round(r.cpuSecondsPerMin / 60 * 100),
-            childCpuPercentOfCore: round(r.childCpuSecondsPerMin / 60 * 100),
-            reconcilesPerMin: Math.round(r.reconcilesPerMin),
-            ipProcessesPerMin: Math.round(r.ipProcessesPerMin),
-            apiRequestsPerMin: Math.round(r.apiRequestsPerMin),
-            relevantEventsPerMin: Math.round(r.relevantEventsPerMin),
-            irrelevantEventsPerMin: Math.round(r.irrelevantEventsPerMin),
-            watchStreams: end.metrics["watches"] ?? 0,
-          };
-        };
-        const agentFigures = figures("agent");
-        const allocatorFigures = figures("allocator");
-        const achieved = {
-          unrelatedPerS: round(churn.counts.unrelated / soakSeconds, 1),
-          relevantPerS: round(churn.counts.relevant / soakSeconds, 1),
-          failures: churn.counts.failures,
-          skipped: churn.counts.skipped,
-          leaseRenewalsPerS: round(sim.renewals / (sampler.seconds() - 0), 1),
-          leaseFailures: sim.failures,
-          leaseLateRounds: sim.late,
-        };
-        const within = (f: { rssEndToEarly: number }) => Math.abs(f.rssEndToEarly - 1) <= 0.1;
-        const criteria = {
-          agentRssWithin10pct: within(agentFigures),
-          allocatorRssWithin10pct: within(allocatorFigures),
-          agentCpuUnder2pct: agentFigures.cpuPercentOfCore < 2,
-          zeroRestarts: exits.length === 0,
-        };
-        const verdict = (ok: boolean) => ok ? "PASS" : "FAIL";
-        log(`soak ${options.minutes} min at ${achieved.unrelatedPerS} unrelated + ` +
-          `${achieved.relevantPerS} relevant changes/s (asked ${options.unrelatedRate} + ` +
-          `${options.relevantRate}; ${achieved.failures} failed, ${achieved.skipped} skipped)`);
-        log(`  ${verdict(criteria.agentRssWithin10pct)} agent RSS end ${agentFigures.rssEndMb} MB ` +
-          `vs ${agentFigures.rssEarlyMb} MB at minute ${earlyMinute} ` +
-          `(x${agentFigures.rssEndToEarly}, within 10 %)`);
-        log(`  ${verdict(criteria.allocatorRssWithin10pct)} allocator RSS end ` +
-          `${allocatorFigures.rssEndMb} MB vs ${allocatorFigures.rssEarlyMb} MB at minute ` +
-          `${earlyMinute} (x${allocatorFigures.rssEndToEarly}, within 10 %)`);
-        log(`  ${verdict(criteria.agentCpuUnder2pct)} agent CPU ` +
-          `${agentFigures.cpuPercentOfCore} % of a core (under 2 %; its ip processes add ` +
-          `${agentFigures.childCpuPercentOfCore} %)`);
-        log(`  ${verdict(criteria.zeroRestarts)} restarts: ${exits.length} ${exits.join("; ")}`);
-        console.log(`BENCH ${
-          JSON.stringify({
-            bench: "churn_soak",
-            size: formatSize(size),
-            minutes: options.minutes,
-            earlyMinute,
-            asked: { unrelatedPerS: options.unrelatedRate, relevantPerS: options.relevantRate },
-            achieved,
-            baseline: {
-              idleDenoRssMb: mb(bareRss),
-              idleDenoWithDepsRssMb: mb(depsRss),
-              createPerS: Object.fromEntries(
-                [...creates, leaseRate].map((c) => [c.kind, Math.round(c.perSecond)]),
-              ),
-            },
-            settle: {
-              addressedS: round(addressedMs / 1000, 1),
-              settledS: round(settledMs / 1000, 1),
-              agentCarries: expected,
-            },
-            agent: agentFigures,
-            allocator: allocatorFigures,
-            restarts: exits.length,
-            criteria,
-            perMinute: minuteMarks,
-          })
-        }`);
-      } finally {
-        stopping = true;
-        forget();
-        await churn?.close();
-        await sim.remove();
-        await allocator?.stop();
-        await watch.stop().catch(() => {});
-        await removeProgramBinding(cluster, "allocator", scene.namespace).catch(() => {});
-        await Deno.remove(dir, { recursive: true });
-        if (shared) await depopulate(access, l);
+        const now = await sampler.sampleNow();
+        const ag = now.get("agent");
+        const al = now.get("allocator");
+        const pa = previous.get("agent");
+        const pl = previous.get("allocator");
+        if (ag === undefined || al === undefined || pa === undefined || pl === undefined) {
+          throw new Error("no sample");
+        }
+        const ra = rates(pa, ag);
+        const rl = rates(pl, al);
+        const seconds = ag.t - pa.t;
+        const unrelated = (churn.counts.unrelated - lastChurn.unrelated) / seconds;
+        const relevant = (churn.counts.relevant - lastChurn.relevant) / seconds;
+        const leases = (sim.renewals - lastLeases) / seconds;
+        lastChurn = { ...churn.counts };
+        lastLeases = sim.renewals;
+        previous = now;
+        minuteMarks.push({
+          minute,
+          agentRssMb: mb(ag.rssMb),
+          agentCpuSPerMin: round(ra.cpuSecondsPerMin),
+          agentIpCpuSPerMin: round(ra.childCpuSecondsPerMin),
+          agentReconcilesPerMin: Math.round(ra.reconcilesPerMin),
+          agentIpProcessesPerMin: Math.round(ra.ipProcessesPerMin),
+          agentApiPerMin: Math.round(ra.apiRequestsPerMin),
+          allocatorRssMb: mb(al.rssMb),
+          allocatorCpuSPerMin: round(rl.cpuSecondsPerMin),
+          allocatorReconcilesPerMin: Math.round(rl.reconcilesPerMin),
+          allocatorApiPerMin: Math.round(rl.apiRequestsPerMin),
+          unrelatedPerS: round(unrelated, 1),
+          relevantPerS: round(relevant, 1),
+        });
+        log(
+          `min ${String(minute).padStart(2)} | agent RSS ${mb(ag.rssMb)} MB (heap ${
+            mb((ag.metrics["heapUsedBytes"] ?? 0) / 2 ** 20)
+          }), CPU ${ra.cpuSecondsPerMin.toFixed(2)} s/min (+ip ${
+            ra.childCpuSecondsPerMin.toFixed(2)
+          }), ${Math.round(ra.reconcilesPerMin)} reconciles/min, ${
+            Math.round(ra.ipProcessesPerMin)
+          } ip/min, ${Math.round(ra.apiRequestsPerMin)} API req/min, events ${
+            Math.round(ra.relevantEventsPerMin)
+          } relevant + ${Math.round(ra.irrelevantEventsPerMin)} not /min | allocator RSS ${
+            mb(al.rssMb)
+          } MB, CPU ${rl.cpuSecondsPerMin.toFixed(2)} s/min, ${
+            Math.round(rl.reconcilesPerMin)
+          } reconciles/min, ${Math.round(rl.apiRequestsPerMin)} API req/min | churn ${
+            unrelated.toFixed(1)
+          } + ${relevant.toFixed(1)}/s, leases ${leases.toFixed(1)}/s`,
+        );
       }
-    });
+      const soakSeconds = sampler.seconds() - soakT0;
+      churn.stop();
+      const earlyMinute = Math.min(options.earlyMinute, Math.max(1, options.minutes / 2));
+      const figures = (name: "agent" | "allocator") => {
+        const start = soakStart.get(name);
+        const early = sampler.at(name, soakT0 + earlyMinute * 60);
+        const end = sampler.last(name);
+        const all = sampler.samples.get(name) ?? [];
+        if (start === undefined || early === undefined || end === undefined) {
+          throw new Error(`no samples of ${name}`);
+        }
+        const r = rates(start, end);
+        const settledSample = settled.get(name);
+        return {
+          rssSettledMb: mb(settledSample?.rssMb ?? NaN),
+          rssEarlyMb: mb(early.rssMb),
+          rssEndMb: mb(end.rssMb),
+          rssEndToEarly: round(end.rssMb / early.rssMb, 3),
+          rssMaxSampledMb: mb(Math.max(...all.map((s) => s.rssMb))),
+          peakRssMb: mb(end.hwmMb),
+          heapUsedEndMb: mb((end.metrics["heapUsedBytes"] ?? 0) / 2 ** 20),
+          cpuPercentOfCore: round(r.cpuSecondsPerMin / 60 * 100),
+          childCpuPercentOfCore: round(r.childCpuSecondsPerMin / 60 * 100),
+          reconcilesPerMin: Math.round(r.reconcilesPerMin),
+          ipProcessesPerMin: Math.round(r.ipProcessesPerMin),
+          apiRequestsPerMin: Math.round(r.apiRequestsPerMin),
+          relevantEventsPerMin: Math.round(r.relevantEventsPerMin),
+          irrelevantEventsPerMin: Math.round(r.irrelevantEventsPerMin),
+          watchStreams: end.metrics["watches"] ?? 0,
+        };
+      };
+      const agentFigures = figures("agent");
+      const allocatorFigures = figures("allocator");
+      const achieved = {
+        unrelatedPerS: round(churn.counts.unrelated / soakSeconds, 1),
+        relevantPerS: round(churn.counts.relevant / soakSeconds, 1),
+        failures: churn.counts.failures,
+        skipped: churn.counts.skipped,
+        leaseRenewalsPerS: round(sim.renewals / (sampler.seconds() - 0), 1),
+        leaseFailures: sim.failures,
+        leaseLateRounds: sim.late,
+      };
+      const within = (f: { rssEndToEarly: number }) => Math.abs(f.rssEndToEarly - 1) <= 0.1;
+      const criteria = {
+        agentRssWithin10pct: within(agentFigures),
+        allocatorRssWithin10pct: within(allocatorFigures),
+        agentCpuUnder2pct: agentFigures.cpuPercentOfCore < 2,
+        zeroRestarts: exits.length === 0,
+      };
+      const verdict = (ok: boolean) => ok ? "PASS" : "FAIL";
+      log(
+        `soak ${options.minutes} min at ${achieved.unrelatedPerS} unrelated + ` +
+          `${achieved.relevantPerS} relevant changes/s (asked ${options.unrelatedRate} + ` +
+          `${options.relevantRate}; ${achieved.failures} failed, ${achieved.skipped} skipped)`,
+      );
+      log(
+        `  ${verdict(criteria.agentRssWithin10pct)} agent RSS end ${agentFigures.rssEndMb} MB ` +
+          `vs ${agentFigures.rssEarlyMb} MB at minute ${earlyMinute} ` +
+          `(x${agentFigures.rssEndToEarly}, within 10 %)`,
+      );
+      log(
+        `  ${verdict(criteria.allocatorRssWithin10pct)} allocator RSS end ` +
+          `${allocatorFigures.rssEndMb} MB vs ${allocatorFigures.rssEarlyMb} MB at minute ` +
+          `${earlyMinute} (x${allocatorFigures.rssEndToEarly}, within 10 %)`,
+      );
+      log(
+        `  ${verdict(criteria.agentCpuUnder2pct)} agent CPU ` +
+          `${agentFigures.cpuPercentOfCore} % of a core (under 2 %; its ip processes add ` +
+          `${agentFigures.childCpuPercentOfCore} %)`,
+      );
+      log(`  ${verdict(criteria.zeroRestarts)} restarts: ${exits.length} ${exits.join("; ")}`);
+      console.log(`BENCH ${
+        JSON.stringify({
+          bench: "churn_soak",
+          size: formatSize(size),
+          minutes: options.minutes,
+          earlyMinute,
+          asked: { unrelatedPerS: options.unrelatedRate, relevantPerS: options.relevantRate },
+          achieved,
+          baseline: {
+            idleDenoRssMb: mb(bareRss),
+            idleDenoWithDepsRssMb: mb(depsRss),
+            createPerS: Object.fromEntries(
+              creates.map((c) => [c.kind, Math.round(c.perSecond)]),
+            ),
+          },
+          settle: {
+            addressedS: round(addressedMs / 1000, 1),
+            settledS: round(settledMs / 1000, 1),
+            agentCarries: expected,
+          },
+          agent: agentFigures,
+          allocator: allocatorFigures,
+          restarts: exits.length,
+          criteria,
+          perMinute: minuteMarks,
+        })
+      }`);
+    } finally {
+      await churn?.close();
+    }
+    return true;
   });
 }
 

@@ -30,7 +30,11 @@ import { winner } from "../election/mod.ts";
 import { addressesIn } from "../tests/agent.ts";
 import { TEST_KUBECONFIG_ENV, type TestCluster, testCluster } from "../tests/cluster.ts";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
-import { inParallel } from "./support.ts";
+import { type Scene, withScene } from "../agent/e2e_scene.ts";
+import { allocatorServiceAccount, startAllocator } from "../tests/allocator.ts";
+import { type ProgramProcess, removeProgramBinding } from "../tests/programs.ts";
+import { waitFor } from "../tests/wait.ts";
+import { inParallel, waitUntilReady } from "./support.ts";
 
 /** A cluster size row: Services in total, of them LoadBalancers, EndpointSlices, nodes. */
 export interface ClusterSize {
@@ -299,23 +303,37 @@ export async function populate(
     for (const namespace of l.namespaces) {
       await post(connection, "/api/v1/namespaces", { metadata: { name: namespace } });
     }
-    const services = await createAll("services", l.size.services, concurrency, async (i) => {
-      const { namespace } = serviceRef(l, i);
-      await post(connection, `/api/v1/namespaces/${namespace}/services`, serviceBody(l, i));
-    }, options.signal, log);
+    const services = await createAll(
+      "services",
+      l.size.services,
+      concurrency,
+      async (i) => {
+        const { namespace } = serviceRef(l, i);
+        await post(connection, `/api/v1/namespaces/${namespace}/services`, serviceBody(l, i));
+      },
+      options.signal,
+      log,
+    );
     const sliceIndexes: [number, number][] = [];
     for (let i = 0; i < l.size.services; i++) {
       for (let j = 0; j < slicesOf(l, i); j++) sliceIndexes.push([i, j]);
     }
-    const slices = await createAll("endpointslices", sliceIndexes.length, concurrency, async (n) => {
-      const [i, j] = sliceIndexes[n] ?? [0, 0];
-      const { namespace } = serviceRef(l, i);
-      await post(
-        connection,
-        `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
-        sliceBody(l, i, j),
-      );
-    }, options.signal, log);
+    const slices = await createAll(
+      "endpointslices",
+      sliceIndexes.length,
+      concurrency,
+      async (n) => {
+        const [i, j] = sliceIndexes[n] ?? [0, 0];
+        const { namespace } = serviceRef(l, i);
+        await post(
+          connection,
+          `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
+          sliceBody(l, i, j),
+        );
+      },
+      options.signal,
+      log,
+    );
     return [services, slices];
   } finally {
     connection.close();
@@ -387,22 +405,33 @@ export class LeaseSimulator {
 
   /** Creates every Lease (bounded concurrency) and starts renewing; returns the create rate. */
   async start(signal?: AbortSignal): Promise<CreateRate> {
-    const rate = await createAll("leases", this.#nodes.length, 32, async (i) => {
-      const node = this.#nodes[i] ?? "";
-      const now = microTimeNow();
-      await post(this.#connection, `/apis/coordination.k8s.io/v1/namespaces/${this.#namespace}/leases`, {
-        metadata: {
-          name: `purelb-node-${node}`,
-          annotations: { "purelb.io/subnets": competes(i) ? LAN_SUBNETS : OTHER_SUBNETS },
-        },
-        spec: {
-          holderIdentity: node,
-          leaseDurationSeconds: Math.ceil((this.#renewMs * 3) / 1000),
-          acquireTime: now,
-          renewTime: now,
-        },
-      });
-    }, signal, () => {});
+    const rate = await createAll(
+      "leases",
+      this.#nodes.length,
+      32,
+      async (i) => {
+        const node = this.#nodes[i] ?? "";
+        const now = microTimeNow();
+        await post(
+          this.#connection,
+          `/apis/coordination.k8s.io/v1/namespaces/${this.#namespace}/leases`,
+          {
+            metadata: {
+              name: `purelb-node-${node}`,
+              annotations: { "purelb.io/subnets": competes(i) ? LAN_SUBNETS : OTHER_SUBNETS },
+            },
+            spec: {
+              holderIdentity: node,
+              leaseDurationSeconds: Math.ceil((this.#renewMs * 3) / 1000),
+              acquireTime: now,
+              renewTime: now,
+            },
+          },
+        );
+      },
+      signal,
+      () => {},
+    );
     const slots = 10;
     this.#timer = setInterval(() => {
       const slot = this.#tick++ % slots;
@@ -994,4 +1023,172 @@ export async function carried(netns: string): Promise<number> {
   return held.filter((h) =>
     h.address.startsWith("2001:db8:1::1:") || h.address.startsWith("2001:db8:100::")
   ).length;
+}
+
+/** What {@linkcode withBusyCluster} hands its body. */
+export interface BusyCluster {
+  readonly cluster: TestCluster;
+  readonly scene: Scene;
+  readonly layout: Layout;
+  readonly access: ClusterAccess;
+  readonly agent: ProgramProcess;
+  readonly allocator: ProgramProcess;
+  /** Samples `agent` and `allocator` (not started: call `sampleNow`, or `start`). */
+  readonly sampler: Sampler;
+  readonly leases: LeaseSimulator;
+  readonly watch: IngressWatch;
+  /** Create rates of the population (services, endpointslices, leases). */
+  readonly creates: readonly CreateRate[];
+  /** Seconds from the programs' start until every LoadBalancer had an address. */
+  readonly addressedSeconds: number;
+  /** Seconds from the programs' start until the real node carried what it should. */
+  readonly settledSeconds: number;
+  /** Addresses the real node carries once settled. */
+  readonly carries: number;
+  /** Unexpected exits of either program so far. */
+  readonly exits: readonly string[];
+  /** Logs with the seconds since the bench started. */
+  log(line: string): void;
+}
+
+/** Options of {@linkcode withBusyCluster}. */
+export interface BusyOptions {
+  readonly size: ClusterSize;
+  /** Namespace prefix. */
+  readonly prefix: string;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * Runs `body` with a busy cluster: a fresh control plane (or `PURELB_TEST_KUBECONFIG`'s), the
+ * agent scene (LAN of network namespaces, ServiceGroups {@linkcode GROUPS}, LBNodeAgent), the
+ * objects of `size` created, the simulated nodes' Leases renewed, the allocator and the agent
+ * of `node-a` running (service accounts, production permissions and V8 flags, log level info)
+ * and settled: every LoadBalancer addressed and `node-a` carrying exactly what the election
+ * and its endpoints give it. Removes everything afterwards, also on failure and on Ctrl-C.
+ */
+export async function withBusyCluster<T>(
+  options: BusyOptions,
+  body: (busy: BusyCluster) => Promise<T>,
+): Promise<T> {
+  const { size, log } = options;
+  let result: T | undefined;
+  await withCluster(async (cluster, shared) => {
+    const l = layout(size, `${options.prefix}-${crypto.randomUUID().slice(0, 6)}`);
+    const access = cluster.adminConfig();
+    await withScene(cluster, options.prefix, {
+      groups: GROUPS,
+      nodeAgent: NODE_AGENT,
+      agentArgs: ["--log-level", "info"],
+      startOn: [],
+    }, async (scene) => {
+      log(
+        `cluster ${formatSize(size)}: creating ${size.services} Services, ${size.slices} ` +
+          `EndpointSlices, ${l.simNodes.length} simulated node Leases`,
+      );
+      const dir = await Deno.makeTempDir({ prefix: "purelb-busy-" });
+      const leases = new LeaseSimulator(access, scene.namespace, l.simNodes);
+      const watch = new IngressWatch(access);
+      let allocator: ProgramProcess | undefined;
+      let stopping = false;
+      const exits: string[] = [];
+      const forget = onInterrupt(() => {
+        if (allocator !== undefined) killSync(allocator.pid);
+        try {
+          killSync(scene.agent(REAL_NODE).pid);
+        } catch { /* not started */ }
+      });
+      try {
+        const creates = [...await populate(access, l, { log }), await leases.start()];
+        for (const c of creates) {
+          log(
+            `baseline: created ${c.count} ${c.kind} in ${c.seconds.toFixed(1)} s ` +
+              `(${c.perSecond.toFixed(0)}/s, 32 concurrent)`,
+          );
+        }
+        await watch.start();
+        const kubeconfig = await allocatorServiceAccount(cluster, scene.namespace, dir);
+        const started = performance.now();
+        const theAllocator = startAllocator(kubeconfig, scene.namespace, ["--log-level", "info"]);
+        allocator = theAllocator;
+        const agent = scene.restart(REAL_NODE);
+        for (const [name, p] of [["allocator", theAllocator], ["agent", agent]] as const) {
+          p.exited.then((status) => {
+            if (!stopping) exits.push(`${name} exited with ${status.code}`);
+          });
+        }
+        await waitUntilReady(theAllocator);
+        const sampler = new Sampler(10_000);
+        sampler.add({
+          name: "agent",
+          pid: agent.pid,
+          port: await agent.port(),
+          wanted: AGENT_WANTED,
+        });
+        sampler.add({
+          name: "allocator",
+          pid: theAllocator.pid,
+          port: await theAllocator.port(),
+          wanted: ALLOCATOR_WANTED,
+        });
+        const patience = 120_000 + size.loadBalancers * 20;
+        await waitFor(
+          () => watch.addressed().size >= size.loadBalancers,
+          patience,
+          `${size.loadBalancers} LoadBalancers addressed`,
+          200,
+        );
+        const addressedSeconds = (performance.now() - started) / 1000;
+        const carries = expectedOnRealNode(l, watch.addressed());
+        const netns = scene.lan.node(REAL_NODE).netns;
+        await waitFor(
+          async () => (await carried(netns)) === carries,
+          patience,
+          `${REAL_NODE} carrying ${carries} addresses`,
+          500,
+        );
+        const settledSeconds = (performance.now() - started) / 1000;
+        log(
+          `settled: all ${size.loadBalancers} LoadBalancers addressed after ` +
+            `${addressedSeconds.toFixed(1)} s, ${REAL_NODE} carries ${carries} after ` +
+            `${settledSeconds.toFixed(1)} s`,
+        );
+        result = await body({
+          cluster,
+          scene,
+          layout: l,
+          access,
+          agent,
+          allocator: theAllocator,
+          sampler,
+          leases,
+          watch,
+          creates,
+          addressedSeconds,
+          settledSeconds,
+          carries,
+          exits,
+          log,
+        });
+      } finally {
+        stopping = true;
+        forget();
+        await leases.remove();
+        await allocator?.stop();
+        await watch.stop().catch(() => {});
+        await removeProgramBinding(cluster, "allocator", scene.namespace).catch(() => {});
+        await Deno.remove(dir, { recursive: true });
+        if (shared) await depopulate(access, l);
+      }
+    });
+  });
+  if (result === undefined) throw new Error("the busy cluster body returned nothing");
+  return result;
+}
+
+/** A logger that prefixes the seconds since it was made. */
+export function elapsedLog(): (line: string) => void {
+  const started = performance.now();
+  return (line) =>
+    console.log(`[${((performance.now() - started) / 1000).toFixed(0).padStart(5)} s] ${line}`);
 }
