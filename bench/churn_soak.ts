@@ -137,7 +137,11 @@ async function main(): Promise<void> {
           allocatorApiPerMin: Math.round(rl.apiRequestsPerMin),
           unrelatedPerS: round(unrelated, 1),
           relevantPerS: round(relevant, 1),
+          scrapesTimedOut: [ag, al].filter((x) => !x.scraped).length,
         });
+        const missed = [ag, al].some((x) => !x.scraped)
+          ? " | a /metrics scrape timed out (15 s): its counters count in the next minute"
+          : "";
         log(
           `min ${String(minute).padStart(2)} | agent RSS ${mb(ag.rssMb)} MB (heap ${
             mb((ag.metrics["heapUsedBytes"] ?? 0) / 2 ** 20)
@@ -153,7 +157,7 @@ async function main(): Promise<void> {
             Math.round(rl.reconcilesPerMin)
           } reconciles/min, ${Math.round(rl.apiRequestsPerMin)} API req/min | churn ${
             unrelated.toFixed(1)
-          } + ${relevant.toFixed(1)}/s, leases ${leases.toFixed(1)}/s`,
+          } + ${relevant.toFixed(1)}/s, leases ${leases.toFixed(1)}/s${missed}`,
         );
       }
       const soakSeconds = sampler.seconds() - soakT0;

@@ -662,8 +662,12 @@ export interface ProcessSample {
   readonly cpuSeconds: number;
   /** cutime + cstime: its waited-for children (the agent's `ip` processes), seconds. */
   readonly childCpuSeconds: number;
-  /** The program's metrics (sum over label sets matching each wanted series). */
+  /**
+   * The program's metrics (sum over label sets matching each wanted series); when the scrape
+   * failed (`scraped` false: a program too busy to answer within 15 s), the previous sample's.
+   */
   readonly metrics: Readonly<Record<string, number>>;
+  readonly scraped: boolean;
 }
 
 /** One line of the Prometheus text format, parsed. */
@@ -734,7 +738,7 @@ export async function readProc(
 /** Scrapes `http://127.0.0.1:<port>/metrics`. */
 export async function scrape(port: number): Promise<MetricLine[]> {
   const response = await fetch(`http://127.0.0.1:${port}/metrics`, {
-    signal: AbortSignal.timeout(5_000),
+    signal: AbortSignal.timeout(15_000),
   });
   return parseMetrics(await response.text());
 }
@@ -786,13 +790,18 @@ export class Sampler {
     for (const program of this.#programs) {
       const t = this.seconds();
       const proc = await readProc(program.pid);
-      const metrics: Record<string, number> = {};
+      let metrics: Record<string, number> = {};
+      let scraped = true;
       try {
         const lines = await scrape(program.port);
         for (const [key, name, where] of program.wanted) {
           metrics[key] = sumMetric(lines, name, where ?? {});
         }
-      } catch { /* gone or busy: the /proc figures still count */ }
+      } catch {
+        // Gone or too busy: the /proc figures still count; the counters stay where they were.
+        scraped = false;
+        metrics = { ...this.last(program.name)?.metrics };
+      }
       const sample: ProcessSample = {
         t,
         alive: proc !== undefined,
@@ -801,6 +810,7 @@ export class Sampler {
         cpuSeconds: proc?.cpuSeconds ?? 0,
         childCpuSeconds: proc?.childCpuSeconds ?? 0,
         metrics,
+        scraped,
       };
       this.samples.get(program.name)?.push(sample);
       taken.set(program.name, sample);
@@ -848,6 +858,10 @@ export const AGENT_WANTED: readonly Wanted[] = [
   ["addressChanges", "purelb_lbnodeagent_address_changes_total"],
   ["announced", "purelb_lbnodeagent_announced"],
   ["reconcileErrors", "purelb_lbnodeagent_reconcile_errors_total"],
+  ["reconcileSeconds", "purelb_lbnodeagent_reconcile_seconds_sum"],
+  ["leaseErrors", "purelb_lbnodeagent_lease_errors_total"],
+  ["fenced", "purelb_lbnodeagent_election_fenced"],
+  ["liveNodes", "purelb_lbnodeagent_election_live_nodes"],
 ];
 
 /** What to scrape from the allocator. */
