@@ -61,6 +61,9 @@ function rates(a: ProcessSample, b: ProcessSample) {
     cpuSecondsPerMin: (b.cpuSeconds - a.cpuSeconds) / minutes,
     childCpuSecondsPerMin: (b.childCpuSeconds - a.childCpuSeconds) / minutes,
     reconcilesPerMin: per("reconciles"),
+    /** Mean wall time of one reconcile, seconds (agent). */
+    reconcileSecondsMean: per("reconcileSeconds") / per("reconciles"),
+    leaseErrorsPerMin: per("leaseErrors"),
     ipProcessesPerMin: per("ipProcesses"),
     apiRequestsPerMin: per("apiRequests"),
     relevantEventsPerMin: per("eventsRelevant"),
@@ -147,7 +150,9 @@ async function main(): Promise<void> {
             mb((ag.metrics["heapUsedBytes"] ?? 0) / 2 ** 20)
           }), CPU ${ra.cpuSecondsPerMin.toFixed(2)} s/min (+ip ${
             ra.childCpuSecondsPerMin.toFixed(2)
-          }), ${Math.round(ra.reconcilesPerMin)} reconciles/min, ${
+          }), ${Math.round(ra.reconcilesPerMin)} reconciles/min (${
+            ra.reconcileSecondsMean.toFixed(2)
+          } s each), ${Math.round(ra.leaseErrorsPerMin)} lease errors/min, ${
             Math.round(ra.ipProcessesPerMin)
           } ip/min, ${Math.round(ra.apiRequestsPerMin)} API req/min, events ${
             Math.round(ra.relevantEventsPerMin)
@@ -184,6 +189,9 @@ async function main(): Promise<void> {
           cpuPercentOfCore: round(r.cpuSecondsPerMin / 60 * 100),
           childCpuPercentOfCore: round(r.childCpuSecondsPerMin / 60 * 100),
           reconcilesPerMin: Math.round(r.reconcilesPerMin),
+          reconcileSecondsMean: round(r.reconcileSecondsMean, 3),
+          leaseErrors: end.metrics["leaseErrors"] ?? 0,
+          fencedAtEnd: end.metrics["fenced"] ?? 0,
           ipProcessesPerMin: Math.round(r.ipProcessesPerMin),
           apiRequestsPerMin: Math.round(r.apiRequestsPerMin),
           relevantEventsPerMin: Math.round(r.relevantEventsPerMin),
