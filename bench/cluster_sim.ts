@@ -1130,6 +1130,7 @@ export async function withBusyCluster<T>(
       let allocator: ProgramProcess | undefined;
       let stopping = false;
       const exits: string[] = [];
+      const stopProblems: string[] = [];
       const forget = onInterrupt(() => {
         if (allocator !== undefined) killSync(allocator.pid);
         try {
@@ -1212,7 +1213,13 @@ export async function withBusyCluster<T>(
         stopping = true;
         forget();
         await leases.remove();
-        await allocator?.stop();
+        for (const [name, p] of [["agent", agentOf(scene)], ["allocator", allocator]] as const) {
+          if (p !== undefined && !await stopWithin(p, 20_000)) {
+            const line = `${name} did not exit within 20 s of SIGTERM: killed`;
+            log(`WARNING ${line}`);
+            stopProblems.push(line);
+          }
+        }
         await watch.stop().catch(() => {});
         await removeProgramBinding(cluster, "allocator", scene.namespace).catch(() => {});
         await Deno.remove(dir, { recursive: true });
@@ -1222,6 +1229,26 @@ export async function withBusyCluster<T>(
   });
   if (result === undefined) throw new Error("the busy cluster body returned nothing");
   return result;
+}
+
+function agentOf(scene: Scene): ProgramProcess | undefined {
+  try {
+    return scene.agent(REAL_NODE);
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGTERM, and SIGKILL after `ms`; true when it exited by itself. */
+export async function stopWithin(program: ProgramProcess, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stopped = await Promise.race([
+    program.stop().then(() => true),
+    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms)),
+  ]);
+  clearTimeout(timer);
+  if (!stopped) await program.kill();
+  return stopped;
 }
 
 /** A logger that prefixes the seconds since it was made. */
