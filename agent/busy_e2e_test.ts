@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { rootClusterTest } from "../tests/cluster.ts";
-import { waitFor } from "../tests/wait.ts";
+import { waitFor, waitUntilSteady } from "../tests/wait.ts";
 import { mergePatch } from "../k8s/patch.ts";
 import { withScene } from "./e2e_scene.ts";
 import { metricValue } from "../tests/programs.ts";
@@ -22,6 +22,7 @@ const GROUPS = {
 };
 const LOCAL_SERVICES = 19;
 const VIRTUAL_ADDRESS = "198.51.100.10";
+const LATER_ADDRESS = "198.51.100.11";
 const UNRELATED_SERVICES = 50;
 /** Rewrites of each unrelated slice, and of each unrelated Service. */
 const SLICE_ROUNDS = 12;
@@ -46,7 +47,7 @@ async function work(agent: AgentProcess): Promise<Work> {
 }
 
 rootClusterTest(
-  "busy cluster: 1,000+ updates of unrelated Services and EndpointSlices cause no reconcile and no ip process; an ETP Local endpoint change causes one",
+  "busy cluster: 1,000+ updates of unrelated Services and EndpointSlices cause no reconcile and no ip process; an ETP Local endpoint change causes one; a Service turning ETP Local has its slices read",
   async (cluster) => {
     await withScene(cluster, "agent-busy", {
       groups: GROUPS,
@@ -70,14 +71,9 @@ rootClusterTest(
       await scene.waitForHolders(VIRTUAL_ADDRESS, ["node-a"]);
 
       // Settled: nothing left to do (the Lease renewals of start-up are behind us).
-      let before = await work(agent);
-      await waitFor(
-        async () => {
-          const now = await work(agent);
-          const quiet = now.reconciles === before.reconciles;
-          before = now;
-          return quiet;
-        },
+      const before = await waitUntilSteady(
+        () => work(agent),
+        (w) => w.reconciles,
         20_000,
         "the agent to stop reconciling after start-up",
         1_500,
@@ -149,11 +145,12 @@ rootClusterTest(
       // ...and none of them made it work.
       assert.equal(afterChurn.reconciles - before.reconciles, 0, "reconciles during churn");
       assert.equal(afterChurn.ipProcesses - before.ipProcesses, 0, "ip processes during churn");
+      // The slices of Services whose endpoints do not matter are not even cached.
+      const unchanged = (informer: string) =>
+        metricValue(agent, "purelb_watch_objects_unchanged_total", { informer });
       assert.ok(
-        await metricValue(agent, "purelb_lbnodeagent_watch_events_total", {
-          kind: "endpointslices",
-          relevant: "false",
-        }) >= UNRELATED_SERVICES,
+        await unchanged("endpointslices") >= sliceWrites,
+        `${await unchanged("endpointslices")} slices left the cache as it was`,
       );
 
       // The only endpoint of an ETP Local virtual address goes unready: withdrawn, in one go.
@@ -174,6 +171,38 @@ rootClusterTest(
         (await scene.holders("192.0.2.218")).map((h) => h.node),
         ["node-a"],
       );
+
+      // A Service whose slices the agent kept nothing of (ETP Cluster) turns ETP Local: its
+      // slices are read then, so the address stays where its endpoint is.
+      await api.createAllocatedService("turns-local", [LATER_ADDRESS]);
+      await api.putEndpointSlice("turns-local-1", "turns-local", [
+        { address: "10.9.2.1", node: "node-a", ready: true },
+      ]);
+      await scene.waitForHolders(LATER_ADDRESS, ["node-a"]);
+      const beforeSwitch = await work(agent);
+      await api.core.patchNamespacedService({
+        namespace: scene.namespace,
+        name: "turns-local",
+        body: { spec: { externalTrafficPolicy: "Local" } },
+      }, mergePatch());
+      await waitFor(
+        async () =>
+          await metricValue(agent, "purelb_watch_objects_received_total", {
+            informer: "endpointslices",
+          }) > beforeSwitch.slicesReceived,
+        10_000,
+        "the agent to read the slices of turns-local",
+      );
+      await waitFor(
+        async () => (await work(agent)).reconciles > beforeSwitch.reconciles,
+        10_000,
+        "the reconcile of the switch",
+      );
+      assert.deepEqual((await scene.holders(LATER_ADDRESS)).map((h) => h.node), ["node-a"]);
+      await api.putEndpointSlice("turns-local-1", "turns-local", [
+        { address: "10.9.2.1", node: "node-a", ready: false },
+      ]);
+      await scene.waitForHolders(LATER_ADDRESS, []);
     });
   },
 );

@@ -60,9 +60,11 @@ import {
   agentLeaseView,
   agentServiceView,
   agentSliceView,
+  endpointsMatterFor,
   leaseChangeMatters,
   serviceChangeMatters,
   sliceChangeMatters,
+  sliceServiceKey,
   specView,
 } from "./relevance.ts";
 import { leaseRecord, type NodeMembership } from "./membership.ts";
@@ -106,6 +108,11 @@ export interface AgentControllerOptions {
 export type AgentReadiness =
   | { readonly ready: true }
   | { readonly ready: false; readonly reason: string };
+
+/** `namespace/name` of a Service. */
+function serviceKeyOf(service: V1Service): string {
+  return `${service.metadata?.namespace ?? ""}/${service.metadata?.name ?? ""}`;
+}
 
 /** What one decision reads from the caches. */
 interface DecisionInputs {
@@ -232,6 +239,9 @@ export class AgentController {
   /** Per service: the warning text last reported. */
   readonly #warned = new Map<string, string>();
   #liveCount = 0;
+  /** Services whose slices must be read once the slices informer has its first list. */
+  readonly #slicesToLoad = new Set<string>();
+  #slicesStarted = false;
   /** The next reconcile reads the network even if the decision looks unchanged. */
   #readNetwork = true;
   /**
@@ -275,7 +285,11 @@ export class AgentController {
       name: "endpointslices",
       path: "/apis/discovery.k8s.io/v1/endpointslices",
       labelSelector: SERVICE_NAME_LABEL,
-      transform: agentSliceView,
+      // Only the slices of Services whose announcement follows their endpoints are kept.
+      transform: (slice) =>
+        endpointsMatterFor(this.#serviceOf(sliceServiceKey(slice)))
+          ? agentSliceView(slice)
+          : undefined,
       onError: onError("endpointslices"),
     });
     this.groups = new ResilientInformer<CustomObject>(connection, {
@@ -298,6 +312,10 @@ export class AgentController {
     });
     this.services.onChange((type, current, previous) => {
       const deleted = type === "delete";
+      const before = deleted ? current : previous;
+      if (!endpointsMatterFor(before) && !deleted && endpointsMatterFor(current)) {
+        this.#loadSlices(serviceKeyOf(current));
+      }
       const matters = serviceChangeMatters(
         deleted ? current : previous,
         deleted ? undefined : current,
@@ -327,9 +345,39 @@ export class AgentController {
     });
   }
 
-  #announcementOf(serviceKey: string): ServiceAnnouncement | undefined {
+  #serviceOf(serviceKey: string | undefined): V1Service | undefined {
+    if (serviceKey === undefined) return undefined;
     const [namespace = "", name = ""] = serviceKey.split("/");
-    const service = this.services.get(name, namespace);
+    return this.services.get(name, namespace);
+  }
+
+  /**
+   * A Service came to follow its endpoints: the slices informer kept nothing of its slices so
+   * far, so they are read now (or once the slices informer has its first list).
+   */
+  #loadSlices(serviceKey: string): void {
+    // Not started yet: its first list will keep them.
+    if (!this.#slicesStarted) return;
+    if (!this.slices.hasSynced) {
+      // Its first list is under way and may have passed them already.
+      this.#slicesToLoad.add(serviceKey);
+      return;
+    }
+    const [namespace = "", name = ""] = serviceKey.split("/");
+    this.slices.reload({
+      labelSelector: `${SERVICE_NAME_LABEL}=${name}`,
+      fieldSelector: `metadata.namespace=${namespace}`,
+    }).catch((error) => {
+      log.warn("cannot read the EndpointSlices of {service}: {error}", {
+        service: serviceKey,
+        error: errorMessage(error),
+      });
+      this.#slicesToLoad.add(serviceKey);
+    });
+  }
+
+  #announcementOf(serviceKey: string): ServiceAnnouncement | undefined {
+    const service = this.#serviceOf(serviceKey);
     return service === undefined ? undefined : serviceAnnouncement(service);
   }
 
@@ -378,10 +426,21 @@ export class AgentController {
 
   /** Starts the informers, the worker and the resync timer. */
   start(): void {
-    for (const informer of [this.services, this.slices, this.groups, this.agents, this.leases]) {
+    for (const informer of [this.services, this.groups, this.agents, this.leases]) {
       informer.start();
       void informer.synced.then(() => this.kick());
     }
+    // The slices informer keeps what the Services cache says matters: it starts once that is full.
+    void this.services.synced.then(() => {
+      this.#slicesStarted = true;
+      this.slices.start();
+      return this.slices.synced;
+    }).then(() => {
+      this.kick();
+      const pending = [...this.#slicesToLoad];
+      this.#slicesToLoad.clear();
+      for (const key of pending) this.#loadSlices(key);
+    });
     this.#resyncTimer = setInterval(() => this.kick(), this.#options.resyncMs);
     this.#running = runWorkers(this.#queue, 1, () => this.#reconcile(), {
       onError: (_key, error) => {
@@ -864,8 +923,7 @@ export class AgentController {
   }
 
   #event(serviceKey: string, type: EventType, reason: EventReason, message: string): void {
-    const [namespace = "", name = ""] = serviceKey.split("/");
-    const svc = this.services.get(name, namespace);
+    const svc = this.#serviceOf(serviceKey);
     if (svc === undefined) return;
     const subject = { apiVersion: "v1", kind: "Service", metadata: svc.metadata };
     void this.#options.events.record(subject, type, reason, message);

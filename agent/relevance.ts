@@ -30,17 +30,17 @@ const PURELB_PREFIX = "purelb.io/";
 
 /**
  * The agent's view of a Service: for one we allocated, what {@link serviceAnnouncement} and
- * Events read; for any other, its name only.
+ * Events read; nothing of any other (it is not cached).
  *
  * @example
  * ```ts
  * agentServiceView({ metadata: { name: "db", namespace: "shop", labels: { a: "b" } },
- *   spec: { type: "ClusterIP" } }); // { metadata: { name: "db", namespace: "shop" } }
+ *   spec: { type: "ClusterIP" } }); // undefined
  * ```
  */
-export function agentServiceView(service: V1Service): V1Service {
+export function agentServiceView(service: V1Service): V1Service | undefined {
   if (service.metadata?.annotations?.[Annotations.allocatedBy] !== ALLOCATED_BY_PURELB) {
-    return { metadata: slimMetadata(service.metadata) };
+    return undefined;
   }
   const spec: NonNullable<V1Service["spec"]> = {};
   if (service.spec?.type !== undefined) spec.type = service.spec.type;
@@ -176,13 +176,39 @@ export function sliceChangeMatters(
   current: V1EndpointSlice | undefined,
   announcementOf: (serviceKey: string) => ServiceAnnouncement | undefined,
 ): boolean {
-  for (const slice of [previous, current]) {
-    const serviceName = slice?.metadata?.labels?.[SERVICE_NAME_LABEL];
-    if (serviceName === undefined || serviceName === "") continue;
-    const announcement = announcementOf(`${slice?.metadata?.namespace ?? ""}/${serviceName}`);
-    if (announcement?.localTrafficPolicy === true) return true;
-  }
-  return false;
+  return [previous, current].some((slice) => {
+    const key = slice === undefined ? undefined : sliceServiceKey(slice);
+    return key !== undefined && announcementOf(key)?.localTrafficPolicy === true;
+  });
+}
+
+/**
+ * `namespace/name` of the Service an EndpointSlice belongs to, if its label names one.
+ *
+ * @example
+ * ```ts
+ * sliceServiceKey({ metadata: { namespace: "shop", labels: { "kubernetes.io/service-name": "web" } },
+ *   addressType: "IPv4", endpoints: [] }); // "shop/web"
+ * ```
+ */
+export function sliceServiceKey(slice: V1EndpointSlice): string | undefined {
+  const name = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+  return name === undefined || name === ""
+    ? undefined
+    : `${slice.metadata?.namespace ?? ""}/${name}`;
+}
+
+/**
+ * True when the Service is ours and its announcement follows its endpoints
+ * (`externalTrafficPolicy: Local`): only then are its EndpointSlices worth keeping.
+ *
+ * @example
+ * ```ts
+ * endpointsMatterFor({ metadata: { name: "db" }, spec: { type: "ClusterIP" } }); // false
+ * ```
+ */
+export function endpointsMatterFor(service: V1Service | undefined): boolean {
+  return service !== undefined && serviceAnnouncement(service)?.localTrafficPolicy === true;
 }
 
 /**

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { clusterTest } from "../tests/cluster.ts";
 import { withAllocator } from "../tests/allocator.ts";
 import { metricValue, type ProgramProcess } from "../tests/programs.ts";
-import { waitFor } from "../tests/wait.ts";
+import { waitFor, waitUntilSteady } from "../tests/wait.ts";
 import { mergePatch } from "../k8s/patch.ts";
 
 const LOAD_BALANCERS = 10;
@@ -39,14 +39,9 @@ clusterTest(
           15_000,
           "the LoadBalancer Services to be addressed",
         );
-        let before = await work(allocator);
-        await waitFor(
-          async () => {
-            const now = await work(allocator);
-            const quiet = now.serviceSyncs === before.serviceSyncs;
-            before = now;
-            return quiet;
-          },
+        const before = await waitUntilSteady(
+          () => work(allocator),
+          (w) => w.serviceSyncs,
           20_000,
           "the allocator to settle",
           1_000,

@@ -35,25 +35,21 @@ export function isOutOfScope(service: V1Service, settings: RequestSettings): boo
 
 /**
  * The allocator's view of a Service: what {@link readServiceIntent} and the status patch read
- * for one in scope; for any other its name and class only (so that it still reads as foreign,
- * or as not a LoadBalancer).
+ * for one in scope; nothing of any other (it is not cached: a Service leaving the scope reads
+ * as deleted, which releases what it held without writing to it).
  *
  * @example
  * ```ts
  * const view = allocatorServiceView({ handleClasslessServices: true });
  * view({ metadata: { name: "db", namespace: "shop", uid: "u1" }, spec: { type: "ClusterIP" } });
- * // { metadata: { name: "db", namespace: "shop" } }
+ * // undefined
  * ```
  */
-export function allocatorServiceView(settings: RequestSettings): (service: V1Service) => V1Service {
+export function allocatorServiceView(
+  settings: RequestSettings,
+): (service: V1Service) => V1Service | undefined {
   return (service) => {
-    if (isOutOfScope(service, settings)) {
-      const serviceClass = service.spec?.loadBalancerClass;
-      return {
-        metadata: slimMetadata(service.metadata),
-        ...(serviceClass === undefined ? {} : { spec: { loadBalancerClass: serviceClass } }),
-      };
-    }
+    if (isOutOfScope(service, settings)) return undefined;
     const from = service.spec ?? {};
     const spec: NonNullable<V1Service["spec"]> = {};
     if (from.type !== undefined) spec.type = from.type;

@@ -8,7 +8,9 @@
  * only the fields its program reads (as client-go's `SetTransform`), and an update whose
  * transformed object equals the cached one is no change at all (no handler runs). A transform
  * must therefore drop `resourceVersion`, `managedFields` and whatever else changes without
- * mattering.
+ * mattering. A transform may also keep nothing of an object that does not concern its program
+ * (it returns `undefined`): the cache then holds no entry for it, and a cached object that
+ * stops concerning the program is reported as deleted.
  *
  * @module
  */
@@ -37,9 +39,10 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly path: string;
   /**
    * The object as cached: only the fields the program reads, never `resourceVersion` (see the
-   * module documentation). It must keep `metadata.name` and `metadata.namespace`.
+   * module documentation), or `undefined` to keep nothing of it. It must keep `metadata.name`
+   * and `metadata.namespace`.
    */
-  readonly transform: (object: T) => T;
+  readonly transform: (object: T) => T | undefined;
   readonly labelSelector?: string;
   /** Objects per page of a list. Default 500 (as client-go's reflector). */
   readonly pageSize?: number;
@@ -192,24 +195,16 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   async #relist(): Promise<void> {
     const seen = new Set<string>();
-    let continueToken = "";
     let resourceVersion = "";
-    do {
-      const page = await this.#connection.request<ListPage<T>>("GET", this.#options.path, {
-        query: {
-          limit: String(this.#options.pageSize ?? LIST_PAGE_SIZE),
-          continue: continueToken,
-          labelSelector: this.#options.labelSelector,
-          fieldSelector: this.#options.fieldSelector,
-        },
-      });
+    for await (
+      const page of this.#pages(this.#options.labelSelector, this.#options.fieldSelector)
+    ) {
       for (const object of page.items ?? []) {
         seen.add(keyOf(object.metadata?.namespace, object.metadata?.name));
         this.#upsert(object);
       }
-      continueToken = page.metadata?.continue ?? "";
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-    } while (continueToken !== "");
+    }
     this.#lists++;
     for (const [key, object] of [...this.#objects]) {
       if (!seen.has(key)) {
@@ -224,6 +219,46 @@ export class ResilientInformer<T extends KubernetesObject> {
     }
   }
 
+  /**
+   * Lists the objects that match `selectors` (besides the informer's own) and caches those it
+   * holds no entry for: for objects the transform kept nothing of until now, because what
+   * makes them matter lies elsewhere (an EndpointSlice whose Service just came to matter).
+   * Objects already cached came from the watch and are at least as new; they are left alone.
+   */
+  async reload(selectors: { readonly labelSelector?: string; readonly fieldSelector?: string }) {
+    const join = (a: string | undefined, b: string | undefined) =>
+      [a, b].filter((part) => part !== undefined && part !== "").join(",");
+    const pages = this.#pages(
+      join(this.#options.labelSelector, selectors.labelSelector),
+      join(this.#options.fieldSelector, selectors.fieldSelector),
+    );
+    for await (const page of pages) {
+      for (const object of page.items ?? []) {
+        if (this.#objects.has(keyOf(object.metadata?.namespace, object.metadata?.name))) continue;
+        this.#upsert(object);
+      }
+    }
+  }
+
+  async *#pages(
+    labelSelector: string | undefined,
+    fieldSelector: string | undefined,
+  ): AsyncGenerator<ListPage<T>> {
+    let continueToken = "";
+    do {
+      const page = await this.#connection.request<ListPage<T>>("GET", this.#options.path, {
+        query: {
+          limit: String(this.#options.pageSize ?? LIST_PAGE_SIZE),
+          continue: continueToken,
+          labelSelector,
+          fieldSelector,
+        },
+      });
+      yield page;
+      continueToken = page.metadata?.continue ?? "";
+    } while (continueToken !== "");
+  }
+
   #apply(type: string, object: T): void {
     const version = object.metadata?.resourceVersion;
     if (type === "ADDED" || type === "MODIFIED") {
@@ -232,8 +267,12 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.#received++;
       const key = keyOf(object.metadata?.namespace, object.metadata?.name);
       const known = this.#objects.get(key);
-      this.#objects.delete(key);
-      this.#emit("delete", known ?? this.#options.transform(object));
+      if (known === undefined) {
+        this.#unchanged++;
+      } else {
+        this.#objects.delete(key);
+        this.#emit("delete", known);
+      }
     }
     if (version) this.#resourceVersion = version;
   }
@@ -241,8 +280,18 @@ export class ResilientInformer<T extends KubernetesObject> {
   #upsert(raw: T): void {
     this.#received++;
     const object = this.#options.transform(raw);
-    const key = keyOf(object.metadata?.namespace, object.metadata?.name);
+    const key = keyOf(raw.metadata?.namespace, raw.metadata?.name);
     const known = this.#objects.get(key);
+    if (object === undefined) {
+      if (known === undefined) {
+        this.#unchanged++;
+      } else {
+        // It no longer concerns the program: gone, as far as the cache is concerned.
+        this.#objects.delete(key);
+        this.#emit("delete", known);
+      }
+      return;
+    }
     if (known !== undefined && isDeepStrictEqual(known, object)) {
       this.#unchanged++;
       return;

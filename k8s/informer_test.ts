@@ -117,6 +117,53 @@ clusterTest(
   },
 );
 
+clusterTest(
+  "informer: a transform that keeps nothing leaves no entry; an object that stops mattering reads as deleted; reload brings what came to matter",
+  async (c) => {
+    const ns = await c.createNamespace("informer-keep");
+    const connection = new ApiConnection(c.adminConfig());
+    const core = typedApi(connection, CoreV1Api);
+    const label = (name: string, labels: Record<string, string | null>) =>
+      core.patchNamespacedService(
+        { namespace: ns, name, body: { metadata: { labels } } },
+        mergePatch(),
+      );
+    // What matters: Services labelled keep=yes, or named in `wanted`.
+    const wanted = new Set<string>();
+    const informer = new ResilientInformer<V1Service>(connection, {
+      name: "services",
+      path: `/api/v1/namespaces/${ns}/services`,
+      transform: (svc) =>
+        svc.metadata?.labels?.keep === "yes" || wanted.has(svc.metadata?.name ?? "")
+          ? { metadata: slimMetadata(svc.metadata, { labels: ["keep"] }) }
+          : undefined,
+    });
+    const seen: string[] = [];
+    informer.onChange((type, svc) => seen.push(`${type}:${svc.metadata?.name}`));
+    await core.createNamespacedService({ namespace: ns, body: service("kept") });
+    await label("kept", { keep: "yes" });
+    await core.createNamespacedService({ namespace: ns, body: service("other") });
+    informer.start();
+    try {
+      await informer.synced;
+      assert.deepEqual(informer.list().map((s) => s.metadata?.name), ["kept"]);
+      await label("kept", { keep: null });
+      await waitFor(() => informer.get("kept", ns) === undefined, 10_000, "kept to be dropped");
+      wanted.add("other");
+      await informer.reload({ fieldSelector: "metadata.name=other" });
+      assert.ok(informer.get("other", ns) !== undefined, "other reloaded");
+      await core.deleteNamespacedService({ namespace: ns, name: "other" });
+      await waitFor(() => informer.get("other", ns) === undefined, 10_000, "other deleted");
+      assert.deepEqual(seen, ["add:kept", "delete:kept", "add:other", "delete:other"]);
+      assert.ok(informer.unchanged >= 1, "the dropped object counted as unchanged");
+    } finally {
+      await informer.stop();
+      connection.close();
+      await c.deleteNamespace(ns);
+    }
+  },
+);
+
 Deno.test({
   name: "informer survives the API server stopping and restarting mid-watch, and converges",
   sanitizeOps: false,

@@ -117,7 +117,7 @@ export interface ProcessOutput {
 /**
  * Waits for a spawned `child` (stdout and stderr piped) to exit and returns its exit code and
  * output. It reads the two pipes itself: on Deno 2.8, `ChildProcess.output()` keeps about
- * 130 KB of native memory per process for good, which grew an agent that runs `ip` for every
+ * 100 KB of native memory per process for good, which grew an agent that runs `ip` for every
  * change by hundreds of megabytes (the V8 heap stayed small).
  *
  * @example

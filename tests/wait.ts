@@ -41,6 +41,32 @@ export async function waitFor(
   }
 }
 
+/**
+ * Reads `sample` every `intervalMs` until two reads in a row give the same `key` (nothing moved
+ * for one interval); returns the last sample. Throws like {@linkcode waitFor}.
+ */
+export async function waitUntilSteady<T>(
+  sample: () => Promise<T>,
+  key: (value: T) => unknown,
+  timeoutMs: number,
+  what: string,
+  intervalMs: number,
+): Promise<T> {
+  let last = await sample();
+  await waitFor(
+    async () => {
+      const now = await sample();
+      const steady = key(now) === key(last);
+      last = now;
+      return steady;
+    },
+    timeoutMs,
+    what,
+    intervalMs,
+  );
+  return last;
+}
+
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
