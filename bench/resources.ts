@@ -40,6 +40,7 @@ import {
   parseSize,
   populate,
   readProc,
+  stopWithin,
   withBusyCluster,
   withCluster,
 } from "./cluster_sim.ts";
@@ -139,6 +140,8 @@ interface RestartFigures {
   readonly rssAfterReadyMb: number;
   readonly firstAllocatorAllAddressedS: number;
   readonly servicesCreatePerS: number;
+  /** Whether the first and the second allocator exited within 20 s of SIGTERM. */
+  readonly exitedOnSigterm: readonly boolean[];
 }
 
 /** The allocator restarted with `count` existing allocations. */
@@ -167,7 +170,10 @@ async function measureRestart(count: number): Promise<RestartFigures> {
         `restart: the first allocator addressed all ${count} in ` +
           `${firstAllocatorAllAddressedS.toFixed(1)} s; restarting it`,
       );
-      await first.stop();
+      const firstExited = await stopWithin(first, 20_000);
+      if (!firstExited) {
+        log("WARNING the first allocator did not exit within 20 s of SIGTERM: killed");
+      }
       const restartedAt = performance.now();
       const second = startAllocator(kubeconfig, namespace, ["--log-level", "info"]);
       started.push(second);
@@ -193,8 +199,10 @@ async function measureRestart(count: number): Promise<RestartFigures> {
       );
       const registered = Number(registeredLine.exec(second.logs())?.[1] ?? NaN);
       const rssAfterReadyMb = mb((await readProc(second.pid))?.rssMb ?? NaN);
-      await second.stop();
+      const secondExited = await stopWithin(second, 20_000);
+      if (!secondExited) log("WARNING the second allocator did not exit within 20 s of SIGTERM");
       return {
+        exitedOnSigterm: [firstExited, secondExited],
         allocations: count,
         registered,
         registeredS: round(registeredS),
