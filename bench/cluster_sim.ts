@@ -1013,7 +1013,10 @@ export async function withCluster<T>(
     return await fn(await testCluster(), false);
   } finally {
     Deno.env.delete(TEST_KUBECONFIG_ENV);
-    await cp.stop();
+    if (!await within(cp.stop(), 60_000)) {
+      console.error("teardown: the control plane did not stop within 60 s: killed");
+      cp.killSync();
+    }
     forget();
   }
 }
@@ -1212,7 +1215,7 @@ export async function withBusyCluster<T>(
       } finally {
         stopping = true;
         forget();
-        await leases.remove();
+        await within(leases.remove(), 30_000, "removing the simulated Leases");
         for (const [name, p] of [["agent", agentOf(scene)], ["allocator", allocator]] as const) {
           if (p !== undefined && !await stopWithin(p, 20_000)) {
             const line = `${name} did not exit within 20 s of SIGTERM: killed`;
@@ -1220,8 +1223,12 @@ export async function withBusyCluster<T>(
             stopProblems.push(line);
           }
         }
-        await watch.stop().catch(() => {});
-        await removeProgramBinding(cluster, "allocator", scene.namespace).catch(() => {});
+        await within(watch.stop(), 10_000, "stopping the Service watch");
+        await within(
+          removeProgramBinding(cluster, "allocator", scene.namespace),
+          10_000,
+          "removing the allocator's binding",
+        );
         await Deno.remove(dir, { recursive: true });
         if (shared) await depopulate(access, l);
       }
@@ -1249,6 +1256,24 @@ export async function stopWithin(program: ProgramProcess, ms: number): Promise<b
   clearTimeout(timer);
   if (!stopped) await program.kill();
   return stopped;
+}
+
+/**
+ * Waits for `promise` at most `ms`; true when it settled in time (a rejection counts as
+ * settled). With `what`, a late or failed step is reported on stderr: teardown goes on.
+ */
+export async function within(promise: Promise<unknown>, ms: number, what?: string) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = await Promise.race([
+    promise.then(() => true, (error) => {
+      if (what !== undefined) console.error(`teardown: ${what} failed: ${error}`);
+      return true;
+    }),
+    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms)),
+  ]);
+  clearTimeout(timer);
+  if (!settled && what !== undefined) console.error(`teardown: ${what}: over ${ms} ms, going on`);
+  return settled;
 }
 
 /** A logger that prefixes the seconds since it was made. */

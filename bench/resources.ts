@@ -43,6 +43,7 @@ import {
   stopWithin,
   withBusyCluster,
   withCluster,
+  within,
 } from "./cluster_sim.ts";
 
 const options = flags(Deno.args, {
@@ -214,7 +215,7 @@ async function measureRestart(count: number): Promise<RestartFigures> {
     } finally {
       forget();
       for (const p of started) await p.stop();
-      await watch.stop().catch(() => {});
+      await within(watch.stop(), 10_000, "stopping the Service watch");
       api.close();
       await Deno.remove(dir, { recursive: true });
       if (shared) {
