@@ -64,6 +64,7 @@ function rates(a: ProcessSample, b: ProcessSample) {
     /** Mean wall time of one reconcile, seconds (agent). */
     reconcileSecondsMean: per("reconcileSeconds") / per("reconciles"),
     leaseErrorsPerMin: per("leaseErrors"),
+    addressChangesPerMin: per("addressChanges"),
     ipProcessesPerMin: per("ipProcesses"),
     apiRequestsPerMin: per("apiRequests"),
     relevantEventsPerMin: per("eventsRelevant"),
@@ -152,17 +153,19 @@ async function main(): Promise<void> {
             ra.childCpuSecondsPerMin.toFixed(2)
           }), ${Math.round(ra.reconcilesPerMin)} reconciles/min (${
             ra.reconcileSecondsMean.toFixed(2)
-          } s each), ${Math.round(ra.leaseErrorsPerMin)} lease errors/min, ${
-            Math.round(ra.ipProcessesPerMin)
-          } ip/min, ${Math.round(ra.apiRequestsPerMin)} API req/min, events ${
-            Math.round(ra.relevantEventsPerMin)
-          } relevant + ${Math.round(ra.irrelevantEventsPerMin)} not /min | allocator RSS ${
-            mb(al.rssMb)
-          } MB, CPU ${rl.cpuSecondsPerMin.toFixed(2)} s/min, ${
-            Math.round(rl.reconcilesPerMin)
-          } reconciles/min, ${Math.round(rl.apiRequestsPerMin)} API req/min | churn ${
-            unrelated.toFixed(1)
-          } + ${relevant.toFixed(1)}/s, leases ${leases.toFixed(1)}/s${missed}`,
+          } s each), ${Math.round(ra.addressChangesPerMin)} address changes/min, ${
+            Math.round(ra.leaseErrorsPerMin)
+          } lease errors/min, ${Math.round(ra.ipProcessesPerMin)} ip/min, ${
+            Math.round(ra.apiRequestsPerMin)
+          } API req/min, events ${Math.round(ra.relevantEventsPerMin)} relevant + ${
+            Math.round(ra.irrelevantEventsPerMin)
+          } not /min | allocator RSS ${mb(al.rssMb)} MB, CPU ${
+            rl.cpuSecondsPerMin.toFixed(2)
+          } s/min, ${Math.round(rl.reconcilesPerMin)} reconciles/min, ${
+            Math.round(rl.apiRequestsPerMin)
+          } API req/min | churn ${unrelated.toFixed(1)} + ${relevant.toFixed(1)}/s, leases ${
+            leases.toFixed(1)
+          }/s${missed}`,
         );
       }
       const soakSeconds = sampler.seconds() - soakT0;
@@ -190,6 +193,7 @@ async function main(): Promise<void> {
           childCpuPercentOfCore: round(r.childCpuSecondsPerMin / 60 * 100),
           reconcilesPerMin: Math.round(r.reconcilesPerMin),
           reconcileSecondsMean: round(r.reconcileSecondsMean, 3),
+          addressChangesPerMin: Math.round(r.addressChangesPerMin),
           leaseErrors: end.metrics["leaseErrors"] ?? 0,
           fencedAtEnd: end.metrics["fenced"] ?? 0,
           ipProcessesPerMin: Math.round(r.ipProcessesPerMin),
