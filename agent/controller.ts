@@ -114,6 +114,14 @@ function serviceKeyOf(service: V1Service): string {
   return `${service.metadata?.namespace ?? ""}/${service.metadata?.name ?? ""}`;
 }
 
+/**
+ * How deep a reconcile goes: `quick` decides on the network as last read and runs no `ip` if
+ * the decision is unchanged (watch events); `verify` reads the network and stops there if it is
+ * as the last full decision found it (the resync: drift repair); `full` reads and decides.
+ */
+type ReconcileDepth = "quick" | "verify" | "full";
+const DEPTHS: readonly ReconcileDepth[] = ["quick", "verify", "full"];
+
 /** What one decision reads from the caches. */
 interface DecisionInputs {
   readonly services: readonly ServiceAnnouncement[];
@@ -135,6 +143,8 @@ const NODE_KEY = "node";
  * graceful hand-over takes tens of milliseconds), long against a burst of watch events.
  */
 const COALESCE_MS = 20;
+/** A failed read of a Service's EndpointSlices is tried again this much later. */
+const SLICE_RELOAD_RETRY_MS = 2_000;
 /** Packets per gratuitous announcement. */
 const GRATUITOUS_COUNT = 3;
 
@@ -241,9 +251,16 @@ export class AgentController {
   #liveCount = 0;
   /** Services whose slices must be read once the slices informer has its first list. */
   readonly #slicesToLoad = new Set<string>();
+  /** Per cached Service object (never mutated, replaced on change): its announcement. */
+  readonly #announcements = new WeakMap<V1Service, ServiceAnnouncement | null>();
   #slicesStarted = false;
-  /** The next reconcile reads the network even if the decision looks unchanged. */
-  #readNetwork = true;
+  /** What the next reconcile must do at least (see {@link ReconcileDepth}). */
+  #depth: ReconcileDepth = "full";
+  /**
+   * Settings and network state of the last full decision that found nothing to change: while
+   * the network reads the same, the resync has nothing to repair.
+   */
+  #verified: { readonly settings: AnnounceSettings; readonly state: NetworkState } | undefined;
   /**
    * The last apply that succeeded in full: the network state it decided on, the settings and
    * what it put in place. A decision on that state that comes out the same needs no `ip`.
@@ -363,22 +380,34 @@ export class AgentController {
       this.#slicesToLoad.add(serviceKey);
       return;
     }
+    if (this.#stopping.signal.aborted || !endpointsMatterFor(this.#serviceOf(serviceKey))) return;
     const [namespace = "", name = ""] = serviceKey.split("/");
     this.slices.reload({
       labelSelector: `${SERVICE_NAME_LABEL}=${name}`,
       fieldSelector: `metadata.namespace=${namespace}`,
     }).catch((error) => {
-      log.warn("cannot read the EndpointSlices of {service}: {error}", {
+      log.warn("cannot read the EndpointSlices of {service}, again in {ms} ms: {error}", {
         service: serviceKey,
+        ms: SLICE_RELOAD_RETRY_MS,
         error: errorMessage(error),
       });
-      this.#slicesToLoad.add(serviceKey);
+      setTimeout(() => this.#loadSlices(serviceKey), SLICE_RELOAD_RETRY_MS);
     });
   }
 
   #announcementOf(serviceKey: string): ServiceAnnouncement | undefined {
     const service = this.#serviceOf(serviceKey);
-    return service === undefined ? undefined : serviceAnnouncement(service);
+    return service === undefined ? undefined : this.#announcement(service);
+  }
+
+  /** {@link serviceAnnouncement} of a cached Service, read once per cached object. */
+  #announcement(service: V1Service): ServiceAnnouncement | undefined {
+    let known = this.#announcements.get(service);
+    if (known === undefined) {
+      known = serviceAnnouncement(service) ?? null;
+      this.#announcements.set(service, known);
+    }
+    return known ?? undefined;
   }
 
   /** Counts a cache change; one that may alter the decision asks for a (coalesced) reconcile. */
@@ -418,10 +447,14 @@ export class AgentController {
     return this.#reconciles;
   }
 
-  /** Asks for a reconcile soon, one that reads the network (drift repair, fence changes). */
+  /** Asks for a full reconcile soon (fence changes, start-up, tests). */
   kick(): void {
-    this.#readNetwork = true;
+    this.#deepen("full");
     this.#queue.add(NODE_KEY);
+  }
+
+  #deepen(depth: ReconcileDepth): void {
+    if (DEPTHS.indexOf(depth) > DEPTHS.indexOf(this.#depth)) this.#depth = depth;
   }
 
   /** Starts the informers, the worker and the resync timer. */
@@ -441,7 +474,10 @@ export class AgentController {
       this.#slicesToLoad.clear();
       for (const key of pending) this.#loadSlices(key);
     });
-    this.#resyncTimer = setInterval(() => this.kick(), this.#options.resyncMs);
+    this.#resyncTimer = setInterval(() => {
+      this.#deepen("verify");
+      this.#queue.add(NODE_KEY);
+    }, this.#options.resyncMs);
     this.#running = runWorkers(this.#queue, 1, () => this.#reconcile(), {
       onError: (_key, error) => {
         this.#options.metrics.reconcileErrors.inc();
@@ -542,11 +578,19 @@ export class AgentController {
     }
     this.#settings = settings;
 
-    const readNetwork = this.#readNetwork;
-    this.#readNetwork = false;
-    if (!readNetwork && this.#decisionUnchanged(settings)) return this.#untilNextExpiry();
+    const depth = this.#depth;
+    this.#depth = "quick";
+    if (depth === "quick" && this.#decisionUnchanged(settings)) return this.#untilNextExpiry();
 
     let state = await netlink.readState();
+    const verified = this.#verified;
+    if (
+      depth === "verify" && verified !== undefined &&
+      isDeepStrictEqual(verified.settings, settings) && isDeepStrictEqual(verified.state, state)
+    ) {
+      // No drift, and nothing since changed the decision (it would have reset #verified).
+      return this.#untilNextExpiry();
+    }
     if (findLink(state, settings.dummyInterface) === undefined) {
       const outcome = await netlink.ensureDummyInterface(settings.dummyInterface);
       log.info("dummy interface {name}: {outcome}", {
@@ -734,6 +778,10 @@ export class AgentController {
         decidedOn !== undefined
       ? { settings, ...decidedOn }
       : undefined;
+    this.#verified = assignmentsOverride === undefined && applied.length === 0 &&
+        alreadyDone.length === 0 && failed.length === 0
+      ? { settings, state: firstState }
+      : undefined;
     if (mayHold !== undefined) {
       // Still ours: what we carry now, and what we failed to remove.
       const kept = new Set(assignmentsOverride === undefined ? this.#wonLocal : []);
@@ -749,7 +797,7 @@ export class AgentController {
   /** What a decision reads from the caches (and the addresses this agent may hold). */
   #decisionInputs(): DecisionInputs {
     const services = this.services.list().flatMap((svc) => {
-      const read = serviceAnnouncement(svc);
+      const read = this.#announcement(svc);
       return read === undefined ? [] : [read];
     });
     const groups = this.groups.list();

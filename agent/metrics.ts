@@ -170,8 +170,11 @@ export class AgentMetrics {
   setAnnounced(entries: readonly { readonly service: string; readonly ip: string }[]): void {
     const keys = new Set<string>();
     for (const { service, ip } of entries) {
-      keys.add(`${service}\n${ip}`);
-      this.announced.set({ service, node: this.#node, ip }, 1);
+      const key = `${service}\n${ip}`;
+      keys.add(key);
+      // A series already at 1 stays as it is (with 1,000 Services this was every reconcile's
+      // 1,000 label lookups).
+      if (!this.#announcedKeys.has(key)) this.announced.set({ service, node: this.#node, ip }, 1);
     }
     for (const key of this.#announcedKeys) {
       if (keys.has(key)) continue;

@@ -21,6 +21,7 @@ import {
   findGroupOverlaps,
   type IpFamily,
   LocalPool,
+  netboxSourceKey,
   parseCidr,
   parseRange,
   parseServiceGroupSpec,
@@ -136,7 +137,10 @@ type GroupEntry =
 export class Allocator {
   readonly #groups = new Map<string, GroupEntry>();
   readonly #services = new Map<string, ServiceAllocation>();
-  /** Netbox addresses nobody holds any more, by address, until the controller drains them. */
+  /**
+   * Netbox addresses nobody holds any more from their Netbox, by source and address, until the
+   * controller drains them.
+   */
   readonly #freedNetbox = new Map<string, FreedNetboxAddress>();
 
   /** Replaces the set of groups; unchanged groups keep their pools and counts. */
@@ -250,6 +254,14 @@ export class Allocator {
     return families.length === 0
       ? undefined
       : { group: request.group, source: entry.source, families };
+  }
+
+  /** Whether any Service holds `address`, from any group or source. */
+  isHeld(address: string): boolean {
+    for (const allocation of this.#services.values()) {
+      if (allocation.addresses.some((a) => a.address === address)) return true;
+    }
+    return false;
   }
 
   /** The addresses held from a Netbox group, each with one Service holding it. */
@@ -394,7 +406,7 @@ export class Allocator {
     const added: HeldAddress[] = [];
     for (const family of request.families) {
       if (current.addresses.some((a) => a.family === family)) continue;
-      const result = takeFamily(entry, request, family, offer);
+      const result = takeFamily(entry, request, family, offer, this.#heldByOther(request.key));
       if (result.kind === "ok") added.push(heldOf(result, request.group, entry));
     }
     return added;
@@ -433,7 +445,7 @@ export class Allocator {
     const taken: HeldAddress[] = [];
     const reasons: string[] = [];
     for (const family of request.families) {
-      const result = takeFamily(entry, request, family, offer);
+      const result = takeFamily(entry, request, family, offer, this.#heldByOther(request.key));
       if (result.kind === "ok") taken.push(heldOf(result, request.group, entry));
       else reasons.push(result.reason);
       if (request.policy === "AnyOne" && taken.length === 1) break;
@@ -455,12 +467,33 @@ export class Allocator {
     for (const held of addresses) if (held.netbox) this.#freeIfUnheld(held.address, held.netbox);
   }
 
-  /** Queues a Netbox address for return once no Service holds it any more. */
+  /**
+   * Whether a Service other than `key` holds an address, from any group or source: an offered
+   * Netbox address it holds is not given to a second Service.
+   */
+  #heldByOther(key: string): (address: string) => boolean {
+    return (address) => {
+      for (const [holder, allocation] of this.#services) {
+        if (holder !== key && allocation.addresses.some((a) => a.address === address)) {
+          return true;
+        }
+      }
+      return false;
+    };
+  }
+
+  /**
+   * Queues a Netbox address for return to `source` once no Service holds it from that Netbox
+   * and tenant (another group's Netbox may list the same address: that one is not ours to keep).
+   */
   #freeIfUnheld(address: string, source: NetboxSource): void {
+    const key = netboxSourceKey(source);
     const held = [...this.#services.values()].some((s) =>
-      s.addresses.some((a) => a.address === address)
+      s.addresses.some((a) =>
+        a.address === address && a.netbox !== undefined && netboxSourceKey(a.netbox) === key
+      )
     );
-    if (!held) this.#freedNetbox.set(address, { address, source });
+    if (!held) this.#freedNetbox.set(`${key} ${address}`, { address, source });
   }
 
   /** After pools were rebuilt, registers the current holders of their addresses again. */
@@ -518,10 +551,7 @@ export class Allocator {
       Number(b === preferred) - Number(a === preferred)
     );
     for (const [name, entry] of candidates) {
-      if (
-        entry.kind === "netbox" && entry.source.url === source.url &&
-        entry.source.tenant === source.tenant
-      ) {
+      if (entry.kind === "netbox" && netboxSourceKey(entry.source) === netboxSourceKey(source)) {
         return { name, entry };
       }
     }
@@ -545,6 +575,7 @@ function takeFamily(
   request: AllocationRequest,
   family: IpFamily,
   offer: NetboxOffer | undefined,
+  heldByOther: (address: string) => boolean,
 ): AssignResult {
   const sharing = sharingOf(request);
   if (entry.kind === "valid") {
@@ -556,7 +587,7 @@ function takeFamily(
     ? undefined
     : entry.pool.addressOfSharingKey(request.sharingKey, family);
   const offered = offer?.addresses.find((a) =>
-    a.family === family && entry.pool.holdersOf(a.address).length === 0
+    a.family === family && entry.pool.holdersOf(a.address).length === 0 && !heldByOther(a.address)
   );
   const address = bound ?? offered?.address;
   if (address === undefined) {

@@ -254,3 +254,59 @@ Deno.test("netbox property: no address held twice without sharing, none stranded
     { numRuns: 300 },
   );
 });
+
+Deno.test("allocator: two Netbox groups listing one address: one Service gets it, the other's is given back to its Netbox", () => {
+  const otherSource: NetboxSource = { ...SOURCE, url: "https://other-netbox.example/" };
+  const allocator = new Allocator();
+  allocator.setGroups([
+    NETBOX_GROUP,
+    {
+      name: "nb2",
+      creationTimestamp: T0,
+      spec: { netbox: { url: otherSource.url, tenant: otherSource.tenant } },
+    },
+  ]);
+  const first = allocator.allocate(request("ns/a"), {
+    source: SOURCE,
+    addresses: [{ address: "192.0.2.10", family: "IPv4" }],
+    failures: {},
+  });
+  assert.deepEqual(addresses(first), ["192.0.2.10"]);
+  assert.equal(allocator.isHeld("192.0.2.10"), true);
+  const second = allocator.allocate(request("ns/b", { group: "nb2" }), {
+    source: otherSource,
+    addresses: [{ address: "192.0.2.10", family: "IPv4" }],
+    failures: {},
+  });
+  assert.equal(second.kind, "failed", "never one address for two Services");
+  assert.deepEqual(allocator.drainFreedNetbox(), [{ address: "192.0.2.10", source: otherSource }]);
+  assert.equal(allocator.netboxHeld("nb").get("192.0.2.10"), "ns/a");
+  // The first Service's address goes back to its own Netbox only.
+  allocator.release("ns/a");
+  assert.deepEqual(allocator.drainFreedNetbox(), [{ address: "192.0.2.10", source: SOURCE }]);
+});
+
+Deno.test("allocator: two spellings of one Netbox URL are one source", () => {
+  const allocator = new Allocator();
+  const slashless = { ...SOURCE, url: "https://netbox.example" };
+  allocator.setGroups([
+    NETBOX_GROUP,
+    {
+      name: "nb2",
+      creationTimestamp: T0,
+      spec: { netbox: { url: slashless.url, tenant: SOURCE.tenant } },
+    },
+  ]);
+  allocator.allocate(request("ns/a"), {
+    source: SOURCE,
+    addresses: [{ address: "192.0.2.10", family: "IPv4" }],
+    failures: {},
+  });
+  allocator.allocate(request("ns/b", { group: "nb2", sharingKey: "k" }), {
+    source: slashless,
+    addresses: [{ address: "192.0.2.11", family: "IPv4" }],
+    failures: {},
+  });
+  allocator.release("ns/b");
+  assert.deepEqual(allocator.drainFreedNetbox().map((f) => f.address), ["192.0.2.11"]);
+});

@@ -75,7 +75,7 @@ export const FLAGS = {
   workers: { env: "PURELB_WORKERS", help: "concurrent workers (default 16)" },
   "netbox-timeout": {
     env: "PURELB_NETBOX_TIMEOUT",
-    help: "seconds to wait for each Netbox request (default 5)",
+    help: "seconds to wait for each Netbox request (default 10)",
   },
 } as const;
 
@@ -132,7 +132,7 @@ export function readAllocatorConfig(
     handleClasslessServices: handleClassless === "true",
     workers,
     netboxToken: env(NETBOX_TOKEN_ENV)?.trim() || undefined,
-    netboxTimeoutMs: seconds("netbox-timeout", 5),
+    netboxTimeoutMs: seconds("netbox-timeout", 10),
   };
 }
 

@@ -29,8 +29,8 @@ import {
   type NetboxSource,
 } from "./allocator.ts";
 import type { AllocationRequest } from "./request.ts";
-import { NetboxError } from "../ipam/mod.ts";
-import { type NetboxBroker, type NetboxCallResult } from "./netbox.ts";
+import { NetboxError, netboxSourceKey } from "../ipam/mod.ts";
+import { isUncertain, type NetboxBroker, type NetboxCallResult } from "./netbox.ts";
 import {
   readServiceIntent,
   type RequestSettings,
@@ -69,7 +69,7 @@ export interface AllocatorControllerOptions {
 const GROUPS_KEY = "groups";
 const SERVICE_PREFIX = "svc:";
 const GROUP_STATUS_PREFIX = "sg:";
-/** Gives one Netbox address back (key: the address). */
+/** Gives one Netbox address back (key: the source's key, a space, the address). */
 const NETBOX_RETURN_PREFIX = "nbreturn:";
 /** Compares a Netbox group's addresses with Netbox (key: the group). */
 const NETBOX_SWEEP_PREFIX = "nbsweep:";
@@ -78,6 +78,8 @@ const NETBOX_SWEEP_PREFIX = "nbsweep:";
  * addresses left active by a crash).
  */
 const NETBOX_SWEEP_INTERVAL_MS = 300_000;
+/** After a Netbox write whose answer was lost, the group is compared with Netbox this much later. */
+const NETBOX_UNCERTAIN_SWEEP_MS = 15_000;
 /** A Service that Netbox has no address for retries this often (other users may free some). */
 const NETBOX_EXHAUSTED_RETRY_MS = 30_000;
 /** ServiceGroup status is written at most this often per group (counts change constantly). */
@@ -314,6 +316,13 @@ export class AllocatorController {
         const warnings = [...intent.warnings, ...this.#sharingWarnings(intent.request, outcome)];
         this.#reportWarnings(svc, warnings);
         const applied = await this.#apply(svc, outcome, leadership);
+        if (taken !== undefined && !taken.result.ok && isUncertain(taken.result.error.failure)) {
+          // A lost answer may hide a write that lands later: the sweep gives such strays back.
+          this.#queue?.addAfter(
+            NETBOX_SWEEP_PREFIX + intent.request.group,
+            NETBOX_UNCERTAIN_SWEEP_MS,
+          );
+        }
         if (outcome.kind !== "failed" || taken === undefined) return applied;
         // Netbox trouble is retried with backoff; an empty Netbox is asked again now and then.
         return taken.result.ok
@@ -338,6 +347,7 @@ export class AllocatorController {
       request.policy,
       marker,
       leadership,
+      (address) => this.#allocator.isHeld(address),
     );
     this.#noteNetbox(needs.source, taken.result);
     return taken;
@@ -346,14 +356,16 @@ export class AllocatorController {
   /** Queues every Netbox address the allocator let go of for its return to `reserved`. */
   #queueNetboxReturns(): void {
     for (const freed of this.#allocator.drainFreedNetbox()) {
-      this.#netboxReturns.set(freed.address, freed);
-      this.#queue?.add(NETBOX_RETURN_PREFIX + freed.address);
+      const key = `${netboxSourceKey(freed.source)} ${freed.address}`;
+      this.#netboxReturns.set(key, freed);
+      this.#queue?.add(NETBOX_RETURN_PREFIX + key);
     }
   }
 
-  async #returnToNetbox(address: string, leadership: AbortSignal): Promise<Outcome> {
-    const freed = this.#netboxReturns.get(address);
+  async #returnToNetbox(key: string, leadership: AbortSignal): Promise<Outcome> {
+    const freed = this.#netboxReturns.get(key);
     if (freed === undefined) return { kind: "done" };
+    const address = freed.address;
     try {
       await this.#options.netbox.giveBack(freed.source, address, leadership);
     } catch (error) {
@@ -361,7 +373,7 @@ export class AllocatorController {
       this.#noteNetbox(freed.source, { ok: false, error });
       return { kind: "retry", error };
     }
-    this.#netboxReturns.delete(address);
+    this.#netboxReturns.delete(key);
     this.#noteNetbox(freed.source, { ok: true });
     this.#retryWaitingNow();
     log.info("gave {address} back to Netbox at {url}", { address, url: freed.source.url });
@@ -426,10 +438,7 @@ export class AllocatorController {
         message: result.error.message,
       };
     for (const report of this.#allocator.groupReports()) {
-      if (
-        report.kind !== "netbox" || report.source.url !== source.url ||
-        report.source.tenant !== source.tenant
-      ) {
+      if (report.kind !== "netbox" || netboxSourceKey(report.source) !== netboxSourceKey(source)) {
         continue;
       }
       const previous = this.#netboxHealth.get(report.name);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { markerDescription, NetboxBroker } from "./netbox.ts";
 import type { NetboxSource } from "./allocator.ts";
 import { NetboxTestServer } from "../tests/netbox/mod.ts";
+import { waitFor } from "../tests/wait.ts";
 
 async function withBroker(
   body: (netbox: NetboxTestServer, broker: NetboxBroker, source: NetboxSource) => Promise<void>,
@@ -83,8 +84,70 @@ Deno.test("broker: an activation whose answer is lost is undone", async () => {
     assert.match(taken.offer.failures.IPv4 ?? "", /\(502\)/);
     const record = netbox.find("192.0.2.10");
     assert.deepEqual([record?.status, record?.description], ["reserved", "spare"]);
-    const patches = netbox.requests.filter((r) => r.method === "PATCH").map((r) => r.body);
-    assert.deepEqual(patches.at(-1), { status: "reserved", description: "spare" });
+    // The record was read again: not ours, so nothing was undone over it.
+    const last = netbox.requests.at(-1);
+    assert.deepEqual([last?.method, last?.path], ["GET", `/api/ipam/ip-addresses/${record?.id}/`]);
+  });
+});
+
+Deno.test("broker: an activation that did happen although its answer was lost is undone", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    const record = netbox.add("192.0.2.10/24", { tenant: "lab", status: "reserved" });
+    netbox.failNext({ kind: "timeout" }, 1, { method: "PATCH" });
+    const take = broker.take(source, ["IPv4"], "SingleStack", marker("ns/a"));
+    await waitFor(() => netbox.pendingCount === 1, 5_000, "the PATCH to hang");
+    // As if NetBox wrote it and the answer got lost.
+    record.status = "active";
+    record.description = markerDescription(marker("ns/a"));
+    const taken = await take;
+    assert.equal(taken.result.ok, false);
+    assert.deepEqual([record.status, record.description], ["reserved", ""]);
+  }, { timeoutMs: 300 });
+});
+
+Deno.test("broker: a second writer's activation between list and PATCH costs a 412, not a double allocation", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.addRange("192.0.2.10/24", 3, { tenant: "lab", status: "reserved" });
+    // Warm the candidate list, then let someone else activate the next candidate.
+    const first = await broker.take(source, ["IPv4"], "SingleStack", marker("ns/a"));
+    assert.deepEqual(first.offer.addresses.map((a) => a.address), ["192.0.2.10"]);
+    const stolen = netbox.find("192.0.2.11");
+    if (stolen) {
+      stolen.status = "active";
+      stolen.description = "another cluster";
+    }
+    const second = await broker.take(source, ["IPv4"], "SingleStack", marker("ns/b"));
+    assert.deepEqual(second.offer.addresses.map((a) => a.address), ["192.0.2.12"]);
+    assert.equal(netbox.find("192.0.2.11")?.description, "another cluster");
+    assert.ok(netbox.requests.some((r) => r.ifMatch !== undefined), "PATCHes carry If-Match");
+  });
+});
+
+Deno.test("broker: addresses the allocator holds are never offered; one Netbox under two spellings is one", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.addRange("192.0.2.10/24", 3, { tenant: "lab", status: "reserved" });
+    const other = { ...source, url: source.url.slice(0, -1) };
+    const [a, b] = await Promise.all([
+      broker.take(
+        source,
+        ["IPv4"],
+        "SingleStack",
+        marker("ns/a"),
+        undefined,
+        (x) => x === "192.0.2.10",
+      ),
+      broker.take(
+        other,
+        ["IPv4"],
+        "SingleStack",
+        marker("ns/b"),
+        undefined,
+        (x) => x === "192.0.2.10",
+      ),
+    ]);
+    const got = [a.offer.addresses[0]?.address, b.offer.addresses[0]?.address].sort();
+    assert.deepEqual(got, ["192.0.2.11", "192.0.2.12"]);
+    assert.equal(netbox.find("192.0.2.10")?.status, "reserved");
   });
 });
 
@@ -149,5 +212,60 @@ Deno.test("broker: a sweep never gives back an address taken but not yet settled
     broker.settle(taken.offer);
     const after = await broker.sweep(source, "uid-1", () => new Map());
     assert.deepEqual(after.returned, ["192.0.2.10"], "settled and held by nobody: given back");
+  });
+});
+
+Deno.test("broker: concurrent takes go in conditional bulk PATCHes; after a 412 the batch is read again and retried", async () => {
+  await withBroker(async (netbox, broker, source) => {
+    netbox.addRange("192.0.2.10/24", 12, { tenant: "lab", status: "reserved" });
+    // Takes arriving together are gathered into bulk PATCHes (in up to two lanes).
+    const takes = await Promise.all(
+      Array.from(
+        { length: 5 },
+        (_, i) => broker.take(source, ["IPv4"], "SingleStack", marker(`ns/a${i}`)),
+      ),
+    );
+    const bulk = netbox.requests.filter((r) =>
+      r.method === "PATCH" && r.path === "/api/ipam/ip-addresses/"
+    );
+    const sizes = bulk.map((r) => Array.isArray(r.body) ? r.body.length : 0);
+    assert.deepEqual(sizes.filter((n) => n > 1).sort(), [2, 3], `bulk PATCH sizes: ${sizes}`);
+    const singles = netbox.requests.filter((r) =>
+      r.method === "PATCH" && r.path !== "/api/ipam/ip-addresses/"
+    );
+    assert.equal(singles.length, 0, "no single PATCH");
+    assert.ok(bulk.every((r) => r.ifMatch !== undefined), "bulk PATCHes carry If-Match");
+    const first = takes.map((t) => t.offer.addresses[0]?.address);
+    assert.equal(new Set(first).size, 5);
+
+    // Someone changes a candidate: the bulk PATCH gets 412, the batch is read again in one
+    // list and retried in bulk.
+    for (const record of netbox.records()) {
+      if (record.status === "reserved") record.description = "edited";
+    }
+    const more = await Promise.all(
+      Array.from(
+        { length: 4 },
+        (_, i) => broker.take(source, ["IPv4"], "SingleStack", marker(`ns/b${i}`)),
+      ),
+    );
+    const all = [...first, ...more.map((t) => t.offer.addresses[0]?.address)];
+    assert.equal(new Set(all).size, 9, `distinct: ${all}`);
+    assert.ok(
+      netbox.requests.some((r) => r.method === "GET" && r.query.id !== undefined),
+      "the batch was read again by id after the 412",
+    );
+    assert.equal(
+      netbox.requests.filter((r) => r.method === "PATCH" && r.path !== "/api/ipam/ip-addresses/")
+        .length,
+      0,
+      "after a 412 the batch is read again and retried in bulk, not one by one",
+    );
+    for (const record of netbox.records()) {
+      if (record.status === "active") assert.match(record.description, /^purelb:uid-1 ns\/[ab]\d$/);
+    }
+    // Give-backs of what we wrote last go in bulk too.
+    await Promise.all(all.map((a) => broker.giveBack(source, a ?? "")));
+    assert.ok(netbox.records().every((r) => r.status === "reserved"));
   });
 });

@@ -83,12 +83,25 @@ export function candidatesFor(
 }
 
 function tryParseCidr(text: string): Cidr | undefined {
+  const known = recentCidrs.get(text);
+  if (known !== undefined) return known ?? undefined;
+  let cidr: Cidr | undefined;
   try {
-    return parseCidr(text);
+    cidr = parseCidr(text);
   } catch {
-    return undefined;
+    cidr = undefined;
   }
+  if (recentCidrs.size >= RECENT_CIDRS_LIMIT) recentCidrs.clear();
+  recentCidrs.set(text, cidr ?? null);
+  return cidr;
 }
+
+/**
+ * Subnet texts parsed lately (`null`: not a CIDR). Every decision matches every address with
+ * every node's published subnets; the nodes publish the same few subnets.
+ */
+const recentCidrs = new Map<string, Cidr | null>();
+const RECENT_CIDRS_LIMIT = 1_024;
 
 /**
  * The subnets of a `purelb.io/subnets` annotation, and the entries that were not CIDRs.

@@ -81,6 +81,23 @@ export function maxAddressValue(family: IpFamily): bigint {
  * ```
  */
 export function tryParseAddress(text: string): IpAddress | undefined {
+  const known = parsedTexts.get(text);
+  if (known !== undefined) return known ?? undefined;
+  const parsed = parseUncached(text);
+  if (parsedTexts.size >= PARSED_TEXTS_LIMIT) parsedTexts.clear();
+  parsedTexts.set(text, parsed ?? null);
+  return parsed;
+}
+
+/**
+ * Texts parsed lately (`null`: not an address). The programs parse the same few thousand
+ * addresses (Services, interfaces) on every decision; ipaddr.js's IPv6 parser was a third of
+ * the agent's CPU time before this cache. Results are immutable, so sharing them is safe.
+ */
+const parsedTexts = new Map<string, IpAddress | null>();
+const PARSED_TEXTS_LIMIT = 8_192;
+
+function parseUncached(text: string): IpAddress | undefined {
   // ipaddr.js validates by throwing and catching, which is slow; a colon rules IPv4 out cheaply.
   const maybeIPv6 = text.includes(":");
   if (!maybeIPv6 && ipaddr.IPv4.isValidFourPartDecimal(text)) {
@@ -142,6 +159,14 @@ export function formatAddress(address: IpAddress): string {
  * ```
  */
 export function canonicalAddress(text: string): string | undefined {
+  const known = canonicalTexts.get(text);
+  if (known !== undefined) return known ?? undefined;
   const address = tryParseAddress(text);
-  return address === undefined ? undefined : formatAddress(address);
+  const canonical = address === undefined ? undefined : formatAddress(address);
+  if (canonicalTexts.size >= PARSED_TEXTS_LIMIT) canonicalTexts.clear();
+  canonicalTexts.set(text, canonical ?? null);
+  return canonical;
 }
+
+/** Canonical forms found lately (`null`: not an address); see `parsedTexts`. */
+const canonicalTexts = new Map<string, string | null>();

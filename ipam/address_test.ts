@@ -85,3 +85,14 @@ Deno.test("formatAddress refuses values outside the family", () => {
   );
   assert.throws(() => formatAddress({ family: "IPv6", value: -1n }), RangeError);
 });
+
+Deno.test("parse results are remembered but never change: the same answer past the cache's size", () => {
+  const texts = Array.from({ length: 10_000 }, (_, i) => `2001:DB8::${i.toString(16)}`);
+  const first = texts.map((text) => canonicalAddress(text));
+  const again = texts.map((text) => canonicalAddress(text));
+  assert.deepEqual(again, first);
+  assert.equal(first[255], "2001:db8::ff");
+  assert.equal(canonicalAddress("2001:db8::zz"), undefined);
+  assert.equal(canonicalAddress("2001:db8::zz"), undefined);
+  assert.deepEqual(tryParseAddress("192.0.2.1"), { family: "IPv4", value: 3221225985n });
+});

@@ -68,6 +68,7 @@ export {
   type ServiceGroupSource,
 } from "./servicegroup.ts";
 export {
+  authorizationOf,
   type NetboxAddress,
   type NetboxAddressChange,
   type NetboxAddressFilter,
@@ -75,5 +76,8 @@ export {
   type NetboxClientOptions,
   NetboxError,
   type NetboxFailure,
+  netboxOrigin,
+  netboxSourceKey,
+  type NetboxUpdateOptions,
   parseAddressRecord,
 } from "./netbox.ts";

@@ -14,6 +14,12 @@ import { addressBits, formatAddress, type IpFamily, tryParseAddress } from "./ad
 
 /** One IP address record of Netbox, reduced to what the allocator uses. */
 export interface NetboxAddress {
+  /**
+   * The record's version for `If-Match`: the `ETag` header of a single-record answer, or, for a
+   * record from a list, the weak ETag NetBox 4.6+ derives from `last_updated` (a guess: a
+   * wrong one only costs a 412). Undefined when neither is known.
+   */
+  readonly etag: string | undefined;
   /** Netbox's id, for `PATCH api/ipam/ip-addresses/<id>/`. */
   readonly id: number;
   /** The host address in canonical text, without the prefix length. */
@@ -39,6 +45,8 @@ export type NetboxFailure =
   | "serverError"
   | "contentType"
   | "body"
+  | "notFound"
+  | "conflict"
   | "exhausted";
 
 /**
@@ -72,6 +80,8 @@ export interface NetboxAddressFilter {
   readonly family?: IpFamily;
   /** Host address; Netbox matches it whatever the stored prefix length. */
   readonly address?: string;
+  /** Netbox ids; any of them. */
+  readonly ids?: readonly number[];
 }
 
 /** The fields of an address the allocator changes. */
@@ -80,17 +90,30 @@ export interface NetboxAddressChange {
   readonly description?: string;
 }
 
+/** Options of {@linkcode NetboxClient.update}. */
+export interface NetboxUpdateOptions {
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * The record's ETag: NetBox then changes it only if nobody changed it since (412, thrown as
+   * failure `conflict`, otherwise). NetBox before 4.6 ignores it.
+   */
+  readonly ifMatch?: string | undefined;
+}
+
 /** Settings of {@linkcode NetboxClient}. */
 export interface NetboxClientOptions {
   /** Base URL of Netbox, e.g. `https://netbox.example/` (a trailing `api/` is tolerated). */
   readonly url: string;
   /** The API token; `undefined` makes every call fail with a message saying how to set it. */
   readonly token: string | undefined;
-  /** Per-request timeout in milliseconds. Default 5000. */
+  /**
+   * Per-request timeout in milliseconds. Default 10000 (a cold NetBox worker takes seconds for
+   * its first answer); the first request of a client is tried twice.
+   */
   readonly timeoutMs?: number;
   /** How long a list answer is reused, in milliseconds. Default 2000; 0 disables the cache. */
   readonly cacheTtlMs?: number;
-  /** Page size asked for with `limit`. Default 100. */
+  /** Page size asked for with `limit` (NetBox caps it at its `MAX_PAGE_SIZE`). Default 100. */
   readonly pageSize?: number;
   /** For tests: the clock (milliseconds). */
   readonly now?: () => number;
@@ -99,6 +122,7 @@ export interface NetboxClientOptions {
 const ADDRESSES_PATH = "api/ipam/ip-addresses/";
 const MAX_PAGES = 1_000;
 const SNIPPET_LENGTH = 200;
+const DEFAULT_TIMEOUT_MS = 10_000;
 
 interface CachedList {
   readonly expiresAt: number;
@@ -118,7 +142,7 @@ interface CachedList {
 export class NetboxClient {
   /** The normalised base URL, with a trailing slash. */
   readonly baseUrl: string;
-  readonly #token: string | undefined;
+  readonly #authorization: string | undefined;
   readonly #timeoutMs: number;
   readonly #cacheTtlMs: number;
   readonly #pageSize: number;
@@ -126,12 +150,16 @@ export class NetboxClient {
   readonly #cache = new Map<string, CachedList>();
   /** Bumped by every write, so that a read started before it is not cached after it. */
   #writes = 0;
+  /** Whether any request got an HTTP answer yet (until then a timeout is tried once more). */
+  #answered = false;
+  #conditional: boolean | undefined;
 
   /** Builds a client; no request is made until a method is called. */
   constructor(options: NetboxClientOptions) {
-    this.baseUrl = normaliseBaseUrl(options.url);
-    this.#token = options.token?.trim() || undefined;
-    this.#timeoutMs = options.timeoutMs ?? 5_000;
+    this.baseUrl = netboxOrigin(options.url);
+    const token = options.token?.trim() || undefined;
+    this.#authorization = token === undefined ? undefined : authorizationOf(token);
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#cacheTtlMs = options.cacheTtlMs ?? 2_000;
     this.#pageSize = options.pageSize ?? 100;
     this.#now = options.now ?? Date.now;
@@ -163,6 +191,17 @@ export class NetboxClient {
   }
 
   /**
+   * The pages of addresses matching `filter`, read one by one as they are asked for. Not
+   * cached: it is for picking addresses to change.
+   */
+  pages(
+    filter: NetboxAddressFilter,
+    signal?: AbortSignal,
+  ): AsyncGenerator<readonly NetboxAddress[]> {
+    return this.#pages(this.#listUrl(filter), signal);
+  }
+
+  /**
    * The first address matching `filter` and `wanted`, reading pages only until it is found.
    * Not cached: it is for picking an address to change.
    */
@@ -178,22 +217,73 @@ export class NetboxClient {
     return undefined;
   }
 
-  /** Changes an address (`PATCH`); empties the read cache whatever the outcome. */
+  /**
+   * Whether this NetBox honours `If-Match` (it sent an `ETag` with a single record), once known.
+   * Without it, a change is confirmed by reading it back.
+   */
+  get conditional(): boolean | undefined {
+    return this.#conditional;
+  }
+
+  /** One record (`GET .../<id>/`) with its `ETag`. Not cached. */
+  async get(id: number, signal?: AbortSignal): Promise<NetboxAddress> {
+    const { body, etag } = await this.#request("GET", this.#itemUrl(id), { signal });
+    this.#conditional = etag !== undefined;
+    return withEtag(parseAddressRecord(body, `address ${id}`), etag);
+  }
+
+  /**
+   * Changes an address (`PATCH`), conditionally with `ifMatch`; empties the read cache
+   * whatever the outcome. A 412 is thrown as failure `conflict`.
+   */
   async update(
     id: number,
     change: NetboxAddressChange,
-    signal?: AbortSignal,
+    options: NetboxUpdateOptions = {},
   ): Promise<NetboxAddress> {
     this.#invalidate();
     try {
-      const body = await this.#request("PATCH", `${this.baseUrl}${ADDRESSES_PATH}${id}/`, {
+      const { body, etag } = await this.#request("PATCH", this.#itemUrl(id), {
         body: change,
-        signal,
+        signal: options.signal,
+        ifMatch: options.ifMatch,
       });
-      return parseAddressRecord(body, `the changed address ${id}`);
+      this.#conditional = etag !== undefined;
+      return withEtag(parseAddressRecord(body, `the changed address ${id}`), etag);
     } finally {
       this.#invalidate();
     }
+  }
+
+  /**
+   * Changes several addresses in one bulk `PATCH` (a JSON list to the list URL), all or none.
+   * With `ifMatch` (one ETag per record, any order), NetBox 4.6+ checks every record under a row
+   * lock and refuses the whole batch with 412 (failure `conflict`) if any of them changed.
+   * Empties the read cache whatever the outcome.
+   */
+  async updateMany(
+    changes: readonly (NetboxAddressChange & { readonly id: number })[],
+    options: { readonly signal?: AbortSignal | undefined; readonly ifMatch?: readonly string[] } =
+      {},
+  ): Promise<readonly NetboxAddress[]> {
+    this.#invalidate();
+    try {
+      const { body } = await this.#request("PATCH", `${this.baseUrl}${ADDRESSES_PATH}`, {
+        body: changes,
+        signal: options.signal,
+        ifMatch: options.ifMatch === undefined ? undefined : options.ifMatch.join(", "),
+      });
+      if (!Array.isArray(body) || body.length !== changes.length) {
+        throw shapeError("a bulk change", `not a list of ${changes.length} records`);
+      }
+      return body.map((item, i) => parseAddressRecord(item, `record ${i} of a bulk change`));
+    } finally {
+      this.#invalidate();
+    }
+  }
+
+  #itemUrl(id: number): string {
+    return `${this.baseUrl}${ADDRESSES_PATH}${id}/`;
   }
 
   #invalidate(): void {
@@ -206,6 +296,7 @@ export class NetboxClient {
     if (filter.status !== undefined) query.set("status", filter.status);
     if (filter.family !== undefined) query.set("family", filter.family === "IPv4" ? "4" : "6");
     if (filter.address !== undefined) query.set("address", filter.address);
+    for (const id of filter.ids ?? []) query.append("id", String(id));
     query.set("limit", String(this.#pageSize));
     return `${this.baseUrl}${ADDRESSES_PATH}?${query}`;
   }
@@ -224,7 +315,7 @@ export class NetboxClient {
         throw new NetboxError("body", `Netbox pagination did not end (at ${url})`);
       }
       seen.add(url);
-      const list = parseList(await this.#request("GET", url, { signal }));
+      const list = parseList((await this.#request("GET", url, { signal })).body);
       yield list.results;
       url = list.next === null ? null : this.#sameOrigin(list.next);
     }
@@ -244,16 +335,48 @@ export class NetboxClient {
   async #request(
     method: "GET" | "PATCH",
     url: string,
-    options: { readonly body?: unknown; readonly signal?: AbortSignal | undefined },
-  ): Promise<unknown> {
+    options: {
+      readonly body?: unknown;
+      readonly signal?: AbortSignal | undefined;
+      readonly ifMatch?: string | undefined;
+    },
+  ): Promise<{ readonly body: unknown; readonly etag: string | undefined }> {
     const what = `${method} ${url}`;
-    if (this.#token === undefined) {
+    const authorization = this.#authorization;
+    if (authorization === undefined) {
       throw new NetboxError(
         "noToken",
         "NETBOX_USER_TOKEN is not set: create the Secret netbox-client (key user-token) in " +
           "the allocator's namespace and restart the allocator",
       );
     }
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await this.#requestOnce(method, url, what, authorization, options);
+      } catch (error) {
+        // A cold NetBox (a worker loading Django) may miss the first deadline: try once more.
+        const first = !this.#answered && attempt === 0;
+        if (
+          !first || !(error instanceof NetboxError) ||
+          (error.failure !== "timeout" && error.failure !== "network") || options.signal?.aborted
+        ) {
+          throw error;
+        }
+      }
+    }
+  }
+
+  async #requestOnce(
+    method: "GET" | "PATCH",
+    url: string,
+    what: string,
+    authorization: string,
+    options: {
+      readonly body?: unknown;
+      readonly signal?: AbortSignal | undefined;
+      readonly ifMatch?: string | undefined;
+    },
+  ): Promise<{ readonly body: unknown; readonly etag: string | undefined }> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     let response: Response;
@@ -263,9 +386,10 @@ export class NetboxClient {
         redirect: "manual",
         signal,
         headers: {
-          Authorization: `Token ${this.#token}`,
+          Authorization: authorization,
           Accept: "application/json",
           ...(options.body === undefined ? {} : { "Content-Type": "application/json" }),
+          ...(options.ifMatch === undefined ? {} : { "If-Match": options.ifMatch }),
         },
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       });
@@ -294,17 +418,75 @@ export class NetboxClient {
         `reading Netbox's answer to ${what} failed: ${describe(error)}`,
       );
     }
+    this.#answered = true;
     checkAnswer(what, response, text);
+    const etag = response.headers.get("etag") ?? undefined;
     try {
-      return JSON.parse(text);
+      return { body: JSON.parse(text), etag };
     } catch (error) {
       throw new NetboxError(
         "body",
-        `Netbox answered ${what} with malformed JSON (${describe(error)}): ${snippet(text)}`,
+        `Netbox answered ${what} with malformed JSON (${describe(error)})`,
         response.status,
       );
     }
   }
+}
+
+/**
+ * The Netbox root a URL names, normalised so that two spellings of one NetBox give one text:
+ * scheme and host in lower case, no default port, no query or fragment, one trailing slash,
+ * a trailing `api/` dropped. Text that is not a URL is only given its trailing slash.
+ *
+ * @example
+ * ```ts
+ * netboxOrigin("HTTP://NetBox.example:80/api"); // "http://netbox.example/"
+ * netboxOrigin("http://127.0.0.1:8001"); // "http://127.0.0.1:8001/"
+ * ```
+ */
+export function netboxOrigin(url: string): string {
+  const trimmed = url.trim();
+  let parsed: URL;
+  try {
+    parsed = new URL(trimmed);
+  } catch {
+    return normaliseBaseUrl(trimmed);
+  }
+  const path = parsed.pathname.replace(/\/{2,}/g, "/").replace(/\/?$/, "/")
+    .replace(/\/api\/$/, "/");
+  return `${parsed.protocol}//${parsed.host}${path}`;
+}
+
+/**
+ * The key of a Netbox source's lock, client state and candidates: its normalised origin and
+ * tenant, so that `http://nb:8001` and `http://nb:8001/` are one Netbox.
+ *
+ * @example
+ * ```ts
+ * netboxSourceKey({ url: "http://127.0.0.1:8001", tenant: "lab" }) ===
+ *   netboxSourceKey({ url: "http://127.0.0.1:8001/", tenant: "lab" }); // true
+ * ```
+ */
+export function netboxSourceKey(source: { readonly url: string; readonly tenant: string }): string {
+  return `${netboxOrigin(source.url)} ${source.tenant}`;
+}
+
+/**
+ * The `Authorization` header for a token: v2 tokens (`nbt_<key>.<secret>`, as NetBox 4.7 creates them) go
+ * with `Bearer`, v1 tokens (40 characters, deprecated, gone in NetBox 5) with `Token`.
+ *
+ * @example
+ * ```ts
+ * authorizationOf("nbt_abc123.s3cr3t"); // "Bearer nbt_abc123.s3cr3t"
+ * authorizationOf("0123456789abcdef0123456789abcdef01234567"); // "Token 0123..."
+ * ```
+ */
+export function authorizationOf(token: string): string {
+  return /^nbt_[^.\s]+\.\S+$/.test(token) ? `Bearer ${token}` : `Token ${token}`;
+}
+
+function withEtag(address: NetboxAddress, etag: string | undefined): NetboxAddress {
+  return etag === undefined ? address : { ...address, etag };
 }
 
 function normaliseBaseUrl(url: string): string {
@@ -314,6 +496,11 @@ function normaliseBaseUrl(url: string): string {
 
 function checkAnswer(what: string, response: Response, text: string): void {
   const status = response.status;
+  const contentType = response.headers.get("content-type") ?? "";
+  const json = /^application\/json\b/i.test(contentType);
+  // Page text (times, request ids) changes with every request: only JSON details are quoted,
+  // so that the Events of a retried failure aggregate.
+  const said = json ? `: ${detailOf(text)}` : ` and ${kindOf(contentType)}`;
   if (status >= 300 && status < 400) {
     const location = response.headers.get("location") ?? "nowhere";
     throw new NetboxError(
@@ -326,34 +513,46 @@ function checkAnswer(what: string, response: Response, text: string): void {
   if (status === 401 || status === 403) {
     throw new NetboxError(
       "unauthorized",
-      `Netbox refused the token for ${what} (${status}): ${detailOf(text)}; check the ` +
+      `Netbox refused the token for ${what} (${status})${said}; check the ` +
         `netbox-client Secret and the token's permissions`,
       status,
     );
   }
-  if (status >= 500) {
+  if (status === 412) {
     throw new NetboxError(
-      "serverError",
-      `Netbox failed on ${what} (${status}): ${detailOf(text)}`,
+      "conflict",
+      `Netbox refused ${what} (412): the record changed since it was read`,
+      status,
+    );
+  }
+  if (status >= 500) {
+    throw new NetboxError("serverError", `Netbox failed on ${what} (${status})${said}`, status);
+  }
+  if (status === 404 && !json) {
+    throw new NetboxError(
+      "notFound",
+      `Netbox answered ${what} with 404 and ${kindOf(contentType)}, not the API: check ` +
+        `spec.netbox.url (the Netbox root)`,
       status,
     );
   }
   if (status < 200 || status >= 300) {
-    throw new NetboxError(
-      "refused",
-      `Netbox refused ${what} (${status}): ${detailOf(text)}`,
-      status,
-    );
+    throw new NetboxError("refused", `Netbox refused ${what} (${status})${said}`, status);
   }
-  const contentType = response.headers.get("content-type") ?? "";
-  if (!/^application\/json\b/i.test(contentType)) {
+  if (!json) {
     throw new NetboxError(
       "contentType",
       `Netbox answered ${what} with ${contentType || "no Content-Type"} instead of JSON ` +
-        `(a login or error page? check spec.netbox.url): ${snippet(text)}`,
+        `(a login or error page? check spec.netbox.url)`,
       status,
     );
   }
+}
+
+/** What a non-JSON body was, for a message: its media type, never its text. */
+function kindOf(contentType: string): string {
+  const media = contentType.split(";")[0]?.trim();
+  return media ? `a ${media} page` : "no Content-Type";
 }
 
 /** Netbox errors are `{"detail": "..."}` or `{"field": ["..."]}`; anything else is shown short. */
@@ -421,7 +620,7 @@ function parseList(body: unknown): { results: NetboxAddress[]; next: string | nu
  */
 export function parseAddressRecord(value: unknown, what: string): NetboxAddress {
   if (!isRecord(value)) throw shapeError(what, "not a JSON object");
-  const { id, address, status, tenant, description } = value;
+  const { id, address, status, tenant, description, last_updated: lastUpdated } = value;
   if (typeof id !== "number" || !Number.isInteger(id)) {
     throw shapeError(what, `"id" is not an integer`);
   }
@@ -455,5 +654,14 @@ export function parseAddressRecord(value: unknown, what: string): NetboxAddress 
     status: statusValue,
     tenant: tenantSlug,
     description: description ?? "",
+    etag: typeof lastUpdated === "string" ? etagOfLastUpdated(lastUpdated) : undefined,
   };
+}
+
+/**
+ * NetBox 4.6+ sends `W/"<last_updated in Python's isoformat>"` as a record's ETag; its JSON
+ * writes the same time with `Z` for UTC. So a list's record carries its likely ETag.
+ */
+function etagOfLastUpdated(lastUpdated: string): string {
+  return `W/"${lastUpdated.replace(/Z$/, "+00:00")}"`;
 }

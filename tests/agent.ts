@@ -20,7 +20,7 @@ import {
   removeProgramBinding,
   spawnProgram,
 } from "./programs.ts";
-import { TestApi } from "./allocator.ts";
+import { profilingFlags, TestApi } from "./allocator.ts";
 import { testbedIpPath } from "./netns/mod.ts";
 
 const MAIN = fileURLToPath(new URL("../agent/main.ts", import.meta.url));
@@ -63,6 +63,7 @@ export function startAgent(options: StartAgentOptions): AgentProcess {
     : agentPermissions(options.kubeconfig);
   const started = spawnProgram([
     "run",
+    ...profilingFlags(),
     ...permissions,
     MAIN,
     "--node-name",

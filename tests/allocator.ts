@@ -30,7 +30,7 @@ export function allocatorServiceAccount(
 }
 
 /** `PURELB_PROFILE_DIR=dir` writes a V8 CPU profile (and a Markdown summary) per process. */
-function profilingFlags(): string[] {
+export function profilingFlags(): string[] {
   const dir = Deno.env.get("PURELB_PROFILE_DIR");
   return dir ? [`--cpu-prof-dir=${dir}`, "--cpu-prof-md"] : [];
 }

@@ -1,7 +1,12 @@
 /**
- * A stand-in for the Netbox REST API in tests: IP address records held in memory and served
- * with the JSON shapes, filters, pagination and errors of Netbox 3.x/4.x, plus faults queued on
- * demand (hung requests, server errors, login pages, redirects, broken or misshapen JSON).
+ * A stand-in for the Netbox REST API in tests, for faults a real NetBox cannot be made to produce:
+ * IP address records held in memory and served with the JSON shapes, filters, pagination and
+ * errors of NetBox 4.6/4.7 (the end-to-end tests run against a real one, tests/netbox/real.ts),
+ * plus faults queued on demand (hung requests, server errors, login pages, redirects, broken or
+ * misshapen JSON). It is as unkind as the real one: any valid status change is accepted (last
+ * write wins), weak ETags from `last_updated` with `If-Match` honoured (412), 403 without
+ * `WWW-Authenticate` for a bad token, HTML 404 pages whose text changes per request off the API,
+ * relative redirects, 301 for an API path without its slash, and an optional latency per request.
  * Listens on 127.0.0.1 only. Test code only.
  *
  * @example
@@ -85,6 +90,8 @@ export interface NetboxFaultMatch {
 
 /** One request as the server received it. */
 export interface RecordedRequest {
+  /** The `If-Match` header, if any. */
+  readonly ifMatch?: string;
   /** HTTP method. */
   readonly method: string;
   /** URL path with its leading slash, without the query. */
@@ -93,14 +100,18 @@ export interface RecordedRequest {
   readonly query: Readonly<Record<string, string>>;
   /** The body parsed as JSON, else its text, or undefined when empty. */
   readonly body: unknown;
-  /** Whether the request carried `Authorization: Token <the server's token>`. */
+  /** Whether the request carried the server's token (`Token <v1>` or `Bearer <v2>`). */
   readonly authorized: boolean;
 }
 
 /** Options of {@linkcode NetboxTestServer.start}. */
 export interface NetboxTestServerOptions {
-  /** The API token to accept; defaults to a fixed 40-hex string. */
+  /** The v1 API token to accept (`Token <token>`); defaults to a fixed 40-hex string. */
   readonly token?: string;
+  /** The v2 API token to accept (`Bearer nbt_<key>.<secret>`); defaults to a fixed one. */
+  readonly tokenV2?: string;
+  /** Milliseconds every answer is delayed by, like a real NetBox's 100-250 ms. Default 0. */
+  readonly latencyMs?: number;
   /** Page size when a list request has no usable `limit` (Netbox: 50). */
   readonly pageSize?: number;
   /** Known tenant slugs, besides those of added records. */
@@ -108,10 +119,11 @@ export interface NetboxTestServerOptions {
 }
 
 const DEFAULT_TOKEN = "7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f01";
+const DEFAULT_TOKEN_V2 = "nbt_Xk3mQ9pLr2Tz.Wq8vN4bJ6hY1cF5gD7sA0eR3tU9iO2pK6lZ8xC";
 const DEFAULT_PAGE_SIZE = 50;
 /** Netbox's MAX_PAGE_SIZE: the cap on `limit`, and what `limit=0` means. */
 const MAX_PAGE_SIZE = 1000;
-const API_VERSION = "4.1";
+const API_VERSION = "4.7";
 const LIST_PATH = "/api/ipam/ip-addresses/";
 const ITEM_PATH = /^\/api\/ipam\/ip-addresses\/(\d+)\/$/;
 const LOGIN_PATH = "/login/";
@@ -147,13 +159,28 @@ const LOGIN_PAGE = `<!DOCTYPE html>
 
 function errorPage(status: number): string {
   const title = `${status >= 500 ? "Server Error" : "Error"} (${status})`;
+  // Like NetBox's pages: the text differs with every request (time, request id).
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
   <title>${title}</title>
 </head>
 <body>
-  <h1>${title}</h1><p></p>
+  <h1>${title}</h1><p>${new Date().toISOString()} request ${crypto.randomUUID()}</p>
+</body>
+</html>
+`;
+}
+
+/** NetBox's 404 page off the API: HTML, different for every request. */
+function notFoundPage(path: string): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head><title>Page Not Found | NetBox</title></head>
+<body>
+  <h1>Page Not Found</h1>
+  <p>The requested page ${path} does not exist. ${new Date().toISOString()}</p>
+  <input type="hidden" name="csrfmiddlewaretoken" value="${crypto.randomUUID()}">
 </body>
 </html>
 `;
@@ -192,11 +219,15 @@ function isStatus(value: unknown): value is NetboxStatus {
   return typeof value === "string" && Object.hasOwn(STATUS_LABELS, value);
 }
 
-/** The server's own rule, stricter than Netbox, so that a double allocation shows up. */
-function statusChangeAllowed(from: NetboxStatus, to: NetboxStatus): boolean {
-  if (to === "active") return from === "reserved";
-  if (to === "reserved") return from === "active" || from === "reserved";
-  return false;
+/** NetBox's weak ETag of a record: `W/"<last_updated in Python's isoformat>"`. */
+function etagOf(lastUpdated: string): string {
+  return `W/"${lastUpdated.replace(/Z$/, "+00:00")}"`;
+}
+
+/** The `If-Match` values of a request (NetBox ignores `*`). */
+function ifMatchValues(header: string | null): string[] {
+  if (header === null || header === "*") return [];
+  return header.split(",").map((value) => value.trim()).filter((value) => value !== "");
 }
 
 function isJsonObject(value: unknown): value is Record<string, unknown> {
@@ -239,7 +270,7 @@ function textResponse(
 }
 
 function notFound(): Response {
-  return jsonResponse(404, { detail: "Not found." });
+  return jsonResponse(404, { detail: "No IPAddress matches the given query." });
 }
 
 function methodNotAllowed(method: string, allowed: string): Response {
@@ -248,18 +279,18 @@ function methodNotAllowed(method: string, allowed: string): Response {
 
 type Authentication = { readonly ok: true } | { readonly ok: false; readonly detail: string };
 
-function authenticate(header: string | null, token: string): Authentication {
+/** NetBox 4.6+: `Token <v1>` or `Bearer nbt_<key>.<secret>`; 403 details as NetBox words them. */
+function authenticate(header: string | null, tokenV1: string, tokenV2: string): Authentication {
   const parts = (header ?? "").split(" ").filter((part) => part !== "");
-  if (parts[0]?.toLowerCase() !== "token") {
+  const scheme = parts[0]?.toLowerCase();
+  if ((scheme !== "token" && scheme !== "bearer") || parts.length !== 2) {
     return { ok: false, detail: "Authentication credentials were not provided." };
   }
-  if (parts.length === 1) {
-    return { ok: false, detail: "Invalid token header. No credentials provided." };
+  const given = parts[1] ?? "";
+  if (scheme === "bearer" || given.startsWith("nbt_")) {
+    return given === tokenV2 ? { ok: true } : { ok: false, detail: "Invalid v2 token" };
   }
-  if (parts.length > 2) {
-    return { ok: false, detail: "Invalid token header. Token string should not contain spaces." };
-  }
-  return parts[1] === token ? { ok: true } : { ok: false, detail: "Invalid token" };
+  return given === tokenV1 ? { ok: true } : { ok: false, detail: "Invalid v1 token" };
 }
 
 function recordedBody(text: string): unknown {
@@ -271,10 +302,10 @@ function recordedBody(text: string): unknown {
   }
 }
 
-/** Django's `redirect_to_login` quotes `next` keeping only "/" literal. */
-function loginRedirectTarget(base: string, url: URL): string {
+/** Django's `redirect_to_login` quotes `next` keeping only "/" literal; the target is relative. */
+function loginRedirectTarget(url: URL): string {
   const next = encodeURIComponent(url.pathname + url.search).replaceAll("%2F", "/");
-  return `${base}login/?next=${next}`;
+  return `/login/?next=${next}`;
 }
 
 /** Netbox's `limit`/`offset` reading: bad values fall back, `limit=0` means the maximum. */
@@ -309,6 +340,50 @@ interface StoredRecord {
   readonly record: NetboxAddressRecord;
   readonly created: string;
   lastUpdatedMs: number;
+  /** The record's fields at `lastUpdatedMs`: a test's direct edit counts as an update too. */
+  seen: string;
+}
+
+function fieldsOf(record: NetboxAddressRecord): string {
+  return JSON.stringify([record.address, record.status, record.tenant, record.description]);
+}
+
+/** Moves `last_updated` (and so the ETag) on when a test changed the record directly. */
+function refresh(stored: StoredRecord): StoredRecord {
+  const fields = fieldsOf(stored.record);
+  if (fields !== stored.seen) {
+    stored.seen = fields;
+    stored.lastUpdatedMs = Math.max(Date.now(), stored.lastUpdatedMs + 1);
+  }
+  return stored;
+}
+
+/** Netbox's validation of the fields a test client may change; empty when valid. */
+function changeErrors(body: Record<string, unknown>): Record<string, string[]> {
+  const errors: Record<string, string[]> = {};
+  const status = body.status;
+  // Like NetBox: any valid choice is accepted, whatever the current status.
+  if ("status" in body && !isStatus(status)) {
+    const shown = typeof status === "string" ? status : JSON.stringify(status);
+    errors.status = [`"${shown}" is not a valid choice.`];
+  }
+  const description = body.description;
+  if ("description" in body) {
+    if (typeof description !== "string") errors.description = ["Not a valid string."];
+    else if (description.length > 200) {
+      errors.description = ["Ensure this field has no more than 200 characters."];
+    }
+  }
+  return errors;
+}
+
+/** Applies a valid change; `last_updated` moves on even when nothing changed, as in NetBox. */
+function applyChange(stored: StoredRecord, body: Record<string, unknown>): void {
+  const { record } = stored;
+  if (isStatus(body.status)) record.status = body.status;
+  if (typeof body.description === "string") record.description = body.description;
+  stored.lastUpdatedMs = Math.max(Date.now(), stored.lastUpdatedMs + 1);
+  stored.seen = fieldsOf(record);
 }
 
 interface QueuedFault {
@@ -325,8 +400,12 @@ type FilterOutcome =
 export class NetboxTestServer {
   /** Base URL with a trailing slash, e.g. "http://127.0.0.1:41234/". */
   readonly url: string;
-  /** The accepted API token. */
+  /** The accepted v1 API token. */
   readonly token: string;
+  /** The accepted v2 API token. */
+  readonly tokenV2: string;
+  /** Milliseconds every answer is delayed by; tests may change it. */
+  latencyMs: number;
   readonly #pageSize: number;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #stored = new Map<number, StoredRecord>();
@@ -339,6 +418,8 @@ export class NetboxTestServer {
 
   private constructor(options: NetboxTestServerOptions) {
     this.token = options.token ?? DEFAULT_TOKEN;
+    this.tokenV2 = options.tokenV2 ?? DEFAULT_TOKEN_V2;
+    this.latencyMs = options.latencyMs ?? 0;
     this.#pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
     if (!Number.isInteger(this.#pageSize) || this.#pageSize < 1) {
       throw new RangeError(`pageSize must be a positive integer, got ${this.#pageSize}`);
@@ -472,6 +553,7 @@ export class NetboxTestServer {
       record,
       created: new Date(now).toISOString(),
       lastUpdatedMs: now,
+      seen: fieldsOf(record),
     });
     return record;
   }
@@ -494,6 +576,7 @@ export class NetboxTestServer {
   }
 
   async #handle(request: Request): Promise<Response> {
+    if (this.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.latencyMs));
     const response = await this.#respond(request);
     response.headers.set("API-Version", API_VERSION);
     return response;
@@ -502,8 +585,14 @@ export class NetboxTestServer {
   async #respond(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const bodyText = await request.text();
-    const authentication = authenticate(request.headers.get("Authorization"), this.token);
+    const authentication = authenticate(
+      request.headers.get("Authorization"),
+      this.token,
+      this.tokenV2,
+    );
+    const ifMatch = request.headers.get("If-Match");
     this.#requests.push({
+      ...(ifMatch === null ? {} : { ifMatch }),
       method: request.method,
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),
@@ -517,10 +606,17 @@ export class NetboxTestServer {
     }
     const fault = this.#takeFault(request.method, url.pathname);
     if (fault !== undefined) return this.#faultResponse(fault, url, request.signal);
-    if (!url.pathname.startsWith("/api/")) return notFound();
-    if (!authentication.ok) {
-      return jsonResponse(401, { detail: authentication.detail }, { "WWW-Authenticate": "Token" });
+    if (!url.pathname.startsWith("/api/")) {
+      return textResponse(404, notFoundPage(url.pathname), "text/html; charset=utf-8");
     }
+    if (!url.pathname.endsWith("/")) {
+      // Django's APPEND_SLASH: a permanent, relative redirect.
+      return new Response(null, {
+        status: 301,
+        headers: { Location: `${url.pathname}/${url.search}` },
+      });
+    }
+    if (!authentication.ok) return jsonResponse(403, { detail: authentication.detail });
     return this.#route(request, url, bodyText);
   }
 
@@ -549,7 +645,7 @@ export class NetboxTestServer {
       case "redirect":
         return new Response(null, {
           status: 302,
-          headers: { Location: loginRedirectTarget(this.url, url) },
+          headers: { Location: loginRedirectTarget(url) },
         });
       case "badJson":
         return textResponse(
@@ -584,19 +680,29 @@ export class NetboxTestServer {
   #route(request: Request, url: URL, bodyText: string): Response {
     const base = `${url.origin}/`;
     if (url.pathname === LIST_PATH) {
-      return request.method === "GET"
-        ? this.#list(url, base)
-        : methodNotAllowed(request.method, "GET");
+      if (request.method === "GET") return this.#list(url, base);
+      if (request.method === "PATCH") {
+        return this.#bulkPatch(request.headers.get("If-Match"), bodyText, base);
+      }
+      return methodNotAllowed(request.method, "GET, PATCH");
     }
     const item = ITEM_PATH.exec(url.pathname);
     if (item === null) return notFound();
     if (request.method !== "GET" && request.method !== "PATCH") {
       return methodNotAllowed(request.method, "GET, PATCH");
     }
-    const stored = this.#stored.get(Number(item[1]));
-    if (stored === undefined) return notFound();
-    if (request.method === "GET") return jsonResponse(200, this.#render(stored, base));
-    return this.#patch(stored, request.headers.get("Content-Type"), bodyText, base);
+    const found = this.#stored.get(Number(item[1]));
+    if (found === undefined) return notFound();
+    const stored = refresh(found);
+    const etag = () => ({ ETag: etagOf(new Date(stored.lastUpdatedMs).toISOString()) });
+    if (request.method === "GET") return jsonResponse(200, this.#render(stored, base), etag());
+    const wanted = ifMatchValues(request.headers.get("If-Match"));
+    if (wanted.length > 0 && !wanted.includes(etag().ETag)) {
+      return jsonResponse(412, { detail: "Precondition failed." }, etag());
+    }
+    const response = this.#patch(stored, request.headers.get("Content-Type"), bodyText, base);
+    if (response.ok) response.headers.set("ETag", etag().ETag);
+    return response;
   }
 
   #list(url: URL, base: string): Response {
@@ -689,36 +795,57 @@ export class NetboxTestServer {
       });
     }
 
-    const { record } = stored;
-    const errors: Record<string, string[]> = {};
-    const status = body.status;
-    if ("status" in body) {
-      if (!isStatus(status)) {
-        const shown = typeof status === "string" ? status : JSON.stringify(status);
-        errors.status = [`"${shown}" is not a valid choice.`];
-      } else if (!statusChangeAllowed(record.status, status)) {
-        errors.status = [
-          `illegal status change from ${record.status} to ${status} for ${record.address}`,
-        ];
-      }
-    }
-    const description = body.description;
-    if ("description" in body) {
-      if (typeof description !== "string") errors.description = ["Not a valid string."];
-      else if (description.length > 200) {
-        errors.description = ["Ensure this field has no more than 200 characters."];
-      }
-    }
+    const errors = changeErrors(body);
     if (Object.keys(errors).length > 0) return jsonResponse(400, errors);
-
-    if (isStatus(status)) record.status = status;
-    if (typeof description === "string") record.description = description;
-    stored.lastUpdatedMs = Math.max(Date.now(), stored.lastUpdatedMs + 1);
+    applyChange(stored, body);
     return jsonResponse(200, this.#render(stored, base));
   }
 
+  /**
+   * NetBox's bulk update: a JSON list of `{id, ...fields}`, all or nothing; `If-Match` holds the
+   * ETags, and every record's current ETag must be among them (412 otherwise).
+   */
+  #bulkPatch(ifMatch: string | null, bodyText: string, base: string): Response {
+    let body: unknown;
+    try {
+      body = JSON.parse(bodyText);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return jsonResponse(400, { detail: `JSON parse error - ${reason}` });
+    }
+    if (!Array.isArray(body)) return jsonResponse(400, { detail: "Expected a list of objects." });
+    const items: { stored: StoredRecord; change: Record<string, unknown> }[] = [];
+    for (const item of body) {
+      if (!isJsonObject(item) || typeof item.id !== "number") {
+        return jsonResponse(400, { detail: "Every object needs an id." });
+      }
+      const stored = this.#stored.get(item.id);
+      if (stored === undefined) {
+        return jsonResponse(400, { detail: `Object ${item.id} not found.` });
+      }
+      items.push({ stored: refresh(stored), change: item });
+    }
+    const wanted = ifMatchValues(ifMatch);
+    const stale = items.find(({ stored }) =>
+      wanted.length > 0 && !wanted.includes(etagOf(new Date(stored.lastUpdatedMs).toISOString()))
+    );
+    if (stale !== undefined) return jsonResponse(412, { detail: "Precondition failed." });
+    const errors = items.map(({ stored, change }) => ({
+      id: stored.record.id,
+      errors: changeErrors(change),
+    })).filter((e) => Object.keys(e.errors).length > 0);
+    if (errors.length > 0) {
+      return jsonResponse(400, {
+        detail: `${errors.length} of ${items.length} objects could not be updated.`,
+        errors,
+      });
+    }
+    for (const { stored, change } of items) applyChange(stored, change);
+    return jsonResponse(200, items.map(({ stored }) => this.#render(stored, base)));
+  }
+
   #render(stored: StoredRecord, base: string): Record<string, unknown> {
-    const { record } = stored;
+    const { record } = refresh(stored);
     const family = parseHostAndLength(record.address)?.host.family === "IPv6" ? 6 : 4;
     return {
       id: record.id,
@@ -738,6 +865,7 @@ export class NetboxTestServer {
       nat_outside: [],
       dns_name: "",
       description: record.description,
+      owner: null,
       comments: "",
       tags: [],
       custom_fields: {},

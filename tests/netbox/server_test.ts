@@ -72,31 +72,29 @@ async function listAddresses(server: NetboxTestServer, query: string): Promise<s
   return page.results.map((result) => result.address);
 }
 
-Deno.test("requests without a token or with a wrong one get 401", async () => {
+Deno.test("requests without a token or with a wrong one get 403, in NetBox's words", async () => {
   await withServer({ token: "a".repeat(40) }, async (server) => {
     const missing = await call(server, LIST, { headers: {} });
-    assert.equal(missing.status, 401);
+    assert.equal(missing.status, 403);
     assert.equal(missing.headers.get("Content-Type"), "application/json");
-    assert.equal(missing.headers.get("API-Version"), "4.1");
+    assert.equal(missing.headers.get("WWW-Authenticate"), null);
+    assert.equal(missing.headers.get("API-Version"), "4.7");
     assert.deepEqual(missing.body, { detail: "Authentication credentials were not provided." });
 
     const wrong = await call(server, LIST, {
       headers: { Authorization: `Token ${"b".repeat(40)}` },
     });
-    assert.equal(wrong.status, 401);
-    assert.deepEqual(wrong.body, { detail: "Invalid token" });
+    assert.equal(wrong.status, 403);
+    assert.deepEqual(wrong.body, { detail: "Invalid v1 token" });
 
-    const bearer = await call(server, LIST, {
-      headers: { Authorization: `Bearer ${server.token}` },
+    const wrongV2 = await call(server, LIST, {
+      headers: { Authorization: "Bearer nbt_abc.def" },
     });
-    assert.equal(bearer.status, 401);
-    const spaced = await call(server, LIST, {
-      headers: { Authorization: `Token ${server.token} x` },
+    assert.deepEqual([wrongV2.status, wrongV2.body], [403, { detail: "Invalid v2 token" }]);
+    const v2 = await call(server, LIST, {
+      headers: { Authorization: `Bearer ${server.tokenV2}` },
     });
-    assert.equal(spaced.status, 401);
-    assert.deepEqual(spaced.body, {
-      detail: "Invalid token header. Token string should not contain spaces.",
-    });
+    assert.equal(v2.status, 200);
 
     const right = await call(server, LIST);
     assert.equal(right.status, 200);
@@ -105,7 +103,7 @@ Deno.test("requests without a token or with a wrong one get 401", async () => {
       false,
       false,
       false,
-      false,
+      true,
       true,
     ]);
   });
@@ -160,6 +158,7 @@ Deno.test("an address object has every field Netbox returns", async () => {
       nat_outside: [],
       dns_name: "",
       description: "for lb",
+      owner: null,
       comments: "",
       tags: [],
       custom_fields: {},
@@ -179,13 +178,17 @@ Deno.test("GET of an unknown id, an unknown path or a wrong method", async () =>
     server.add("192.0.2.1/24");
     assert.deepEqual(await call(server, `${LIST}2/`).then((a) => [a.status, a.body]), [
       404,
-      { detail: "Not found." },
+      { detail: "No IPAddress matches the given query." },
     ]);
     assert.equal((await call(server, "api/ipam/prefixes/")).status, 404);
-    assert.equal((await call(server, "api/ipam/ip-addresses")).status, 404);
+    const noSlash = await call(server, "api/ipam/ip-addresses?limit=1", { redirect: "manual" });
+    assert.equal(noSlash.status, 301);
+    assert.equal(noSlash.headers.get("Location"), "/api/ipam/ip-addresses/?limit=1");
     const nowhere = await call(server, "nowhere");
+    const again = await call(server, "nowhere");
     assert.equal(nowhere.status, 404);
-    assert.equal(nowhere.headers.get("Content-Type"), "application/json");
+    assert.match(String(nowhere.headers.get("Content-Type")), /^text\/html/);
+    assert.notEqual(nowhere.body, again.body, "the page text changes with every request");
 
     const post = await call(server, LIST, { method: "POST", body: "{}" });
     assert.equal(post.status, 405);
@@ -315,10 +318,13 @@ Deno.test("pagination walks every record once through next links", async () => {
   });
 });
 
-Deno.test("PATCH allows reserved to active, active or reserved to reserved, nothing else", async () => {
+Deno.test("PATCH accepts any valid status change (last write wins), If-Match makes it conditional", async () => {
   await withServer({}, async (server) => {
     const record = server.add("192.0.2.10/24", { status: "reserved" });
-    const before = (await call(server, `${LIST}1/`)).body as Record<string, unknown>;
+    const read = await call(server, `${LIST}1/`);
+    const before = read.body as Record<string, unknown>;
+    const etag = read.headers.get("ETag") ?? "";
+    assert.equal(etag, `W/"${String(before.last_updated).replace(/Z$/, "+00:00")}"`);
 
     const activate = await patch(server, 1, { status: "active", description: "svc/a", vrf: 9 });
     assert.equal(activate.status, 200);
@@ -328,37 +334,52 @@ Deno.test("PATCH allows reserved to active, active or reserved to reserved, noth
     assert.equal(activated.vrf, null);
     assert.equal(activated.created, before.created);
     assert.ok(String(activated.last_updated) > String(before.last_updated), "last_updated bumped");
+    assert.notEqual(activate.headers.get("ETag"), etag, "a new ETag");
     assert.equal(record.status, "active");
-    assert.equal(record.description, "svc/a");
 
-    const again = await patch(server, 1, { status: "active" });
-    assert.equal(again.status, 400);
-    assert.deepEqual(again.body, {
-      status: ["illegal status change from active to active for 192.0.2.10/24"],
+    const again = await patch(server, 1, { status: "active", description: "svc/b" });
+    assert.equal(again.status, 200, "a second activation overwrites the first");
+    assert.equal(record.description, "svc/b");
+
+    const stale = await call(server, `${LIST}1/`, {
+      method: "PATCH",
+      headers: {
+        Authorization: `Token ${server.token}`,
+        "Content-Type": "application/json",
+        "If-Match": etag,
+      },
+      body: JSON.stringify({ status: "active", description: "svc/c" }),
     });
-    assert.equal(record.status, "active");
+    assert.deepEqual([stale.status, stale.body], [412, { detail: "Precondition failed." }]);
+    assert.equal(record.description, "svc/b");
+    const current = stale.headers.get("ETag") ?? "";
+    const fresh = await call(server, `${LIST}1/`, {
+      method: "PATCH",
+      headers: {
+        Authorization: `Token ${server.token}`,
+        "Content-Type": "application/json",
+        "If-Match": current,
+      },
+      body: JSON.stringify({ status: "reserved", description: "" }),
+    });
+    assert.equal(fresh.status, 200);
+    assert.equal(record.status, "reserved");
 
-    const release = await patch(server, 1, { status: "reserved", description: "" });
-    assert.equal(release.status, 200);
-    assert.equal(record.status, "reserved");
-    assert.equal(record.description, "");
-    const releaseAgain = await patch(server, 1, { status: "reserved" });
-    assert.equal(releaseAgain.status, 200);
-    assert.equal(record.status, "reserved");
+    record.description = "edited by a test";
+    const edited = await call(server, `${LIST}1/`);
+    assert.notEqual(edited.headers.get("ETag"), fresh.headers.get("ETag"), "direct edits count");
 
     const dhcp = await patch(server, 1, { status: "dhcp" });
-    assert.equal(dhcp.status, 400);
-    assert.deepEqual(dhcp.body, {
-      status: ["illegal status change from reserved to dhcp for 192.0.2.10/24"],
-    });
-    server.add("192.0.2.11/24", { status: "deprecated" });
-    const revive = await patch(server, 2, { status: "active" });
-    assert.equal(revive.status, 400);
-    assert.equal(server.byId(2)?.status, "deprecated");
+    assert.equal(dhcp.status, 200);
+    assert.equal(record.status, "dhcp");
+  });
+});
 
-    const descriptionOnly = await patch(server, 2, { description: "old" });
-    assert.equal(descriptionOnly.status, 200);
-    assert.equal(server.byId(2)?.description, "old");
+Deno.test("a latency knob delays every answer", async () => {
+  await withServer({ latencyMs: 120 }, async (server) => {
+    const started = performance.now();
+    assert.equal((await call(server, LIST)).status, 200);
+    assert.ok(performance.now() - started >= 110, "delayed");
   });
 });
 
@@ -475,7 +496,7 @@ Deno.test("fault redirect sends the client to the login page", async () => {
     assert.equal(manual.status, 302);
     assert.equal(
       manual.headers.get("Location"),
-      `${server.url}login/?next=/api/ipam/ip-addresses/%3Fstatus%3Dreserved`,
+      `/login/?next=/api/ipam/ip-addresses/%3Fstatus%3Dreserved`,
     );
 
     const response = await fetch(`${server.url}${LIST}`, {
@@ -550,7 +571,7 @@ Deno.test("faults come before authentication", async () => {
   await withServer({}, async (server) => {
     server.failNext({ kind: "status", status: 500 });
     assert.equal((await call(server, LIST, { headers: {} })).status, 500);
-    assert.equal((await call(server, LIST, { headers: {} })).status, 401);
+    assert.equal((await call(server, LIST, { headers: {} })).status, 403);
   });
 });
 
