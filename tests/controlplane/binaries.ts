@@ -12,6 +12,11 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { whichCommand } from "../system.ts";
+import {
+  runSetupCommand,
+  runSetupCommandChecked,
+  type SetupCommandResult,
+} from "../setup_command.ts";
 
 /** The Kubernetes release the test control plane is built from. */
 export const KUBERNETES_VERSION = "v1.34.4";
@@ -332,52 +337,21 @@ async function ensureEtcd(log: (line: string) => void): Promise<string> {
   }
 }
 
-interface RunResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+const buildError = (message: string) => new BinaryBuildError(message);
 
-async function run(
+function run(
   cmd: readonly string[],
   opts: { cwd: string; env?: Record<string, string> },
-): Promise<RunResult> {
-  const [program, ...args] = cmd;
-  if (!program) throw new BinaryBuildError("empty command");
-  try {
-    const out = await new Deno.Command(program, {
-      args,
-      cwd: opts.cwd,
-      ...(opts.env ? { env: opts.env } : {}),
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const decoder = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new BinaryBuildError(`${program} is not installed (needed to ${cmd.join(" ")})`);
-    }
-    throw error;
-  }
+): Promise<SetupCommandResult> {
+  return runSetupCommand(cmd, { ...opts, error: buildError });
 }
 
-async function runChecked(
+function runChecked(
   cmd: readonly string[],
   opts: { cwd: string; env?: Record<string, string> },
   what: string,
 ): Promise<string> {
-  const result = await run(cmd, opts);
-  if (result.code !== 0) {
-    throw new BinaryBuildError(
-      `could not ${what}: \`${cmd.join(" ")}\` exited ${result.code}:\n${tail(result.stderr)}`,
-    );
-  }
-  return result.stdout;
+  return runSetupCommandChecked(cmd, { ...opts, error: buildError }, what);
 }
 
 function tail(text: string, lines = 30): string {

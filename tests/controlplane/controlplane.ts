@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { type ControlPlaneBinaries, ensureBinaries } from "./binaries.ts";
 import { applyManifestFiles, waitForCrdsEstablished } from "./manifests.ts";
 import { freePort, waitFor } from "../wait.ts";
+import { pathExists as exists } from "../setup_command.ts";
 
 /** Options for {@linkcode ControlPlane.start}. */
 export interface ControlPlaneOptions {
@@ -379,15 +380,6 @@ async function newSigningKeyPair(): Promise<{ privatePem: string; publicPem: str
     privatePem: pem("PRIVATE KEY", await crypto.subtle.exportKey("pkcs8", pair.privateKey)),
     publicPem: pem("PUBLIC KEY", await crypto.subtle.exportKey("spki", pair.publicKey)),
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function errorMessage(error: unknown): string {

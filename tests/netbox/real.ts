@@ -18,6 +18,12 @@
 import { join } from "node:path";
 import { freePort, waitFor } from "../wait.ts";
 import { isRoot, whichCommand } from "../system.ts";
+import {
+  pathExists as exists,
+  runSetupCommand,
+  runSetupCommandChecked,
+  type SetupCommandResult,
+} from "../setup_command.ts";
 
 /** The NetBox release the tests run against. */
 export const NETBOX_VERSION = "4.7.3";
@@ -542,61 +548,21 @@ function command(cmd: readonly string[], opts: { env?: Record<string, string> })
   }).spawn();
 }
 
-interface RunResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+const setupError = (message: string) => new NetboxSetupError(message);
 
-async function run(
+function run(
   cmd: readonly string[],
   opts: { env?: Record<string, string>; cwd?: string },
-): Promise<RunResult> {
-  const [program, ...args] = cmd;
-  if (program === undefined) throw new NetboxSetupError("empty command");
-  try {
-    const out = await new Deno.Command(program, {
-      args,
-      ...(opts.env ? { env: opts.env } : {}),
-      ...(opts.cwd ? { cwd: opts.cwd } : {}),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const decoder = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new NetboxSetupError(`${program} is not installed (needed to ${cmd.join(" ")})`);
-    }
-    throw error;
-  }
+): Promise<SetupCommandResult> {
+  return runSetupCommand(cmd, { ...opts, error: setupError });
 }
 
-async function runChecked(
+function runChecked(
   cmd: readonly string[],
   opts: { env?: Record<string, string>; cwd?: string },
   what: string,
 ): Promise<string> {
-  const result = await run(cmd, opts);
-  if (result.code !== 0) {
-    const tail = (result.stderr || result.stdout).trimEnd().split("\n").slice(-30).join("\n");
-    throw new NetboxSetupError(`could not ${what}: \`${cmd[0]}\` exited ${result.code}:\n${tail}`);
-  }
-  return result.stdout;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return runSetupCommandChecked(cmd, { ...opts, error: setupError }, what);
 }
 
 function randomHex(length: number): string {
