@@ -18,6 +18,7 @@ import {
   registerApiRequestMetrics,
   registerInformerMetrics,
   serveOperations,
+  stopOperations,
 } from "../k8s/mod.ts";
 import { EventRecorder } from "../k8s/events.ts";
 import { AllocatorController } from "./controller.ts";
@@ -134,7 +135,7 @@ async function main(args: readonly string[]): Promise<number> {
     events.flush(),
     new Promise((resolve) => setTimeout(resolve, EVENT_FLUSH_MS)),
   ]);
-  await server.shutdown();
+  await stopOperations(server);
   connection.close();
   return 0;
 }

@@ -241,3 +241,22 @@ export function registerInformerMetrics(
     },
   });
 }
+
+/**
+ * Stops the operations server, waiting at most `ms` for open connections: a scraper's
+ * kept-alive connection must not keep a stopping program alive.
+ *
+ * @example
+ * ```ts
+ * declare const server: Deno.HttpServer<Deno.NetAddr>;
+ * await stopOperations(server);
+ * ```
+ */
+export async function stopOperations(server: Deno.HttpServer, ms = 1_000): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    server.shutdown(),
+    new Promise((resolve) => timer = setTimeout(resolve, ms)),
+  ]);
+  clearTimeout(timer);
+}
