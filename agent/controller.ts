@@ -303,10 +303,11 @@ export class AgentController {
       path: "/apis/discovery.k8s.io/v1/endpointslices",
       labelSelector: SERVICE_NAME_LABEL,
       // Only the slices of Services whose announcement follows their endpoints are kept.
-      transform: (slice) =>
-        endpointsMatterFor(this.#serviceOf(sliceServiceKey(slice)))
-          ? agentSliceView(slice)
-          : undefined,
+      transform: (slice) => {
+        const key = sliceServiceKey(slice);
+        const matters = key !== undefined && this.#announcementOf(key)?.localTrafficPolicy === true;
+        return matters ? agentSliceView(slice) : undefined;
+      },
       onError: onError("endpointslices"),
     });
     this.groups = new ResilientInformer<CustomObject>(connection, {

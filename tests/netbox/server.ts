@@ -782,13 +782,9 @@ export class NetboxTestServer {
         detail: `Unsupported media type "${contentType ?? ""}" in request.`,
       });
     }
-    let body: unknown;
-    try {
-      body = JSON.parse(bodyText);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      return jsonResponse(400, { detail: `JSON parse error - ${reason}` });
-    }
+    const parsed = parseJsonBody(bodyText);
+    if (parsed instanceof Response) return parsed;
+    const body = parsed.value;
     if (!isJsonObject(body)) {
       return jsonResponse(400, {
         non_field_errors: [`Invalid data. Expected a dictionary, but got ${jsonTypeName(body)}.`],
@@ -806,13 +802,9 @@ export class NetboxTestServer {
    * ETags, and every record's current ETag must be among them (412 otherwise).
    */
   #bulkPatch(ifMatch: string | null, bodyText: string, base: string): Response {
-    let body: unknown;
-    try {
-      body = JSON.parse(bodyText);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      return jsonResponse(400, { detail: `JSON parse error - ${reason}` });
-    }
+    const parsed = parseJsonBody(bodyText);
+    if (parsed instanceof Response) return parsed;
+    const body = parsed.value;
     if (!Array.isArray(body)) return jsonResponse(400, { detail: "Expected a list of objects." });
     const items: { stored: StoredRecord; change: Record<string, unknown> }[] = [];
     for (const item of body) {
@@ -885,5 +877,15 @@ export class NetboxTestServer {
       slug,
       description: "",
     };
+  }
+}
+
+/** The request body as JSON, or NetBox's 400 answer to a body that is not JSON. */
+function parseJsonBody(text: string): { readonly value: unknown } | Response {
+  try {
+    return { value: JSON.parse(text) };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return jsonResponse(400, { detail: `JSON parse error - ${reason}` });
   }
 }

@@ -341,27 +341,21 @@ Deno.test("PATCH accepts any valid status change (last write wins), If-Match mak
     assert.equal(again.status, 200, "a second activation overwrites the first");
     assert.equal(record.description, "svc/b");
 
-    const stale = await call(server, `${LIST}1/`, {
-      method: "PATCH",
-      headers: {
-        Authorization: `Token ${server.token}`,
-        "Content-Type": "application/json",
-        "If-Match": etag,
-      },
-      body: JSON.stringify({ status: "active", description: "svc/c" }),
-    });
+    const patchIfMatch = (ifMatch: string, fields: Record<string, unknown>) =>
+      call(server, `${LIST}1/`, {
+        method: "PATCH",
+        headers: {
+          Authorization: `Token ${server.token}`,
+          "Content-Type": "application/json",
+          "If-Match": ifMatch,
+        },
+        body: JSON.stringify(fields),
+      });
+    const stale = await patchIfMatch(etag, { status: "active", description: "svc/c" });
     assert.deepEqual([stale.status, stale.body], [412, { detail: "Precondition failed." }]);
     assert.equal(record.description, "svc/b");
     const current = stale.headers.get("ETag") ?? "";
-    const fresh = await call(server, `${LIST}1/`, {
-      method: "PATCH",
-      headers: {
-        Authorization: `Token ${server.token}`,
-        "Content-Type": "application/json",
-        "If-Match": current,
-      },
-      body: JSON.stringify({ status: "reserved", description: "" }),
-    });
+    const fresh = await patchIfMatch(current, { status: "reserved", description: "" });
     assert.equal(fresh.status, 200);
     assert.equal(record.status, "reserved");
 
