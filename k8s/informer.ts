@@ -19,15 +19,12 @@ import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { sleep } from "./backoff.ts";
 import { type ApiConnection, WatchError } from "./transport.ts";
-
-/** What happened to an object, as seen by the cache. */
-export type InformerEventType = "add" | "update" | "delete";
-
-/**
- * Called for each change; `object` (the new object, or the deleted one) and `previous` (the
- * cached object an update replaced) belong to the cache and must not be mutated.
- */
-export type InformerHandler<T> = (type: InformerEventType, object: T, previous?: T) => void;
+import {
+  cacheKey,
+  type InformerEventType,
+  type InformerHandler,
+  type RunningCache,
+} from "./cache.ts";
 
 const LIST_PAGE_SIZE = 500;
 
@@ -71,7 +68,7 @@ export interface InformerOptions<T extends KubernetesObject> {
  * await services.synced;
  * ```
  */
-export class ResilientInformer<T extends KubernetesObject> {
+export class ResilientInformer<T extends KubernetesObject> implements RunningCache<T> {
   readonly #connection: ApiConnection;
   readonly #options: InformerOptions<T>;
   readonly #handlers: InformerHandler<T>[] = [];
@@ -148,7 +145,7 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   /** One cached object, or undefined. */
   get(name: string, namespace?: string): T | undefined {
-    return this.#objects.get(keyOf(namespace, name));
+    return this.#objects.get(cacheKey(namespace, name));
   }
 
   /** Every cached object (of one namespace, if given). */
@@ -200,7 +197,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       const page of this.#pages(this.#options.labelSelector, this.#options.fieldSelector)
     ) {
       for (const object of page.items ?? []) {
-        seen.add(keyOf(object.metadata?.namespace, object.metadata?.name));
+        seen.add(cacheKey(object.metadata?.namespace, object.metadata?.name));
         this.#upsert(object);
       }
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
@@ -234,7 +231,9 @@ export class ResilientInformer<T extends KubernetesObject> {
     );
     for await (const page of pages) {
       for (const object of page.items ?? []) {
-        if (this.#objects.has(keyOf(object.metadata?.namespace, object.metadata?.name))) continue;
+        if (this.#objects.has(cacheKey(object.metadata?.namespace, object.metadata?.name))) {
+          continue;
+        }
         this.#upsert(object);
       }
     }
@@ -267,7 +266,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.#upsert(object);
     } else if (type === "DELETED") {
       this.#received++;
-      const key = keyOf(object.metadata?.namespace, object.metadata?.name);
+      const key = cacheKey(object.metadata?.namespace, object.metadata?.name);
       const known = this.#objects.get(key);
       if (known === undefined) {
         this.#unchanged++;
@@ -282,7 +281,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   #upsert(raw: T): void {
     this.#received++;
     const object = this.#options.transform(raw);
-    const key = keyOf(raw.metadata?.namespace, raw.metadata?.name);
+    const key = cacheKey(raw.metadata?.namespace, raw.metadata?.name);
     const known = this.#objects.get(key);
     if (object === undefined) {
       if (known === undefined) {
@@ -317,8 +316,4 @@ export class ResilientInformer<T extends KubernetesObject> {
 interface ListPage<T> {
   readonly items?: readonly T[];
   readonly metadata?: { readonly resourceVersion?: string; readonly continue?: string };
-}
-
-function keyOf(namespace: string | undefined, name: string | undefined): string {
-  return `${namespace ?? ""}/${name ?? ""}`;
 }

@@ -7,6 +7,7 @@
  */
 
 export * from "./backoff.ts";
+export * from "./cache.ts";
 export * from "./config.ts";
 export * from "./errors.ts";
 export * from "./events.ts";
