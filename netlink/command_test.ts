@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  ExecutableNotFoundError,
-  IpCommand,
-  IpCommandError,
-  resolveExecutable,
-} from "./command.ts";
+import { IpCommand } from "./command.ts";
+import { CommandError, ExecutableNotFoundError, resolveExecutable } from "./process.ts";
 import { GratuitousAnnouncer } from "./gratuitous.ts";
 
 Deno.test("resolveExecutable takes the first executable file and names the package otherwise", async () => {
@@ -42,8 +38,8 @@ Deno.test("IpCommand: -n NS goes first, failures carry the command line and stde
     const output = await ip.run(["-batch", "-"], "line one\n");
     assert.equal(output.stdout, "-n ns-1 -batch -\nline one\n");
     await assert.rejects(ip.run(["fail"]), (error: unknown) => {
-      assert.ok(error instanceof IpCommandError);
-      assert.equal(error.name, "IpCommandError");
+      assert.ok(error instanceof CommandError);
+      assert.equal(error.name, "CommandError");
       assert.deepEqual(error.command, [fake, "-n", "ns-1", "fail"]);
       assert.equal(error.exitCode, 2);
       assert.equal(error.stderr, "it broke");
@@ -66,7 +62,7 @@ Deno.test("IpCommand kills a process at its deadline", async () => {
     const started = performance.now();
     await assert.rejects(
       ip.run(["address", "show"]),
-      (error: unknown) => error instanceof IpCommandError && error.exitCode === undefined,
+      (error: unknown) => error instanceof CommandError && error.exitCode === undefined,
     );
     assert.ok(performance.now() - started < 5_000);
   } finally {
@@ -154,6 +150,6 @@ Deno.test("IpCommand: running ip 800 times keeps the process's memory flat (no n
   const before = Deno.memoryUsage().rss;
   for (let i = 0; i < 800; i++) await run();
   const grownMb = (Deno.memoryUsage().rss - before) / 2 ** 20;
-  // With ChildProcess.output() (see collectOutput) this grew 66 MB; reading the pipes, 13 MB.
+  // With ChildProcess.output() (see process.ts) this grew 66 MB; reading the pipes, 13 MB.
   assert.ok(grownMb < 40, `RSS grew ${grownMb.toFixed(1)} MB over 800 ip processes`);
 });

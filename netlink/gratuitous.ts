@@ -7,7 +7,8 @@
  * @module
  */
 import { canonicalAddress, tryParseAddress } from "../ipam/mod.ts";
-import { collectOutput, IP_PATHS, resolveExecutable } from "./command.ts";
+import { IP_PATHS } from "./command.ts";
+import { CommandError, resolveExecutable, runProcess } from "./process.ts";
 
 /** Where iputils `arping` is looked for (not /usr/sbin/arping: that is a different arping). */
 export const ARPING_PATHS: readonly string[] = ["/usr/bin/arping", "/bin/arping"];
@@ -15,44 +16,7 @@ export const ARPING_PATHS: readonly string[] = ["/usr/bin/arping", "/bin/arping"
 /** Where `na6` (Debian package ipv6toolkit) is looked for. */
 export const NA6_PATHS: readonly string[] = ["/usr/sbin/na6", "/usr/bin/na6"];
 
-/**
- * Thrown when a gratuitous ARP or neighbour advertisement could not be sent.
- *
- * @example
- * ```ts
- * const announcer = await GratuitousAnnouncer.create();
- * try { await announcer.announce({ interfaceName: "eth0", address: "192.0.2.50" }); } catch (e) {
- *   if (e instanceof GratuitousSendError) console.log(e.command.join(" "), e.stderr);
- * }
- * ```
- */
-export class GratuitousSendError extends Error {
-  /** Program and arguments, as run. */
-  readonly command: readonly string[];
-  /** Exit code, or `undefined` when it timed out or could not start. */
-  readonly exitCode: number | undefined;
-  /** What the helper wrote to stderr (and stdout), trimmed. */
-  readonly stderr: string;
-
-  /** Builds the error; the message holds the command line and the helper's output. */
-  constructor(command: readonly string[], exitCode: number | undefined, stderr: string) {
-    const why = exitCode === undefined ? "did not finish" : `exited with ${exitCode}`;
-    super(`\`${command.join(" ")}\` ${why}${stderr ? `: ${stderr}` : ""}`);
-    this.name = "GratuitousSendError";
-    this.command = command;
-    this.exitCode = exitCode;
-    this.stderr = stderr;
-  }
-}
-
-/**
- * Options of {@link GratuitousAnnouncer.create}.
- *
- * @example
- * ```ts
- * const options: GratuitousAnnouncerOptions = { netns: "node-a" };
- * ```
- */
+/** Options of {@link GratuitousAnnouncer.create}. */
 export interface GratuitousAnnouncerOptions {
   /** Network namespace to send from (helpers run via `ip netns exec NS`). */
   readonly netns?: string;
@@ -66,14 +30,7 @@ export interface GratuitousAnnouncerOptions {
   readonly timeoutMs?: number;
 }
 
-/**
- * One announcement: which address on which interface, how many packets, how far apart.
- *
- * @example
- * ```ts
- * const request: GratuitousRequest = { interfaceName: "eth0", address: "2001:db8:1::50", count: 3 };
- * ```
- */
+/** One announcement: which address on which interface, how many packets, how far apart. */
 export interface GratuitousRequest {
   /** The interface that now carries the address. */
   readonly interfaceName: string;
@@ -198,7 +155,7 @@ export class GratuitousAnnouncer {
 
   /**
    * Sends the announcement and resolves once every packet is out; throws
-   * {@link GratuitousSendError} when a helper fails (e.g. the interface is down or the
+   * {@link CommandError} when a helper fails (e.g. the interface is down or the
    * address is not on it).
    */
   async announce(request: GratuitousRequest): Promise<void> {
@@ -206,35 +163,23 @@ export class GratuitousAnnouncer {
     const intervalMs = request.intervalMs ?? 500;
     for (const [index, command] of commands.entries()) {
       if (index > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs));
-      if (request.signal?.aborted) throw new GratuitousSendError(command, undefined, "aborted");
+      if (request.signal?.aborted) {
+        throw new CommandError(command, undefined, "", { problem: "was stopped" });
+      }
       await this.#run(command, request.signal);
     }
   }
 
-  async #run(command: readonly string[], stop: AbortSignal | undefined): Promise<void> {
-    const [program, ...args] = command;
-    if (program === undefined) throw new GratuitousSendError(command, undefined, "empty command");
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = stop === undefined ? timeout : AbortSignal.any([timeout, stop]);
-    let output: Awaited<ReturnType<typeof collectOutput>>;
-    try {
-      const child = new Deno.Command(program, {
-        args,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal,
-      }).spawn();
-      this.#processesSpawned++;
-      output = await collectOutput(child);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new GratuitousSendError(command, undefined, reason);
-    }
-    if (signal.aborted || output.code !== 0) {
-      const decoder = new TextDecoder();
-      const text = `${decoder.decode(output.stderr)}\n${decoder.decode(output.stdout)}`.trim();
-      throw new GratuitousSendError(command, signal.aborted ? undefined : output.code, text);
+  async #run(command: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+    this.#processesSpawned++;
+    const output = await runProcess(command, {
+      timeoutMs: this.timeoutMs,
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (output.exitCode !== 0) {
+      // arping and na6 explain some failures on stdout.
+      const text = `${output.stderr}\n${output.stdout}`.trim();
+      throw new CommandError(command, output.exitCode, text);
     }
   }
 }

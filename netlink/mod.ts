@@ -30,16 +30,15 @@
  * @module
  */
 export {
-  collectOutput,
-  DEFAULT_IP_TIMEOUT_MS,
+  CommandError,
   ExecutableNotFoundError,
-  IP_PATHS,
-  IpCommand,
-  IpCommandError,
-  type IpCommandOptions,
+  type ProcessOptions,
   type ProcessOutput,
   resolveExecutable,
-} from "./command.ts";
+  runChecked,
+  runProcess,
+} from "./process.ts";
+export { DEFAULT_IP_TIMEOUT_MS, IP_PATHS, IpCommand, type IpCommandOptions } from "./command.ts";
 export {
   type AddressFlags,
   type DefaultRoute,
@@ -77,6 +76,5 @@ export {
   GratuitousAnnouncer,
   type GratuitousAnnouncerOptions,
   type GratuitousRequest,
-  GratuitousSendError,
   NA6_PATHS,
 } from "./gratuitous.ts";

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { IpCommand, IpCommandError, type IpCommandOptions } from "./command.ts";
+import { IpCommand, type IpCommandOptions } from "./command.ts";
+import { CommandError } from "./process.ts";
 import { type AddressChange, batchLine, isAlreadyDone, parseBatchErrors } from "./plan.ts";
 import { type Link, type NetworkState, parseAddressShow, parseDefaultRoutes } from "./state.ts";
 
@@ -64,10 +65,10 @@ export class DummyInterfaceUnsupportedError extends Error {
   /** The interface that was to be created. */
   readonly interfaceName: string;
   /** The `ip` failure. */
-  override readonly cause: IpCommandError;
+  override readonly cause: CommandError;
 
   /** Builds the error; the message says what to do instead. */
-  constructor(interfaceName: string, cause: IpCommandError) {
+  constructor(interfaceName: string, cause: CommandError) {
     super(
       `cannot create ${interfaceName}: this kernel has no "dummy" link type (${cause.stderr}); ` +
         `load the dummy module (modprobe dummy) or create an interface named ${interfaceName} ` +
@@ -154,7 +155,7 @@ export class Netlink {
    * Applies every change in one `ip -force -batch -` process (none when `changes` is empty).
    * A failing line does not stop the others; failures are reported per change with `ip`'s
    * message, and adding a present / deleting an absent address counts as already done.
-   * Throws {@link IpCommandError} only when `ip` itself failed (could not run, timed out, or
+   * Throws {@link CommandError} only when `ip` itself failed (could not run, timed out, or
    * exited with an error that names no line).
    */
   async applyChanges(changes: readonly AddressChange[]): Promise<ApplyResult> {
@@ -164,7 +165,7 @@ export class Netlink {
     const output = await this.ip.runUnchecked(args, `${lines.join("\n")}\n`);
     const errors = parseBatchErrors(output.stderr);
     if (output.exitCode !== 0 && errors.size === 0) {
-      throw new IpCommandError(this.ip.commandLine(args), output.exitCode, output.stderr);
+      throw new CommandError(this.ip.commandLine(args), output.exitCode, output.stderr);
     }
     const applied: AddressChange[] = [];
     const alreadyDone: AddressChange[] = [];
@@ -189,18 +190,18 @@ export class Netlink {
     if (shown.exitCode === 0) {
       const link: Link | undefined = parseAddressShow(shown.stdout)[0];
       if (link === undefined) {
-        throw new IpCommandError(
+        throw new CommandError(
           this.ip.commandLine(["-json", "address", "show", "dev", name]),
           0,
           "",
-          "listed no link",
+          { problem: "listed no link" },
         );
       }
       if (!link.up) await this.ip.run(["link", "set", "dev", name, "up"]);
       return { kind: "reused", linkType: link.linkType, broughtUp: !link.up };
     }
     if (!/does not exist|cannot find device/i.test(shown.stderr)) {
-      throw new IpCommandError(
+      throw new CommandError(
         this.ip.commandLine(["-json", "address", "show", "dev", name]),
         shown.exitCode,
         shown.stderr,
@@ -210,11 +211,11 @@ export class Netlink {
       await this.ip.run(["link", "add", name, "type", "dummy"]);
     } catch (error) {
       // Created by someone else in the meantime: reuse it.
-      if (error instanceof IpCommandError && /file exists/i.test(error.stderr)) {
+      if (error instanceof CommandError && /file exists/i.test(error.stderr)) {
         return await this.ensureDummyInterface(name);
       }
       if (
-        error instanceof IpCommandError &&
+        error instanceof CommandError &&
         /unknown device type|not supported|no such device/i.test(error.stderr)
       ) {
         throw new DummyInterfaceUnsupportedError(name, error);

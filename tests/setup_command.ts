@@ -6,6 +6,8 @@
  * @module
  */
 
+import { CommandError, runProcess } from "../netlink/mod.ts";
+
 /** What one finished set-up command printed. */
 export interface SetupCommandResult {
   readonly code: number;
@@ -26,28 +28,18 @@ export async function runSetupCommand(
   cmd: readonly string[],
   options: SetupCommandOptions,
 ): Promise<SetupCommandResult> {
-  const [program, ...args] = cmd;
-  if (program === undefined || program === "") throw options.error("empty command");
   try {
-    const out = await new Deno.Command(program, {
-      args,
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-      ...(options.env ? { env: options.env } : {}),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const decoder = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
+    const output = await runProcess(cmd, {
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      ...(options.env === undefined ? {} : { env: options.env }),
+    });
+    return { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw options.error(`${program} is not installed (needed to ${cmd.join(" ")})`);
+    if (!(error instanceof CommandError)) throw error;
+    if (error.cause instanceof Deno.errors.NotFound) {
+      throw options.error(`${cmd[0]} is not installed (needed to ${cmd.join(" ")})`);
     }
-    throw error;
+    throw options.error(error.message);
   }
 }
 

@@ -5,44 +5,17 @@
  *
  * @module
  */
-import { collectOutput, IP_PATHS } from "../../netlink/mod.ts";
+import {
+  IP_PATHS,
+  type ProcessOutput,
+  runChecked as runProgramChecked,
+  runProcess,
+} from "../../netlink/mod.ts";
 
-/** Thrown when a testbed command fails; carries the command line, exit code and stderr. */
-export class TestbedCommandError extends Error {
-  /** Program and arguments, as run. */
-  readonly command: readonly string[];
-  /** Exit code, or `undefined` when it timed out. */
-  readonly exitCode: number | undefined;
-  /** What the command wrote to stderr, trimmed. */
-  readonly stderr: string;
+/** What a finished command printed. */
+export type CommandResult = ProcessOutput;
 
-  /** Builds the error; the message holds the command line and stderr. */
-  constructor(command: readonly string[], exitCode: number | undefined, stderr: string) {
-    const why = exitCode === undefined ? "timed out" : `exited with ${exitCode}`;
-    super(`\`${command.join(" ")}\` ${why}${stderr ? `: ${stderr}` : ""}`);
-    this.name = "TestbedCommandError";
-    this.command = command;
-    this.exitCode = exitCode;
-    this.stderr = stderr;
-  }
-}
-
-/**
- * What a finished command printed.
- *
- * @example
- * ```ts
- * const result: CommandResult = { exitCode: 0, stdout: "", stderr: "" };
- * ```
- */
-export interface CommandResult {
-  /** Exit code (0 is success). */
-  readonly exitCode: number;
-  /** Standard output. */
-  readonly stdout: string;
-  /** Standard error, trimmed. */
-  readonly stderr: string;
-}
+const TESTBED_TIMEOUT_MS = 30_000;
 
 let resolvedIpPath: string | undefined;
 
@@ -66,59 +39,20 @@ export function testbedIpPath(): string {
   throw new Error(`ip not found at ${IP_PATHS.join(", ")}; install iproute2`);
 }
 
-/**
- * Runs `command` with a deadline and returns its output whatever the exit code.
- *
- * @example
- * ```ts
- * const { exitCode } = await runCommand(["/usr/sbin/ip", "netns", "list"]);
- * ```
- */
-export async function runCommand(
+/** Runs `command` with a deadline (default 30 s) and returns its output whatever the exit code. */
+export function runCommand(
   command: readonly string[],
   options: { readonly stdin?: string; readonly timeoutMs?: number } = {},
 ): Promise<CommandResult> {
-  const [program, ...args] = command;
-  if (program === undefined) throw new TestbedCommandError(command, undefined, "empty command");
-  const signal = AbortSignal.timeout(options.timeoutMs ?? 30_000);
-  const child = new Deno.Command(program, {
-    args,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    signal,
-  }).spawn();
-  if (options.stdin !== undefined && child.stdin !== null) {
-    const writer = child.stdin.getWriter();
-    try {
-      await writer.write(new TextEncoder().encode(options.stdin));
-      await writer.close();
-    } catch { /* exited early: its status says why */ }
-  }
-  const output = await collectOutput(child);
-  const decoder = new TextDecoder();
-  const stderr = decoder.decode(output.stderr).trim();
-  if (signal.aborted) throw new TestbedCommandError(command, undefined, stderr);
-  return { exitCode: output.code, stdout: decoder.decode(output.stdout), stderr };
+  return runProcess(command, { timeoutMs: TESTBED_TIMEOUT_MS, ...options });
 }
 
-/**
- * Runs `command`, throwing {@link TestbedCommandError} unless it succeeds; returns stdout.
- *
- * @example
- * ```ts
- * await runChecked(["/usr/sbin/ip", "netns", "add", "plbab12c-x"]);
- * ```
- */
+/** Runs `command`, throwing a `CommandError` unless it succeeds; returns stdout. */
 export async function runChecked(
   command: readonly string[],
   options: { readonly stdin?: string; readonly timeoutMs?: number } = {},
 ): Promise<string> {
-  const result = await runCommand(command, options);
-  if (result.exitCode !== 0) {
-    throw new TestbedCommandError(command, result.exitCode, result.stderr);
-  }
-  return result.stdout;
+  return (await runProgramChecked(command, { timeoutMs: TESTBED_TIMEOUT_MS, ...options })).stdout;
 }
 
 /**
@@ -136,7 +70,7 @@ export function tryExec(netns: string, ...command: readonly string[]): Promise<C
 }
 
 /**
- * Runs a program inside network namespace `netns`; throws {@link TestbedCommandError} unless
+ * Runs a program inside network namespace `netns`; throws a `CommandError` unless
  * it succeeds, returns its stdout.
  *
  * @example

@@ -27,7 +27,6 @@ export {
   exec,
   runChecked,
   runCommand,
-  TestbedCommandError,
   testbedIpPath,
   tryExec,
 } from "./exec.ts";
