@@ -16,7 +16,7 @@ import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api, typedApi } from "
 import { loadClientConfig } from "../k8s/config.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 import { apiStatusCode } from "../k8s/errors.ts";
-import { mergePatch } from "../k8s/patch.ts";
+import { mergePatch } from "../k8s/client.ts";
 
 const LOCAL_V4_POOL = { pool: "192.0.2.200-192.0.2.220", subnet: "192.0.2.0/24" };
 const LOCAL_V6_POOL = { pool: "2001:db8:1::200-2001:db8:1::2ff", subnet: "2001:db8:1::/64" };

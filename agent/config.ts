@@ -4,17 +4,16 @@
  * @module
  */
 
-import { FlagError, flagUsage, parseListen, parseSeconds, readFlags } from "../k8s/flags.ts";
+import {
+  FlagError,
+  flagUsage,
+  parseListen,
+  parseSeconds,
+  readFlags,
+  sharedFlags,
+} from "../k8s/flags.ts";
 
-/**
- * Settings of one agent process, from flags and environment.
- *
- * @example
- * ```ts
- * const config: AgentConfig = readAgentConfig(["--node-name", "node-a"], () => undefined);
- * config.leaseDurationMs; // 6000
- * ```
- */
+/** Settings of one agent process, from flags and environment. */
 export interface AgentConfig {
   /** This node's name (the Lease is `purelb-node-<nodeName>`). */
   readonly nodeName: string;
@@ -38,25 +37,10 @@ export interface AgentConfig {
   readonly resyncMs: number;
 }
 
-/**
- * Raised for a flag or environment value that cannot be used; names the flag and the value.
- *
- * @example
- * ```ts
- * try { readAgentConfig([], () => undefined); } catch (e) {
- *   if (e instanceof AgentConfigError) console.error(e.message); // --node-name is required ...
- * }
- * ```
- */
-export const AgentConfigError = FlagError;
-
 /** Every flag, the environment variable it falls back to, and its help text. */
 export const FLAGS = {
   "node-name": { env: "NODE_NAME", help: "this node's name (required)" },
-  kubeconfig: {
-    env: "KUBECONFIG",
-    help: "kubeconfig file (default: in-cluster, then ~/.kube/config)",
-  },
+  ...sharedFlags(7473),
   namespace: {
     env: "PURELB_NAMESPACE",
     help: "namespace of the node Leases, ServiceGroups and LBNodeAgents (default: own " +
@@ -66,40 +50,29 @@ export const FLAGS = {
     env: "PURELB_NETNS",
     help: "network namespace to configure (runs ip -n NS; for tests and demos)",
   },
-  listen: {
-    env: "PURELB_LISTEN",
-    help: "address of /metrics /healthz /readyz (default 0.0.0.0:7473)",
-  },
-  "log-level": { env: "PURELB_LOG_LEVEL", help: "trace|debug|info|warning|error (default info)" },
-  "log-format": { env: "PURELB_LOG_FORMAT", help: "json|text (default json)" },
   "lease-duration": {
     env: "PURELB_LEASE_DURATION",
-    help: "seconds a node stays live after renewing its Lease (default 6)",
+    help: "seconds a node stays live after renewing its Lease",
+    default: "6",
   },
   "lease-renew": {
     env: "PURELB_LEASE_RENEW",
-    help: "seconds between Lease renewals, less than half the duration (default 2)",
+    help: "seconds between Lease renewals, less than half the duration",
+    default: "2",
   },
   resync: {
     env: "PURELB_RESYNC",
-    help: "seconds between full comparisons of the network with the wanted state (default 3)",
+    help: "seconds between full comparisons of the network with the wanted state",
+    default: "3",
   },
 } as const;
-
-type FlagName = keyof typeof FLAGS;
 
 /** A node name as Kubernetes allows it (DNS subdomain), short enough for a Lease name. */
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,239}[a-z0-9])?$/;
 
 /**
- * Reads the configuration from arguments, then the environment, then defaults. Throws
- * {@link AgentConfigError} for a missing node name or an unusable value.
- *
- * @example
- * ```ts
- * const config = readAgentConfig(["--node-name", "node-a", "--lease-duration", "10"], (n) => Deno.env.get(n));
- * config.leaseRenewMs; // 2000
- * ```
+ * Reads the configuration from arguments, then the environment, then defaults. Throws a
+ * `FlagError` for a missing node name or an unusable value.
  */
 export function readAgentConfig(
   args: readonly string[],
@@ -113,8 +86,8 @@ export function readAgentConfig(
   if (!NODE_NAME.test(nodeName)) {
     throw new FlagError(`--node-name "${nodeName}" is not a valid node name`);
   }
-  const leaseDurationMs = parseSeconds("lease-duration", get("lease-duration") ?? "6", 1, 3600);
-  const leaseRenewMs = parseSeconds("lease-renew", get("lease-renew") ?? "2", 0.1, 3600);
+  const leaseDurationMs = parseSeconds("lease-duration", get("lease-duration"), 1, 3600);
+  const leaseRenewMs = parseSeconds("lease-renew", get("lease-renew"), 0.1, 3600);
   if (leaseRenewMs * 2 > leaseDurationMs) {
     throw new FlagError(
       `--lease-renew ${leaseRenewMs / 1000} s must be at most half of --lease-duration ` +
@@ -126,23 +99,16 @@ export function readAgentConfig(
     kubeconfig: get("kubeconfig"),
     namespace: get("namespace"),
     netns: get("netns"),
-    listen: parseListen("listen", get("listen") ?? "0.0.0.0:7473"),
-    logLevel: get("log-level") ?? "info",
-    logFormat: get("log-format") ?? "json",
+    listen: parseListen("listen", get("listen")),
+    logLevel: get("log-level"),
+    logFormat: get("log-format"),
     leaseDurationMs,
     leaseRenewMs,
-    resyncMs: parseSeconds("resync", get("resync") ?? "3", 0.1, 3600),
+    resyncMs: parseSeconds("resync", get("resync"), 0.1, 3600),
   };
 }
 
-/**
- * The help text.
- *
- * @example
- * ```ts
- * console.log(usage());
- * ```
- */
+/** The help text. */
 export function usage(): string {
   return flagUsage("deno task agent -- --node-name NODE [flags]", FLAGS);
 }

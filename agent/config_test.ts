@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { AgentConfigError, FLAGS, readAgentConfig, usage } from "./config.ts";
+import { FlagError } from "../k8s/flags.ts";
+import { FLAGS, readAgentConfig, usage } from "./config.ts";
 
 const noEnv = () => undefined;
 
@@ -50,7 +51,7 @@ Deno.test("bad values are refused with the flag named", () => {
   ];
   for (const [args, message] of cases) {
     assert.throws(() => readAgentConfig(args, noEnv), (error: unknown) => {
-      assert.ok(error instanceof AgentConfigError, String(error));
+      assert.ok(error instanceof FlagError, String(error));
       assert.match(error.message, message);
       return true;
     });

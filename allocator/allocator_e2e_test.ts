@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { clusterTest } from "../tests/cluster.ts";
 import { withAllocator } from "../tests/allocator.ts";
 import { waitFor } from "../tests/wait.ts";
-import { mergePatch } from "../k8s/patch.ts";
+import { mergePatch } from "../k8s/client.ts";
 
 const V4 = (pool: string, subnet = "192.0.2.0/24") => ({ pool, subnet });
 const V6 = (pool: string, subnet = "2001:db8::/64") => ({ pool, subnet });

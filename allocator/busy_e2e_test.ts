@@ -8,7 +8,7 @@ import { clusterTest } from "../tests/cluster.ts";
 import { withAllocator } from "../tests/allocator.ts";
 import { metricValue, type ProgramProcess } from "../tests/programs.ts";
 import { waitFor, waitUntilSteady } from "../tests/wait.ts";
-import { mergePatch } from "../k8s/patch.ts";
+import { mergePatch } from "../k8s/client.ts";
 
 const LOAD_BALANCERS = 10;
 const UNRELATED = 50;

@@ -4,7 +4,14 @@
  * @module
  */
 
-import { FlagError, flagUsage, parseListen, parseSeconds, readFlags } from "../k8s/flags.ts";
+import {
+  FlagError,
+  flagUsage,
+  parseListen,
+  parseSeconds,
+  readFlags,
+  sharedFlags,
+} from "../k8s/flags.ts";
 
 /** Settings of one allocator process, from flags and environment. */
 export interface AllocatorConfig {
@@ -30,56 +37,54 @@ export interface AllocatorConfig {
 /** The environment variable holding the Netbox API token (from the `netbox-client` Secret). */
 export const NETBOX_TOKEN_ENV = "NETBOX_USER_TOKEN";
 
-/** Raised for a flag or environment value that cannot be used; names the flag and the value. */
-export const ConfigError = FlagError;
-
 /** Every flag, the environment variable it falls back to, and its help text. */
 export const FLAGS = {
-  kubeconfig: {
-    env: "KUBECONFIG",
-    help: "kubeconfig file (default: in-cluster, then ~/.kube/config)",
-  },
+  ...sharedFlags(7472),
   namespace: {
     env: "PURELB_NAMESPACE",
     help: "namespace of the ServiceGroups and the leader Lease (default: own namespace in a " +
       "cluster, else purelb-system)",
   },
-  listen: {
-    env: "PURELB_LISTEN",
-    help: "address of /metrics /healthz /readyz (default 0.0.0.0:7472)",
-  },
-  "log-level": { env: "PURELB_LOG_LEVEL", help: "trace|debug|info|warning|error (default info)" },
-  "log-format": { env: "PURELB_LOG_FORMAT", help: "json|text (default json)" },
   "leader-election": {
     env: "PURELB_LEADER_ELECTION",
-    help: "auto|on|off (default auto: on in a cluster, off when run locally)",
+    help: "auto|on|off (auto: on in a cluster, off when run locally)",
+    default: "auto",
   },
-  "lease-name": { env: "PURELB_LEASE_NAME", help: "leader Lease name (default purelb-allocator)" },
+  "lease-name": {
+    env: "PURELB_LEASE_NAME",
+    help: "leader Lease name",
+    default: "purelb-allocator",
+  },
   "lease-duration": {
     env: "PURELB_LEASE_DURATION",
-    help: "seconds a leader Lease stays valid without renewal (default 15)",
+    help: "seconds a leader Lease stays valid without renewal",
+    default: "15",
   },
   "renew-deadline": {
     env: "PURELB_RENEW_DEADLINE",
-    help: "seconds after which a leader that could not renew stops writing (default 10)",
+    help: "seconds after which a leader that could not renew stops writing",
+    default: "10",
   },
   "retry-period": {
     env: "PURELB_RETRY_PERIOD",
-    help: "seconds between renewals / acquisition attempts (default 2)",
+    help: "seconds between renewals / acquisition attempts",
+    default: "2",
   },
   identity: { env: "POD_NAME", help: "this replica's name in the election (default $HOSTNAME)" },
   "handle-classless": {
     env: "PURELB_HANDLE_CLASSLESS",
-    help: "true|false: serve Services without spec.loadBalancerClass (default true)",
+    help: "true|false: serve Services without spec.loadBalancerClass",
+    default: "true",
   },
-  workers: { env: "PURELB_WORKERS", help: "concurrent workers (default 16)" },
+  workers: { env: "PURELB_WORKERS", help: "concurrent workers", default: "16" },
   "netbox-timeout": {
     env: "PURELB_NETBOX_TIMEOUT",
-    help: "seconds to wait for each Netbox request (default 10)",
+    help: "seconds to wait for each Netbox request",
+    default: "10",
   },
 } as const;
 
-type FlagName = keyof typeof FLAGS;
+type SecondsFlag = "lease-duration" | "renew-deadline" | "retry-period" | "netbox-timeout";
 
 /**
  * Reads the configuration from arguments, then the environment, then defaults.
@@ -94,23 +99,22 @@ export function readAllocatorConfig(
   env: (name: string) => string | undefined,
 ): AllocatorConfig {
   const get = readFlags(args, env, FLAGS);
-  const leaderElection = get("leader-election") ?? "auto";
+  const leaderElection = get("leader-election");
   if (leaderElection !== "auto" && leaderElection !== "on" && leaderElection !== "off") {
     throw new FlagError(`--leader-election "${leaderElection}" is not one of auto, on, off`);
   }
-  const handleClassless = get("handle-classless") ?? "true";
+  const handleClassless = get("handle-classless");
   if (handleClassless !== "true" && handleClassless !== "false") {
     throw new FlagError(`--handle-classless "${handleClassless}" is not true or false`);
   }
-  const seconds = (name: FlagName, fallback: number): number =>
-    parseSeconds(name, get(name) ?? String(fallback), 0.001, 3600);
-  const workers = Number(get("workers") ?? "16");
+  const seconds = (name: SecondsFlag): number => parseSeconds(name, get(name), 0.001, 3600);
+  const workers = Number(get("workers"));
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
     throw new FlagError(`--workers "${get("workers")}" is not a whole number from 1 to 256`);
   }
-  const leaseDurationMs = seconds("lease-duration", 15);
-  const renewDeadlineMs = seconds("renew-deadline", 10);
-  const retryPeriodMs = seconds("retry-period", 2);
+  const leaseDurationMs = seconds("lease-duration");
+  const renewDeadlineMs = seconds("renew-deadline");
+  const retryPeriodMs = seconds("retry-period");
   if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
     throw new FlagError(
       `leader election needs --retry-period < --renew-deadline < --lease-duration ` +
@@ -120,11 +124,11 @@ export function readAllocatorConfig(
   return {
     kubeconfig: get("kubeconfig"),
     namespace: get("namespace"),
-    listen: parseListen("listen", get("listen") ?? "0.0.0.0:7472"),
-    logLevel: get("log-level") ?? "info",
-    logFormat: get("log-format") ?? "json",
+    listen: parseListen("listen", get("listen")),
+    logLevel: get("log-level"),
+    logFormat: get("log-format"),
     leaderElection,
-    leaseName: get("lease-name") ?? "purelb-allocator",
+    leaseName: get("lease-name"),
     leaseDurationMs,
     renewDeadlineMs,
     retryPeriodMs,
@@ -132,7 +136,7 @@ export function readAllocatorConfig(
     handleClasslessServices: handleClassless === "true",
     workers,
     netboxToken: env(NETBOX_TOKEN_ENV)?.trim() || undefined,
-    netboxTimeoutMs: seconds("netbox-timeout", 10),
+    netboxTimeoutMs: seconds("netbox-timeout"),
   };
 }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, readAllocatorConfig } from "./config.ts";
+import { FlagError } from "../k8s/flags.ts";
+import { readAllocatorConfig } from "./config.ts";
 
 const noEnv = () => undefined;
 
@@ -36,7 +37,7 @@ Deno.test("bad values are refused naming the flag and the value", () => {
   for (const [args, message] of cases) {
     assert.throws(
       () => readAllocatorConfig(args, noEnv),
-      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      (e: unknown) => e instanceof FlagError && message.test(e.message),
       args.join(" "),
     );
   }

@@ -13,7 +13,6 @@ import { getLogger } from "@logtape/logtape";
 import {
   type ApiConnection,
   errorMessage,
-  mergePatch,
   type Outcome,
   ResilientInformer,
   runWorkers,
@@ -589,7 +588,7 @@ export class AllocatorController {
             : { ingress: null },
         },
       },
-    }, mergePatch());
+    });
   }
 
   async #writeGroupStatus(name: string, leadership: AbortSignal): Promise<Outcome> {
@@ -618,7 +617,7 @@ export class AllocatorController {
       plural: SERVICE_GROUP_PLURAL,
       name,
       body: { status },
-    }, mergePatch());
+    });
     return { kind: "done" };
   }
 }

@@ -13,7 +13,7 @@
 
 import { CoreV1Api, CustomObjectsApi, typedApi } from "../k8s/client.ts";
 import { parseKubeconfig } from "../k8s/config.ts";
-import { mergePatch } from "../k8s/patch.ts";
+import { mergePatch } from "../k8s/client.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
 import { startAllocator } from "../tests/allocator.ts";

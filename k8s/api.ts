@@ -6,6 +6,9 @@
  * and load none of client-node's 1,000 generated models, which cost the programs tens of
  * megabytes of memory and most of their CPU time per write.
  *
+ * Writes are JSON merge patches of the fields we own: no read-modify-write races with other
+ * writers of the rest of the object.
+ *
  * @module
  */
 
@@ -45,7 +48,6 @@ export class CoreApi {
   /** A JSON merge patch of the status subresource (metadata included, spec ignored). */
   patchNamespacedServiceStatus(
     param: { namespace: string; name: string; body: unknown },
-    _options?: unknown,
   ): Promise<V1Service> {
     return this.connection.request(
       "PATCH",
@@ -65,7 +67,6 @@ export class CoreApi {
   /** A JSON merge patch of an Event. */
   patchNamespacedEvent(
     param: { namespace: string; name: string; body: unknown },
-    _options?: unknown,
   ): Promise<CoreV1Event> {
     return this.connection.request(
       "PATCH",
@@ -80,6 +81,24 @@ export class CoreApi {
     return this.connection.request("GET", `/api/v1/namespaces/${segment(param.namespace)}/events`, {
       query: { fieldSelector: param.fieldSelector },
     });
+  }
+}
+
+/**
+ * A Lease time (`renewTime`, `acquireTime`): a `Date` that is written with microseconds, the
+ * only form the API server accepts for a MicroTime field.
+ *
+ * @example
+ * ```ts
+ * import { MicroTime } from "./api.ts";
+ *
+ * const text = JSON.stringify(new MicroTime("2026-12-01T10:00:00.123Z"));
+ * if (text !== '"2026-12-01T10:00:00.123000Z"') throw new Error(text);
+ * ```
+ */
+export class MicroTime extends Date {
+  override toISOString(): string {
+    return super.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
   }
 }
 
@@ -155,7 +174,6 @@ export class CustomObjectsLiteApi {
       name: string;
       body: unknown;
     },
-    _options?: unknown,
   ): Promise<unknown> {
     return this.connection.request(
       "PATCH",

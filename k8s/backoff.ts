@@ -1,6 +1,6 @@
 /**
- * Exponential backoff: per-key delays for retrying failed work, an abortable
- * {@linkcode sleep}, and {@linkcode retryWithBackoff} for a single operation.
+ * Exponential backoff: per-key delays for retrying failed work, and an abortable
+ * {@linkcode sleep}.
  *
  * @module
  */
@@ -150,68 +150,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/** Settings of {@linkcode retryWithBackoff}: the backoff plus when to stop. */
-export interface RetryOptions extends ExponentialBackoffOptions {
-  /** Attempts in total, the first included. Default 5. Must be an integer >= 1. */
-  readonly maxAttempts?: number;
-  /** Whether a failure is worth another attempt. Default: every failure is. */
-  readonly isRetryable?: (error: unknown) => boolean;
-  /** Stops waiting and attempting; the promise rejects with the signal's reason. */
-  readonly signal?: AbortSignal;
-}
-
-/**
- * Raised by {@linkcode retryWithBackoff} when every attempt failed. The last
- * failure is in `cause`.
- */
-export class RetryError extends Error {
-  override name = "RetryError";
-  /** How many attempts were made. */
-  readonly attempts: number;
-
-  constructor(attempts: number, cause: unknown) {
-    super(`Operation failed after ${attempts} attempt(s)`, { cause });
-    this.attempts = attempts;
-  }
-}
-
-/**
- * Runs `operation` until it succeeds, waiting with exponential backoff between
- * attempts. A failure that `isRetryable` rejects is rethrown at once.
- *
- * @example
- * ```ts
- * import { retryWithBackoff } from "./backoff.ts";
- *
- * const value = await retryWithBackoff(
- *   (attempt) => attempt < 3 ? Promise.reject(new Error("busy")) : Promise.resolve(attempt),
- *   { baseMs: 1, maxAttempts: 5 },
- * );
- * // value === 3
- * ```
- *
- * @throws {RetryError} when all `maxAttempts` attempts failed.
- * @throws {RangeError} when an option is out of range.
- */
-export async function retryWithBackoff<T>(
-  operation: (attempt: number) => Promise<T>,
-  options: RetryOptions = {},
-): Promise<T> {
-  const { maxAttempts = 5, isRetryable = () => true, signal } = options;
-  if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1)) {
-    throw new RangeError(`Cannot retry: maxAttempts must be an integer >= 1, got ${maxAttempts}`);
-  }
-  const backoff = new ExponentialBackoff<"operation">(options);
-  for (let attempt = 1;; attempt++) {
-    signal?.throwIfAborted();
-    try {
-      return await operation(attempt);
-    } catch (error: unknown) {
-      if (!isRetryable(error)) throw error;
-      if (attempt >= maxAttempts) throw new RetryError(attempt, error);
-    }
-    await sleep(backoff.when("operation"), signal);
-  }
 }

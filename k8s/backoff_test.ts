@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ExponentialBackoff, RetryError, retryWithBackoff, sleep } from "./backoff.ts";
+import { ExponentialBackoff, sleep } from "./backoff.ts";
 
 /** Registers a test with the op sanitizer on (off by default in Deno 2), so a leaked timer fails it. */
 function test(name: string, fn: () => void | Promise<void>): void {
@@ -153,63 +153,4 @@ test("sleep with a signal that does not abort resolves after the delay", async (
   const start = performance.now();
   await sleep(20, controller.signal);
   assert.ok(performance.now() - start >= 19, `woke after ${performance.now() - start} ms`);
-});
-
-test("retryWithBackoff returns the first success", async () => {
-  const attempts: number[] = [];
-  const result = await retryWithBackoff((attempt) => {
-    attempts.push(attempt);
-    return attempt < 3 ? Promise.reject(new Error("busy")) : Promise.resolve("ok");
-  }, { baseMs: 1 });
-  assert.equal(result, "ok");
-  assert.deepEqual(attempts, [1, 2, 3]);
-});
-
-test("retryWithBackoff gives up after maxAttempts with the last error as cause", async () => {
-  let calls = 0;
-  const error = await retryWithBackoff(() => {
-    calls++;
-    return Promise.reject(new Error(`failure ${calls}`));
-  }, { baseMs: 1, maxAttempts: 3 }).then(
-    () => assert.fail("expected a RetryError"),
-    (error: unknown) => error,
-  );
-  assert.ok(error instanceof RetryError);
-  assert.equal(error.name, "RetryError");
-  assert.equal(error.attempts, 3);
-  assert.ok(error.cause instanceof Error);
-  assert.equal(error.cause.message, "failure 3");
-  assert.equal(calls, 3);
-});
-
-test("retryWithBackoff rethrows a non-retryable error at once", async () => {
-  const fatal = new TypeError("bad input");
-  let calls = 0;
-  await assert.rejects(
-    retryWithBackoff(() => {
-      calls++;
-      return Promise.reject(fatal);
-    }, { baseMs: 1, isRetryable: (error) => !(error instanceof TypeError) }),
-    (error) => error === fatal,
-  );
-  assert.equal(calls, 1);
-});
-
-test("retryWithBackoff stops waiting when the signal aborts", async () => {
-  const controller = new AbortController();
-  const reason = new Error("shutting down");
-  let calls = 0;
-  const retrying = retryWithBackoff(() => {
-    calls++;
-    controller.abort(reason);
-    return Promise.reject(new Error("busy"));
-  }, { baseMs: 60_000, maxMs: 60_000, signal: controller.signal });
-  await assert.rejects(retrying, (error) => error === reason);
-  assert.equal(calls, 1);
-});
-
-test("retryWithBackoff rejects an invalid maxAttempts", async () => {
-  for (const maxAttempts of [0, 1.5, Number.NaN]) {
-    await assert.rejects(retryWithBackoff(() => Promise.resolve(1), { maxAttempts }), RangeError);
-  }
 });

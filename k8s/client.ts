@@ -17,6 +17,12 @@ import {
   ServerConfiguration,
   wrapHttpLibrary,
 } from "@kubernetes/client-node/dist/gen/index.js";
+import type {
+  ConfigurationOptions,
+  ObservableMiddleware,
+} from "@kubernetes/client-node/dist/gen/index.js";
+import { setHeaderOptions } from "@kubernetes/client-node/dist/middleware.js";
+import { PatchStrategy } from "@kubernetes/client-node/dist/patch.js";
 import type { ApiConnection } from "./transport.ts";
 
 export {
@@ -40,9 +46,11 @@ export type {
   ConfigurationOptions,
   ObservableMiddleware,
 } from "@kubernetes/client-node/dist/gen/index.js";
-export { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
-export { setHeaderOptions } from "@kubernetes/client-node/dist/middleware.js";
-export { PatchStrategy } from "@kubernetes/client-node/dist/patch.js";
+
+/** Request options that make a client-node `patch*` call send a JSON merge patch. */
+export function mergePatch(): ConfigurationOptions<ObservableMiddleware> {
+  return setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+}
 
 /**
  * A client-node generated API object (e.g. `CoreV1Api`) that sends through `connection`

@@ -3,7 +3,7 @@ import type { V1Service } from "@kubernetes/client-node";
 import { CoreV1Api, typedApi } from "./client.ts";
 import { ResilientInformer } from "./informer.ts";
 import { withoutVersion } from "./slim.ts";
-import { mergePatch } from "./patch.ts";
+import { mergePatch } from "./client.ts";
 import { ApiConnection } from "./transport.ts";
 import { runWorkers, WorkQueue } from "./workqueue.ts";
 import { clusterTest } from "../tests/cluster.ts";

@@ -27,12 +27,6 @@ export function isConflict(error: unknown): boolean {
   return apiStatusCode(error) === 409;
 }
 
-/** True when the object (or the resource version asked for) is gone: 404 Not Found or 410 Gone. */
-export function isNotFoundOrGone(error: unknown): boolean {
-  const code = apiStatusCode(error);
-  return code === 404 || code === 410;
-}
-
 /** A one-line description of any thrown value, for logs and events. */
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) {

@@ -13,7 +13,6 @@
 import type { CoreV1Event, V1ObjectReference } from "@kubernetes/client-node";
 import type { CoreApi } from "./api.ts";
 import { apiStatusCode } from "./errors.ts";
-import { mergePatch } from "./patch.ts";
 import type { EventReason } from "./types.ts";
 
 /** `type` of an Event. */
@@ -354,7 +353,7 @@ export class EventRecorder implements EventSink {
           namespace: previous.namespace,
           name: previous.name,
           body: { count, lastTimestamp: new Date(queued.lastMs).toISOString() },
-        }, mergePatch());
+        });
         this.#remember(queued.key, {
           ...previous,
           count: patched.count ?? count,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { CoreV1Event } from "@kubernetes/client-node";
+import { CoreApi } from "./api.ts";
 import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, typedApi } from "./client.ts";
 import type { ClusterAccess } from "./config.ts";
 import {
@@ -459,7 +460,7 @@ async function recorderFor(
   errors: unknown[],
 ): Promise<{ recorder: EventRecorder; connection: ApiConnection }> {
   const connection = new ApiConnection(await c.serviceAccountConfig(namespace, serviceAccount));
-  const recorder = new EventRecorder(typedApi(connection, CoreV1Api), {
+  const recorder = new EventRecorder(new CoreApi(connection), {
     component: "purelb-allocator",
     host: "node-a",
     onError: (error) => errors.push(error),

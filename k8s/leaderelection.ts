@@ -13,8 +13,7 @@
  */
 
 import type { V1Lease } from "@kubernetes/client-node";
-import type { CoordinationApi } from "./api.ts";
-import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
+import { type CoordinationApi, MicroTime } from "./api.ts";
 import { sleep } from "./backoff.ts";
 import { apiStatusCode, errorMessage } from "./errors.ts";
 
@@ -198,7 +197,7 @@ export class LeaderElector {
       return false;
     }
 
-    const renewTime = new V1MicroTime();
+    const renewTime = new MicroTime();
     const takingOver = holder !== identity;
     const updated: V1Lease = {
       ...lease,
@@ -224,7 +223,7 @@ export class LeaderElector {
 
   async #create(): Promise<string | false> {
     const { namespace, name, identity } = this.#options;
-    const now = new V1MicroTime();
+    const now = new MicroTime();
     await this.#api.createNamespacedLease({
       namespace,
       body: {
@@ -261,7 +260,7 @@ export class LeaderElector {
           ...lease.spec,
           holderIdentity: "",
           leaseDurationSeconds: 1,
-          renewTime: new V1MicroTime(),
+          renewTime: new MicroTime(),
         },
       },
     });

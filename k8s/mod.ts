@@ -14,7 +14,6 @@ export * from "./events.ts";
 export * from "./informer.ts";
 export * from "./leaderelection.ts";
 export * from "./observability.ts";
-export * from "./patch.ts";
 export * from "./transport.ts";
 export * from "./types.ts";
 export * from "./workqueue.ts";

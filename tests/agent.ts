@@ -12,7 +12,7 @@ import { CoordinationV1Api, DiscoveryV1Api, typedApi } from "../k8s/client.ts";
 import { fileURLToPath } from "node:url";
 import { agentPermissions } from "../deploy/permissions.ts";
 import { apiStatusCode } from "../k8s/errors.ts";
-import { mergePatch } from "../k8s/patch.ts";
+import { mergePatch } from "../k8s/client.ts";
 import type { TestCluster } from "./cluster.ts";
 import {
   type ProgramProcess,
