@@ -12,6 +12,7 @@ import {
 } from "./compile.ts";
 import { agentPermissions, allocatorPermissions } from "./permissions.ts";
 import { ARPING_PATHS, IP_PATHS, NA6_PATHS } from "../netlink/mod.ts";
+import { isRecord } from "../json/mod.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PROGRAM_NAMES: readonly ProgramName[] = ["allocator", "agent"];
@@ -247,7 +248,3 @@ Deno.test("versions: images, chart and deno.json agree", async () => {
     assert.ok(text.includes(`image: ${image}:${version}\n`), `${file} runs ${image}:${version}`);
   }
 });
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}

@@ -11,6 +11,7 @@
  * @module
  */
 import { addressBits, formatAddress, type IpFamily, tryParseAddress } from "./address.ts";
+import { isRecord } from "../json/mod.ts";
 
 /** One IP address record of Netbox, reduced to what the allocator uses. */
 export interface NetboxAddress {
@@ -581,10 +582,6 @@ function snippet(text: string): string {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function shapeError(what: string, problem: string): NetboxError {

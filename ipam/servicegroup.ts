@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isRecord, jsonTypeName } from "../json/mod.ts";
 import { addressBits, type IpFamily } from "./address.ts";
 import { type AddressRange, type Cidr, parseCidr, parseRange, RangeParseError } from "./range.ts";
 import { type Aggregation, createPoolRange, type LocalPoolSpec, type PoolRange } from "./pool.ts";
@@ -157,22 +158,12 @@ export type ServiceGroupParseResult =
 
 type Fields = Readonly<Record<string, unknown>>;
 
-function isObject(value: unknown): value is Fields {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function describe(value: unknown): string {
   if (typeof value === "string") return value;
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "an object";
   return String(value);
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 class ErrorCollector {
@@ -187,7 +178,7 @@ class ErrorCollector {
     const value = fields[key];
     if (value === undefined) return undefined;
     if (typeof value !== "string") {
-      this.add(field, value, `must be a string, not ${typeName(value)}`);
+      this.add(field, value, `must be a string, not ${jsonTypeName(value)}`);
       return undefined;
     }
     return value;
@@ -287,8 +278,8 @@ function parsePoolEntry(
 }
 
 function parseLocal(local: unknown, errors: ErrorCollector): ServiceGroupSource | undefined {
-  if (!isObject(local)) {
-    errors.add("spec.local", local, `must be an object, not ${typeName(local)}`);
+  if (!isRecord(local)) {
+    errors.add("spec.local", local, `must be an object, not ${jsonTypeName(local)}`);
     return undefined;
   }
   const before = errors.errors.length;
@@ -296,8 +287,12 @@ function parseLocal(local: unknown, errors: ErrorCollector): ServiceGroupSource 
   let declared = 0;
   const take = (entry: unknown, prefix: string, list: string | undefined): void => {
     declared++;
-    if (!isObject(entry)) {
-      errors.add(prefix, entry, `must be an object with pool and subnet, not ${typeName(entry)}`);
+    if (!isRecord(entry)) {
+      errors.add(
+        prefix,
+        entry,
+        `must be an object with pool and subnet, not ${jsonTypeName(entry)}`,
+      );
       return;
     }
     const parsed = parsePoolEntry(entry, prefix, list, errors);
@@ -308,7 +303,7 @@ function parseLocal(local: unknown, errors: ErrorCollector): ServiceGroupSource 
     const value = local[list];
     if (value === undefined) continue;
     if (!Array.isArray(value)) {
-      errors.add(`spec.local.${list}`, value, `must be a list, not ${typeName(value)}`);
+      errors.add(`spec.local.${list}`, value, `must be a list, not ${jsonTypeName(value)}`);
       continue;
     }
     value.forEach((entry: unknown, index) => take(entry, `spec.local.${list}[${index}]`, list));
@@ -322,6 +317,7 @@ function parseLocal(local: unknown, errors: ErrorCollector): ServiceGroupSource 
   } else {
     for (const key of ["subnet", "aggregation"]) {
       if (local[key] !== undefined) {
+        errors.optionalString(local, key, `spec.local.${key}`);
         errors.add("spec.local.pool", "", `is required when spec.local.${key} is set`);
       }
     }
@@ -339,7 +335,7 @@ function parseLocal(local: unknown, errors: ErrorCollector): ServiceGroupSource 
     errors.add(
       "spec.local.avoidBuggyIPs",
       avoidBuggyIPs,
-      `must be true or false, not ${typeName(avoidBuggyIPs)}`,
+      `must be true or false, not ${jsonTypeName(avoidBuggyIPs)}`,
     );
   }
 
@@ -362,8 +358,8 @@ function parseLocal(local: unknown, errors: ErrorCollector): ServiceGroupSource 
 }
 
 function parseNetbox(netbox: unknown, errors: ErrorCollector): ServiceGroupSource | undefined {
-  if (!isObject(netbox)) {
-    errors.add("spec.netbox", netbox, `must be an object, not ${typeName(netbox)}`);
+  if (!isRecord(netbox)) {
+    errors.add("spec.netbox", netbox, `must be an object, not ${jsonTypeName(netbox)}`);
     return undefined;
   }
   const before = errors.errors.length;
@@ -421,8 +417,8 @@ function isHttpUrl(text: string): boolean {
 export function parseServiceGroupSpec(spec: unknown): ServiceGroupParseResult {
   const errors = new ErrorCollector();
   let source: ServiceGroupSource | undefined;
-  if (!isObject(spec)) {
-    errors.add("spec", spec, `must be an object, not ${typeName(spec)}`);
+  if (!isRecord(spec)) {
+    errors.add("spec", spec, `must be an object, not ${jsonTypeName(spec)}`);
   } else if (spec["local"] !== undefined && spec["netbox"] !== undefined) {
     errors.add(
       "spec",

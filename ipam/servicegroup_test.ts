@@ -505,3 +505,56 @@ Deno.test("findGroupOverlaps: disjoint groups are all valid", () => {
     [],
   );
 });
+
+const V6_ENTRY = { pool: "2001:db8::/126", subnet: "2001:db8::/64", aggregation: "/128" };
+
+/** JSON of the wrong shape in each field the CRD declares, and the field the reader names. */
+const WRONG_SHAPES: ReadonlyArray<{ readonly spec: unknown; readonly field: string }> = [
+  { spec: undefined, field: "spec" },
+  { spec: [], field: "spec" },
+  { spec: { local: "x" }, field: "spec.local" },
+  { spec: { local: { v4pools: { pool: "a", subnet: "b" } } }, field: "spec.local.v4pools" },
+  {
+    spec: { local: { v6pools: [V6_ENTRY, { pool: "a" }] } },
+    field: "spec.local.v6pools[1].subnet",
+  },
+  { spec: { local: { v4pools: [{ pool: 1, subnet: "b" }] } }, field: "spec.local.v4pools[0].pool" },
+  {
+    spec: { local: { v6pool: { ...V6_ENTRY, aggregation: 24 } } },
+    field: "spec.local.v6pool.aggregation",
+  },
+  { spec: { local: { v6pool: [V6_ENTRY] } }, field: "spec.local.v6pool" },
+  { spec: { local: { pool: ["a"], subnet: "b" } }, field: "spec.local.pool" },
+  { spec: { local: { pool: "a", subnet: null } }, field: "spec.local.subnet" },
+  { spec: { local: { aggregation: false } }, field: "spec.local.aggregation" },
+  { spec: { local: { avoidBuggyIPs: "true" } }, field: "spec.local.avoidBuggyIPs" },
+  { spec: { netbox: { url: "https://nb/" } }, field: "spec.netbox.tenant" },
+  { spec: { netbox: { url: 5, tenant: "t" } }, field: "spec.netbox.url" },
+  {
+    spec: { netbox: { url: "u", tenant: "t", aggregation: {} } },
+    field: "spec.netbox.aggregation",
+  },
+];
+
+Deno.test("parseServiceGroupSpec refuses JSON of the wrong shape, naming the field and its type", () => {
+  for (const { spec, field } of WRONG_SHAPES) {
+    const result = parseServiceGroupSpec(spec);
+    const errors = result.kind === "invalid" ? result.errors : [];
+    const named = errors.find((error) => error.field === field);
+    assert.ok(named, `${JSON.stringify(spec)}: no error names ${field}: ${JSON.stringify(errors)}`);
+    assert.ok(named.message.startsWith(`${field}: `), named.message);
+    assert.doesNotMatch(named.message, /\ba undefined\b/);
+  }
+});
+
+Deno.test("parseServiceGroupSpec ignores fields it does not know, as the API server keeps them", () => {
+  const result = parseServiceGroupSpec({
+    local: { v6pools: [V6_ENTRY], avoidBuggyIPs: true, futureField: 1 },
+    futureSpecField: "x",
+  });
+  assert.equal(
+    result.kind,
+    "valid",
+    result.kind === "invalid" ? JSON.stringify(result.errors) : "",
+  );
+});

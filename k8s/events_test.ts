@@ -16,13 +16,13 @@ import {
 import { apiStatusCode, errorMessage } from "./errors.ts";
 import { ApiConnection } from "./transport.ts";
 import {
-  asServiceGroup,
   EventReason,
   PURELB_API_VERSION,
   PURELB_GROUP,
   PURELB_VERSION,
   SERVICE_GROUP_KIND,
   SERVICE_GROUP_PLURAL,
+  type ServiceGroup,
 } from "./types.ts";
 import { clusterTest, type TestCluster } from "../tests/cluster.ts";
 import { waitFor } from "../tests/wait.ts";
@@ -564,13 +564,8 @@ clusterTest(
           spec: { local: { pool: "192.0.2.0/30", subnet: "192.0.2.0/24" } },
         },
       });
-      const group = asServiceGroup(
-        await typedApi(admin, CustomObjectsApi).getNamespacedCustomObject({
-          ...where,
-          plural: SERVICE_GROUP_PLURAL,
-          name: "default",
-        }),
-      );
+      const group: ServiceGroup | undefined = await typedApi(admin, CustomObjectsApi)
+        .getNamespacedCustomObject({ ...where, plural: SERVICE_GROUP_PLURAL, name: "default" });
       assert.ok(group?.metadata.uid);
       await recorder.record(group, "Warning", EventReason.ParseFailed, "spec.local.pool: overlaps");
       const [groupEvent] = await eventsAbout(core, ns, group.metadata.uid);

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { isRecord, jsonTypeName } from "../json/mod.ts";
+
 /** API group of our custom resources. */
 export const PURELB_GROUP = "purelb.io";
 /** API version of our custom resources within {@linkcode PURELB_GROUP}. */
@@ -313,54 +315,10 @@ export interface LBNodeAgent {
   readonly status?: Readonly<Record<string, unknown>>;
 }
 
-/**
- * Outcome of narrowing a JSON value: the value with its type, or the first structural problem
- * found, naming the field (e.g. `spec.local.v4pools[0].subnet: must be a string, not a number`).
- *
- * @example
- * ```ts
- * declare const value: unknown;
- * const result = inspectServiceGroup(value);
- * if (result.kind === "invalid") console.log(result.problem);
- * ```
- */
+/** Narrowed JSON: the value with its type, or the first problem found. */
 export type Narrowed<T> =
   | { readonly kind: "valid"; readonly value: T }
   | { readonly kind: "invalid"; readonly problem: string };
-
-/**
- * Narrows JSON from the API to a {@linkcode ServiceGroup}, or explains why it is not one.
- * Checks kind, apiVersion, `metadata.name` and the JSON type of every field the schema
- * declares; unknown fields are kept and not checked. The value is returned as is, not copied.
- *
- * @example
- * ```ts
- * const result = inspectServiceGroup({ apiVersion: "purelb.io/v1", kind: "ServiceGroup" });
- * // { kind: "invalid", problem: "metadata: is required" }
- * ```
- */
-export function inspectServiceGroup(value: unknown): Narrowed<ServiceGroup> {
-  const problem = checkServiceGroup(value, "");
-  return problem === undefined
-    ? { kind: "valid", value: value as ServiceGroup }
-    : { kind: "invalid", problem };
-}
-
-/**
- * Narrows JSON from the API to a {@linkcode ServiceGroup}; `undefined` when it is not one (see
- * {@linkcode inspectServiceGroup} for why).
- *
- * @example
- * ```ts
- * declare const item: unknown;
- * const group = asServiceGroup(item);
- * if (group?.spec.local) console.log(group.metadata.name);
- * ```
- */
-export function asServiceGroup(value: unknown): ServiceGroup | undefined {
-  const result = inspectServiceGroup(value);
-  return result.kind === "valid" ? result.value : undefined;
-}
 
 /**
  * Narrows JSON from the API to an {@linkcode LBNodeAgent}, or explains why it is not one.
@@ -397,14 +355,6 @@ export function asLBNodeAgent(value: unknown): LBNodeAgent | undefined {
 
 /** Returns the problem with `value` at `path`, or `undefined` when there is none. */
 type Check = (value: unknown, path: string) => string | undefined;
-type Fields = Readonly<Record<string, unknown>>;
-
-function jsonTypeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  if (value === undefined) return "undefined";
-  return typeof value === "object" ? "an object" : `a ${typeof value}`;
-}
 
 /** How a problem names the place: the field path, or `object` for the value itself. */
 function label(path: string): string {
@@ -413,10 +363,6 @@ function label(path: string): string {
 
 function child(path: string, key: string): string {
   return path === "" ? key : `${path}.${key}`;
-}
-
-function isFields(value: unknown): value is Fields {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 const isString: Check = (value, path) =>
@@ -434,29 +380,9 @@ const isInteger: Check = (value, path) =>
     ? undefined
     : `${label(path)}: must be an integer, not ${jsonTypeName(value)}`;
 
-function isOneOf(allowed: readonly string[]): Check {
-  return (value, path) =>
-    typeof value === "string" && allowed.includes(value)
-      ? undefined
-      : `${label(path)}: must be one of ${allowed.join(", ")}, not ${
-        JSON.stringify(value) ?? "undefined"
-      }`;
-}
-
-function listOf(item: Check): Check {
-  return (value, path) => {
-    if (!Array.isArray(value)) return `${label(path)}: must be a list, not ${jsonTypeName(value)}`;
-    for (const [index, element] of value.entries()) {
-      const problem = item(element, `${path}[${index}]`);
-      if (problem !== undefined) return problem;
-    }
-    return undefined;
-  };
-}
-
 function mapOf(entry: Check): Check {
   return (value, path) => {
-    if (!isFields(value)) return `${label(path)}: must be an object, not ${jsonTypeName(value)}`;
+    if (!isRecord(value)) return `${label(path)}: must be an object, not ${jsonTypeName(value)}`;
     for (const [key, element] of Object.entries(value)) {
       const problem = entry(element, `${path}[${JSON.stringify(key)}]`);
       if (problem !== undefined) return problem;
@@ -476,7 +402,7 @@ const optional = (check: Check): FieldRule => ({ check, required: false });
 /** An object whose listed fields are checked; fields not listed are allowed and ignored. */
 function objectWith(rules: Readonly<Record<string, FieldRule>>): Check {
   return (value, path) => {
-    if (!isFields(value)) return `${label(path)}: must be an object, not ${jsonTypeName(value)}`;
+    if (!isRecord(value)) return `${label(path)}: must be an object, not ${jsonTypeName(value)}`;
     for (const [key, rule] of Object.entries(rules)) {
       const field = value[key];
       if (field === undefined && !rule.required) continue;
@@ -509,58 +435,6 @@ const checkObjectMeta = objectWith({
   generation: optional(isInteger),
   labels: optional(mapOf(isString)),
   annotations: optional(mapOf(isString)),
-});
-
-const checkPoolEntry = objectWith({
-  pool: required(isString),
-  subnet: required(isString),
-  aggregation: optional(isString),
-});
-
-const checkServiceGroupSpec = objectWith({
-  local: optional(objectWith({
-    v4pools: optional(listOf(checkPoolEntry)),
-    v6pools: optional(listOf(checkPoolEntry)),
-    v4pool: optional(checkPoolEntry),
-    v6pool: optional(checkPoolEntry),
-    pool: optional(isString),
-    subnet: optional(isString),
-    aggregation: optional(isString),
-    avoidBuggyIPs: optional(isBoolean),
-  })),
-  netbox: optional(objectWith({
-    url: required(isString),
-    tenant: required(isString),
-    aggregation: optional(isString),
-  })),
-});
-
-const checkFamilyUsage = objectWith({
-  size: optional(isString),
-  inUse: optional(isInteger),
-  free: optional(isString),
-});
-
-const checkServiceGroupStatus = objectWith({
-  observedGeneration: optional(isInteger),
-  conditions: optional(listOf(objectWith({
-    type: required(isString),
-    status: required(isOneOf(["True", "False", "Unknown"])),
-    observedGeneration: optional(isInteger),
-    lastTransitionTime: required(isString),
-    reason: required(isString),
-    message: required(isString),
-  }))),
-  ipv4: optional(checkFamilyUsage),
-  ipv6: optional(checkFamilyUsage),
-});
-
-const checkServiceGroup = objectWith({
-  apiVersion: required(equalTo(PURELB_API_VERSION)),
-  kind: required(equalTo(SERVICE_GROUP_KIND)),
-  metadata: required(checkObjectMeta),
-  spec: required(checkServiceGroupSpec),
-  status: optional(checkServiceGroupStatus),
 });
 
 const checkLBNodeAgent = objectWith({

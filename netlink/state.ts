@@ -6,6 +6,7 @@
  * @module
  */
 import { canonicalAddress, type IpFamily } from "../ipam/mod.ts";
+import { isRecord } from "../json/mod.ts";
 
 /**
  * Address flags that matter for announcing (names as `ip` prints them).
@@ -153,10 +154,6 @@ export class IpJsonError extends Error {
 
 type JsonObject = Readonly<Record<string, unknown>>;
 
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function parseJsonArray(text: string, what: string): readonly unknown[] {
   let parsed: unknown;
   try {
@@ -233,7 +230,7 @@ function parseAddress(object: JsonObject, linkName: string): LinkAddress | undef
  */
 export function parseAddressShow(json: string): readonly Link[] {
   return parseJsonArray(json, "ip -json address show").map((entry) => {
-    if (!isObject(entry)) throw new IpJsonError("ip -json address show: a link is not an object");
+    if (!isRecord(entry)) throw new IpJsonError("ip -json address show: a link is not an object");
     const name = stringField(entry, "ifname", "link");
     const flags = Array.isArray(entry["flags"])
       ? entry["flags"].filter((flag): flag is string => typeof flag === "string")
@@ -242,7 +239,7 @@ export function parseAddressShow(json: string): readonly Link[] {
     const addrInfo = Array.isArray(entry["addr_info"]) ? entry["addr_info"] : [];
     const addresses: LinkAddress[] = [];
     for (const info of addrInfo) {
-      if (!isObject(info)) throw new IpJsonError(`address on ${name}: not an object`);
+      if (!isRecord(info)) throw new IpJsonError(`address on ${name}: not an object`);
       const address = parseAddress(info, name);
       if (address !== undefined) addresses.push(address);
     }
@@ -282,10 +279,10 @@ export function parseDefaultRoutes(json: string, family: IpFamily): readonly Def
     });
   };
   for (const entry of parseJsonArray(json, "ip -json route show default")) {
-    if (!isObject(entry)) throw new IpJsonError("ip -json route show default: not an object");
+    if (!isRecord(entry)) throw new IpJsonError("ip -json route show default: not an object");
     const nexthops = entry["nexthops"];
     if (Array.isArray(nexthops)) {
-      for (const hop of nexthops) if (isObject(hop)) add(hop);
+      for (const hop of nexthops) if (isRecord(hop)) add(hop);
     } else {
       add(entry);
     }

@@ -12,6 +12,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { whichCommand } from "../system.ts";
+import { isRecord } from "../../json/mod.ts";
 import {
   runSetupCommand,
   runSetupCommandChecked,
@@ -379,8 +380,4 @@ async function firstMatching(dir: string, pattern: RegExp): Promise<string | und
     if (entry.isFile && pattern.test(entry.name)) return entry.name;
   }
   return undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null;
 }

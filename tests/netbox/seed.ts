@@ -7,6 +7,7 @@
  */
 
 import { addressBits, formatAddress, tryParseAddress } from "../../ipam/address.ts";
+import { isRecord } from "../../json/mod.ts";
 import type { RealNetboxAccess } from "./real.ts";
 
 /** One IP address record as a test looks at it. */
@@ -180,10 +181,6 @@ export class NetboxScratch {
   #headers(): Record<string, string> {
     return { Authorization: `Token ${this.access.tokenV1}`, Accept: "application/json" };
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function idOf(value: unknown): number {
