@@ -178,7 +178,10 @@ function mismatch(
  *
  * @example
  * ```ts
- * const unmet = unmetExpectations(rows, NODES.length);
+ * import type { Row } from "./table.ts";
+ * declare const rows: readonly Row[];
+ *
+ * const unmet = unmetExpectations(rows, 3);
  * if (unmet.length === 0) console.log("all sample services are in their expected state");
  * ```
  */

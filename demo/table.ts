@@ -10,11 +10,6 @@
 /**
  * What the demo knows about one Service: its addresses (status ingress, in order), the
  * ServiceGroup they came from, and the message of its latest `AllocationFailed` event.
- *
- * @example
- * ```ts
- * const view: ServiceView = { name: "web", addresses: ["192.0.2.240"], pool: "default" };
- * ```
  */
 export interface ServiceView {
   readonly name: string;
@@ -23,14 +18,7 @@ export interface ServiceView {
   readonly failure?: string | undefined;
 }
 
-/**
- * One address found configured inside a node's network namespace.
- *
- * @example
- * ```ts
- * const held: Holding = { node: "node-a", interfaceName: "eth0", address: "192.0.2.240" };
- * ```
- */
+/** One address found configured inside a node's network namespace. */
 export interface Holding {
   readonly node: string;
   readonly interfaceName: string;
@@ -157,6 +145,7 @@ function cellText(text: string): string {
  *
  * @example
  * ```ts
+ * declare const rows: readonly Row[];
  * console.log(renderTable(rows));
  * // SERVICE  ADDRESS      POOL     NODE    INTERFACE  STATE      REASON
  * // web      192.0.2.240  default  node-b  eth0       announced  -
@@ -188,6 +177,7 @@ const HEADER = new RegExp(`^${COLUMNS.join(" +")}$`);
  *
  * @example
  * ```ts
+ * declare const stdout: string;
  * const [first] = parseTables(stdout);
  * first?.[0]?.SERVICE; // "web"
  * ```
@@ -220,6 +210,7 @@ export function parseTables(text: string): ParsedRow[][] {
  *
  * @example
  * ```ts
+ * declare const stdout: string;
  * const rows = parseTables(stdout)[0]?.map(rowFromParsed) ?? [];
  * ```
  */

@@ -103,14 +103,7 @@ function tryParseCidr(text: string): Cidr | undefined {
 const recentCidrs = new Map<string, Cidr | null>();
 const RECENT_CIDRS_LIMIT = 1_024;
 
-/**
- * The subnets of a `purelb.io/subnets` annotation, and the entries that were not CIDRs.
- *
- * @example
- * ```ts
- * const parsed: ParsedSubnets = { subnets: ["192.0.2.0/24"], invalid: ["nonsense"] };
- * ```
- */
+/** The subnets of a `purelb.io/subnets` annotation, and the entries that were not CIDRs. */
 export interface ParsedSubnets {
   /** Canonical network CIDRs (host bits cleared), sorted, each once. */
   readonly subnets: readonly string[];

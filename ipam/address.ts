@@ -11,14 +11,7 @@ export type IpFamily = "IPv4" | "IPv6";
 /** Both families, IPv4 first. */
 export const IP_FAMILIES: readonly IpFamily[] = ["IPv4", "IPv6"];
 
-/**
- * One IP address: its family and its value as an unsigned integer.
- *
- * @example
- * ```ts
- * const address: IpAddress = { family: "IPv4", value: 0xc0000205n }; // 192.0.2.5
- * ```
- */
+/** One IP address: its family and its value as an unsigned integer. */
 export interface IpAddress {
   /** IPv4 or IPv6. */
   readonly family: IpFamily;

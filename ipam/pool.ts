@@ -26,11 +26,6 @@ import {
 /**
  * How the node agent aggregates a virtual address: with the subnet's prefix length
  * (`default`) or with an explicit one (`/N`).
- *
- * @example
- * ```ts
- * const host: Aggregation = { kind: "prefix", prefixLength: 32 };
- * ```
  */
 export type Aggregation =
   | { readonly kind: "default" }
@@ -135,14 +130,7 @@ export function createPoolRange(
   };
 }
 
-/**
- * What makes up a local pool: its ranges in allocation order and its options.
- *
- * @example
- * ```ts
- * const spec: LocalPoolSpec = { ranges: [], avoidBuggyIPs: true };
- * ```
- */
+/** What makes up a local pool: its ranges in allocation order and its options. */
 export interface LocalPoolSpec {
   /** Ranges in allocation order; they must not overlap. */
   readonly ranges: readonly PoolRange[];
@@ -154,14 +142,7 @@ export interface LocalPoolSpec {
   readonly avoidBuggyIPs?: boolean;
 }
 
-/**
- * A request for the next free address of one family.
- *
- * @example
- * ```ts
- * const request: AssignRequest = { family: "IPv4", sharingKey: "", ports: [] };
- * ```
- */
+/** A request for the next free address of one family. */
 export interface AssignRequest extends SharingRequest {
   /** The family of the address wanted. */
   readonly family: IpFamily;
@@ -189,11 +170,6 @@ export interface Allocation {
 /**
  * Outcome of an assignment: the allocation, or why there is none. Expected failures are
  * results, never exceptions.
- *
- * @example
- * ```ts
- * const result: AssignResult = { kind: "error", reason: "no free IPv4 address in pool default" };
- * ```
  */
 export type AssignResult =
   | ({ readonly kind: "ok" } & Allocation)
@@ -336,9 +312,7 @@ export class LocalPool {
   /** Service key -> family -> address value. */
   readonly #addressesByService = new DeferredDeleteMap<string, Map<IpFamily, bigint>>();
 
-  /**
-   * Builds an empty pool. Throws {@link PoolConfigurationError} when two ranges overlap.
-   */
+  /** Builds an empty pool. Throws {@link PoolConfigurationError} when two ranges overlap. */
   constructor(name: string, spec: LocalPoolSpec) {
     this.name = name;
     this.ranges = [...spec.ranges];

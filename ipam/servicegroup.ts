@@ -108,14 +108,7 @@ export interface DeclaredPoolRange extends PoolRange {
   readonly field: string;
 }
 
-/**
- * A {@link LocalPoolSpec} whose ranges remember the field they were declared in.
- *
- * @example
- * ```ts
- * const spec: DeclaredLocalPoolSpec = { ranges: [], avoidBuggyIPs: false };
- * ```
- */
+/** A {@link LocalPoolSpec} whose ranges remember the field they were declared in. */
 export interface DeclaredLocalPoolSpec extends LocalPoolSpec {
   /** Ranges in allocation order, each with its field. */
   readonly ranges: readonly DeclaredPoolRange[];

@@ -8,14 +8,7 @@
 /** A transport protocol of a Kubernetes ServicePort. */
 export type Protocol = "TCP" | "UDP" | "SCTP";
 
-/**
- * One (protocol, port) pair a service exposes on its load balancer address.
- *
- * @example
- * ```ts
- * const https: ServicePort = { protocol: "TCP", port: 443 };
- * ```
- */
+/** One (protocol, port) pair a service exposes on its load balancer address. */
 export interface ServicePort {
   /** Transport protocol. */
   readonly protocol: Protocol;
@@ -26,11 +19,6 @@ export interface ServicePort {
 /**
  * What a service brings to an allocation: its sharing key (`""` means it shares with nobody)
  * and the ports it exposes.
- *
- * @example
- * ```ts
- * const request: SharingRequest = { sharingKey: "web", ports: [{ protocol: "TCP", port: 80 }] };
- * ```
  */
 export interface SharingRequest {
   /** The `purelb.io/allow-shared-ip` value; empty means no sharing. */
@@ -39,14 +27,7 @@ export interface SharingRequest {
   readonly ports: readonly ServicePort[];
 }
 
-/**
- * A service holding an address, with the key and ports it holds it with.
- *
- * @example
- * ```ts
- * const holder: AddressHolder = { serviceKey: "ns/web", sharingKey: "", ports: [] };
- * ```
- */
+/** A service holding an address, with the key and ports it holds it with. */
 export interface AddressHolder {
   /** The service, usually `namespace/name`. */
   readonly serviceKey: string;
@@ -56,14 +37,7 @@ export interface AddressHolder {
   readonly ports: readonly ServicePort[];
 }
 
-/**
- * The answer to "may this service join these holders on the address?".
- *
- * @example
- * ```ts
- * const verdict: SharingVerdict = { kind: "refused", reason: "..." };
- * ```
- */
+/** The answer to "may this service join these holders on the address?". */
 export type SharingVerdict =
   | { readonly kind: "allowed" }
   | { readonly kind: "refused"; readonly reason: string };

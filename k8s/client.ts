@@ -58,6 +58,9 @@ export function mergePatch(): ConfigurationOptions<ObservableMiddleware> {
  *
  * @example
  * ```ts
+ * import { ApiConnection, type ClusterAccess } from "./mod.ts";
+ * declare const access: ClusterAccess;
+ *
  * const core = typedApi(new ApiConnection(access), CoreV1Api);
  * ```
  */

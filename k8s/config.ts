@@ -147,6 +147,7 @@ function tokenFileReader(path: string, environment: ClientConfigEnvironment): ()
  *
  * @example
  * ```ts
+ * const path = "/tmp/kubeconfig";
  * const { access } = parseKubeconfig(Deno.readTextFileSync(path), path);
  * ```
  */

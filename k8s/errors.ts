@@ -10,7 +10,15 @@
  *
  * @example
  * ```ts
- * try { await api.createNamespace({ body }); } catch (e) { if (apiStatusCode(e) !== 409) throw e; }
+ * import type { ApiConnection } from "./transport.ts";
+ * declare const connection: ApiConnection;
+ *
+ * const body = { metadata: { name: "shop" } };
+ * try {
+ *   await connection.request("POST", "/api/v1/namespaces", { body });
+ * } catch (e) {
+ *   if (apiStatusCode(e) !== 409) throw e; // already there is fine
+ * }
  * ```
  */
 export function apiStatusCode(error: unknown): number | undefined {

@@ -65,11 +65,6 @@ export interface RecordedEvent {
 /**
  * Writes Kubernetes Events and never throws: what the controllers need of
  * {@linkcode EventRecorder} (tests pass their own).
- *
- * @example
- * ```ts
- * const sink: EventSink = { record: async () => {} };
- * ```
  */
 export interface EventSink {
   record(

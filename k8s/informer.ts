@@ -57,11 +57,15 @@ export interface InformerOptions<T extends KubernetesObject> {
  *
  * @example
  * ```ts
+ * import type { V1Service } from "@kubernetes/client-node";
+ * import { type ApiConnection, slimMetadata, type WorkQueue } from "./mod.ts";
+ * declare const connection: ApiConnection;
+ * declare const queue: WorkQueue<string>;
+ *
  * const services = new ResilientInformer<V1Service>(connection, {
  *   name: "services",
  *   path: "/api/v1/services",
- *   transform: (svc) => ({ metadata: { name: svc.metadata?.name, namespace: svc.metadata?.namespace },
- *     spec: { type: svc.spec?.type } }),
+ *   transform: (svc) => ({ metadata: slimMetadata(svc.metadata), spec: { ports: svc.spec?.ports ?? [] } }),
  * });
  * services.onChange((type, svc) => queue.add(`${svc.metadata?.namespace}/${svc.metadata?.name}`));
  * services.start();

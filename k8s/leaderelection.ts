@@ -62,6 +62,11 @@ interface ObservedRecord {
  *
  * @example
  * ```ts
+ * import { CoordinationApi } from "./api.ts";
+ * import type { ApiConnection } from "./transport.ts";
+ * declare const connection: ApiConnection;
+ * declare const controller: { lead(leadership: AbortSignal): Promise<void> };
+ *
  * const elector = new LeaderElector(new CoordinationApi(connection), {
  *   namespace: "purelb-system", name: "purelb-allocator", identity: Deno.hostname(),
  *   onStartedLeading: (leadership) => controller.lead(leadership),

@@ -28,6 +28,8 @@ export class LoggingConfigError extends Error {
  *
  * @example
  * ```ts
+ * import { getLogger } from "@logtape/logtape";
+ *
  * await configureLogging("purelb", "info", "json");
  * getLogger(["purelb", "allocator"]).info("started {version}", { version: "1" });
  * ```
@@ -82,6 +84,8 @@ export interface OperationsHandlers {
  *
  * @example
  * ```ts
+ * declare const handlers: Parameters<typeof serveOperations>[1];
+ *
  * const server = serveOperations({ hostname: "0.0.0.0", port: 7472 }, handlers);
  * console.log(server.addr.port);
  * await server.shutdown();

@@ -55,9 +55,11 @@ const WATCH_TIMEOUT_SECONDS = 300;
  *
  * @example
  * ```ts
+ * import { loadClientConfig } from "./config.ts";
+ * import type { V1ServiceList } from "@kubernetes/client-node";
+ *
  * const connection = new ApiConnection(loadClientConfig().access);
- * const core = connection.api(CoreV1Api);
- * const services = await core.listServiceForAllNamespaces();
+ * const services: V1ServiceList = await connection.request("GET", "/api/v1/services");
  * ```
  */
 export class ApiConnection {
@@ -102,11 +104,6 @@ export class ApiConnection {
   /**
    * Sends one JSON request and returns the parsed answer; throws {@linkcode KubeApiError}
    * (with the server's message) for any status other than 2xx.
-   *
-   * @example
-   * ```ts
-   * const list = await connection.request<V1ServiceList>("GET", "/api/v1/services");
-   * ```
    */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const url = new URL(this.access.server + path);

@@ -75,14 +75,7 @@ export const NODE_LEASE_PREFIX = "purelb-node-";
 /** Label that ties an EndpointSlice to its Service (whoever manages the slice). */
 export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
-/**
- * Reasons of the Events we write (what `kubectl describe` shows).
- *
- * @example
- * ```ts
- * const reason: EventReason = EventReason.AllocationFailed;
- * ```
- */
+/** Reasons of the Events we write (what `kubectl describe` shows). */
 export const EventReason = {
   AddressAssigned: "AddressAssigned",
   AddressReleased: "AddressReleased",
@@ -102,11 +95,6 @@ export type EventReason = typeof EventReason[keyof typeof EventReason];
  * The metadata fields we read from our custom resources. Timestamps are left out on purpose:
  * they arrive as strings in JSON while client-node's `V1ObjectMeta` declares `Date`, and
  * leaving them out keeps our objects assignable to client-node's `KubernetesObject`.
- *
- * @example
- * ```ts
- * const metadata: ObjectMeta = { name: "default", namespace: "purelb-system" };
- * ```
  */
 export interface ObjectMeta {
   readonly name: string;
@@ -121,11 +109,6 @@ export interface ObjectMeta {
 /**
  * One address range of a ServiceGroup: `pool` is a range `A-B` or a CIDR, `subnet` the CIDR it
  * lives in, `aggregation` `default`, empty or `/N`.
- *
- * @example
- * ```ts
- * const entry: PoolEntry = { pool: "192.168.10.240-192.168.10.243", subnet: "192.168.10.0/24" };
- * ```
  */
 export interface PoolEntry {
   readonly pool: string;
@@ -161,14 +144,7 @@ export interface ServiceGroupLocalSpec {
   readonly avoidBuggyIPs?: boolean;
 }
 
-/**
- * `spec.netbox` of a ServiceGroup: addresses reserved for `tenant` in Netbox at `url`.
- *
- * @example
- * ```ts
- * const netbox: ServiceGroupNetboxSpec = { url: "https://netbox.example/", tenant: "lab" };
- * ```
- */
+/** `spec.netbox` of a ServiceGroup: addresses reserved for `tenant` in Netbox at `url`. */
 export interface ServiceGroupNetboxSpec {
   readonly url: string;
   readonly tenant: string;
@@ -178,11 +154,6 @@ export interface ServiceGroupNetboxSpec {
 /**
  * `spec` of a ServiceGroup. The schema admits exactly one of `local` and `netbox`; both are
  * optional here so that the IPAM parser, not the narrowing, reports a group with neither.
- *
- * @example
- * ```ts
- * const spec: ServiceGroupSpec = { netbox: { url: "https://netbox.example/", tenant: "lab" } };
- * ```
  */
 export interface ServiceGroupSpec {
   readonly local?: ServiceGroupLocalSpec;
@@ -216,11 +187,6 @@ export interface Condition {
 /**
  * Address counts of one family. `size` and `free` are decimal text because an IPv6 pool can
  * exceed 2^63 addresses.
- *
- * @example
- * ```ts
- * const usage: FamilyUsage = { size: "4", inUse: 1, free: "3" };
- * ```
  */
 export interface FamilyUsage {
   readonly size?: string;
@@ -228,14 +194,7 @@ export interface FamilyUsage {
   readonly free?: string;
 }
 
-/**
- * `status` of a ServiceGroup, written by the allocator.
- *
- * @example
- * ```ts
- * const status: ServiceGroupStatus = { observedGeneration: 3, ipv4: { size: "4", inUse: 0, free: "4" } };
- * ```
- */
+/** `status` of a ServiceGroup, written by the allocator. */
 export interface ServiceGroupStatus {
   readonly observedGeneration?: number;
   readonly conditions?: readonly Condition[];
@@ -267,11 +226,6 @@ export interface ServiceGroup {
 /**
  * `spec.local` of an LBNodeAgent. The API server fills in the defaults
  * (`default`, `kube-lb0`, `false`) on objects written after the CRD was installed.
- *
- * @example
- * ```ts
- * const local: LBNodeAgentLocalSpec = { localint: "^eth[0-9]+$", extlbint: "kube-lb0", sendgarp: true };
- * ```
  */
 export interface LBNodeAgentLocalSpec {
   /** `default` (the interface of the default route) or a regular expression on interface names. */
@@ -282,14 +236,7 @@ export interface LBNodeAgentLocalSpec {
   readonly sendgarp?: boolean;
 }
 
-/**
- * `spec` of an LBNodeAgent.
- *
- * @example
- * ```ts
- * const spec: LBNodeAgentSpec = { local: {} };
- * ```
- */
+/** `spec` of an LBNodeAgent. */
 export interface LBNodeAgentSpec {
   readonly local?: LBNodeAgentLocalSpec;
 }

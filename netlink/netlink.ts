@@ -32,14 +32,7 @@ export interface FailedChange {
   readonly message: string;
 }
 
-/**
- * The outcome of {@link Netlink.applyChanges}.
- *
- * @example
- * ```ts
- * const result: ApplyResult = { applied: [], alreadyDone: [], failed: [] };
- * ```
- */
+/** The outcome of {@link Netlink.applyChanges}. */
 export interface ApplyResult {
   /** Changes that took effect. */
   readonly applied: readonly AddressChange[];
@@ -80,14 +73,7 @@ export class DummyInterfaceUnsupportedError extends Error {
   }
 }
 
-/**
- * What {@link Netlink.ensureDummyInterface} did.
- *
- * @example
- * ```ts
- * const outcome: DummyInterfaceOutcome = { kind: "reused", linkType: "ether", broughtUp: false };
- * ```
- */
+/** What {@link Netlink.ensureDummyInterface} did. */
 export type DummyInterfaceOutcome =
   | { readonly kind: "created" }
   | { readonly kind: "reused"; readonly linkType: string; readonly broughtUp: boolean };

@@ -7,14 +7,7 @@
 import { canonicalAddress, type IpFamily, tryParseAddress } from "../ipam/mod.ts";
 import type { LinkAddress, NetworkState } from "./state.ts";
 
-/**
- * An address that must be present on an interface.
- *
- * @example
- * ```ts
- * const vip: AddressAssignment = { interfaceName: "kube-lb0", address: "192.0.2.50", prefixLength: 32 };
- * ```
- */
+/** An address that must be present on an interface. */
 export interface AddressAssignment {
   /** The interface to carry the address. */
   readonly interfaceName: string;

@@ -101,14 +101,7 @@ export interface Link {
   readonly addresses: readonly LinkAddress[];
 }
 
-/**
- * A default route (one per next hop of a multipath route).
- *
- * @example
- * ```ts
- * const route: DefaultRoute = { family: "IPv4", interfaceName: "eth0", gateway: "192.0.2.1" };
- * ```
- */
+/** A default route (one per next hop of a multipath route). */
 export interface DefaultRoute {
   /** IPv4 or IPv6. */
   readonly family: IpFamily;

@@ -32,6 +32,9 @@ export class NetboxSeedError extends Error {
  *
  * @example
  * ```ts
+ * import type { RealNetboxAccess } from "./real.ts";
+ * declare const access: RealNetboxAccess;
+ *
  * const scratch = new NetboxScratch(access, "race");
  * const tenant = await scratch.tenant("lab");
  * await scratch.addRange("192.0.2.10/24", 5, { tenant, status: "reserved" });
