@@ -1,5 +1,5 @@
 /**
- * Resources by cluster size (issue 12, SPEC 7): for each row of Services / LoadBalancers /
+ * Resources by cluster size (README "Resources by cluster size"): for each row of Services / LoadBalancers /
  * EndpointSlices / nodes, a fresh control plane with those objects (the nodes but one
  * simulated, see bench/cluster_sim.ts), the allocator and one real agent started on it; once
  * settled (every LoadBalancer addressed, the agent carrying what the election gives it), RSS

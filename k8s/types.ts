@@ -29,7 +29,7 @@ export const LB_NODE_AGENT_KIND = "LBNodeAgent";
 export const LB_NODE_AGENT_PLURAL = "lbnodeagents";
 
 /**
- * Service annotations (SPEC 1). The first four are set by users, the last two by the allocator.
+ * Service annotations (README "Service annotations and fields"). The first four are set by users, the last two by the allocator.
  *
  * @example
  * ```ts

@@ -297,7 +297,7 @@ export function defaultRouteInterfaces(state: NetworkState): readonly string[] {
 }
 
 /**
- * Whether an interface address can define a local subnet for announcing (SPEC 3.2): every
+ * Whether an interface address can define a local subnet for announcing (README "How it works"): every
  * IPv4 address; an IPv6 address unless tentative, dadfailed or deprecated (flags such as
  * mngtmpaddr or noprefixroute do not disqualify it).
  *

@@ -135,7 +135,7 @@ Deno.test("parseAddressShow reads every flag; permanent is the absence of dynami
   assert.equal(byAddress.get("192.0.2.12")?.label, "eth0");
 });
 
-Deno.test("isUsableAddress: IPv6 unless tentative, dadfailed or deprecated (SPEC 3.2)", () => {
+Deno.test("isUsableAddress: IPv6 unless tentative, dadfailed or deprecated", () => {
   const eth0 = parseAddressShow(ADDRESS_SHOW)[1];
   assert.ok(eth0);
   const usable = eth0.addresses.filter(isUsableAddress).map((address) => address.local);
