@@ -14,12 +14,8 @@
 
 import type {
   CoreV1Event,
-  CoreV1EventList,
-  V1EndpointSliceList,
   V1Lease,
-  V1LeaseList,
   V1Service,
-  V1ServiceList,
   V1Status,
 } from "@kubernetes/client-node";
 import type { ApiConnection } from "./transport.ts";
@@ -33,17 +29,6 @@ function segment(value: string): string {
 /** Core (v1) calls: Services and Events. */
 export class CoreApi {
   constructor(readonly connection: ApiConnection) {}
-
-  listServiceForAllNamespaces(): Promise<V1ServiceList> {
-    return this.connection.request("GET", "/api/v1/services");
-  }
-
-  listNamespacedService(param: { namespace: string }): Promise<V1ServiceList> {
-    return this.connection.request(
-      "GET",
-      `/api/v1/namespaces/${segment(param.namespace)}/services`,
-    );
-  }
 
   /** A JSON merge patch of the status subresource (metadata included, spec ignored). */
   patchNamespacedServiceStatus(
@@ -74,14 +59,6 @@ export class CoreApi {
       { body: param.body, contentType: MERGE_PATCH },
     );
   }
-
-  listNamespacedEvent(
-    param: { namespace: string; fieldSelector?: string },
-  ): Promise<CoreV1EventList> {
-    return this.connection.request("GET", `/api/v1/namespaces/${segment(param.namespace)}/events`, {
-      query: { fieldSelector: param.fieldSelector },
-    });
-  }
 }
 
 /**
@@ -111,10 +88,6 @@ export class CoordinationApi {
     return name === undefined ? base : `${base}/${segment(name)}`;
   }
 
-  listNamespacedLease(param: { namespace: string }): Promise<V1LeaseList> {
-    return this.connection.request("GET", this.#path(param.namespace));
-  }
-
   readNamespacedLease(param: { namespace: string; name: string }): Promise<V1Lease> {
     return this.connection.request("GET", this.#path(param.namespace, param.name));
   }
@@ -136,33 +109,9 @@ export class CoordinationApi {
   }
 }
 
-/** EndpointSlices (discovery.k8s.io/v1). */
-export class DiscoveryApi {
-  constructor(readonly connection: ApiConnection) {}
-
-  listEndpointSliceForAllNamespaces(
-    param: { labelSelector?: string } = {},
-  ): Promise<V1EndpointSliceList> {
-    return this.connection.request("GET", "/apis/discovery.k8s.io/v1/endpointslices", {
-      query: { labelSelector: param.labelSelector },
-    });
-  }
-}
-
 /** Custom resources (our ServiceGroups and LBNodeAgents). */
 export class CustomObjectsLiteApi {
   constructor(readonly connection: ApiConnection) {}
-
-  listNamespacedCustomObject(
-    param: { group: string; version: string; namespace: string; plural: string },
-  ): Promise<unknown> {
-    return this.connection.request(
-      "GET",
-      `/apis/${param.group}/${param.version}/namespaces/${
-        segment(param.namespace)
-      }/${param.plural}`,
-    );
-  }
 
   /** A JSON merge patch of the status subresource. */
   patchNamespacedCustomObjectStatus(
