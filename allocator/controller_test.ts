@@ -446,6 +446,7 @@ Deno.test("controller: a lost leadership writes nothing more", () =>
     assert.equal(h.controller.leading, false);
     h.services.put(loadBalancer("late", { metadata: { name: "late", annotations: group("nb") } }));
     assert.deepEqual(h.api.servicePatches, []);
+    assert.deepEqual(h.events.of("shop/web", "AddressAssigned"), []);
     assert.deepEqual(h.netbox.takes, ["shop/web"], "nothing more is asked of Netbox");
   }));
 
