@@ -3,11 +3,11 @@
  * addresses each Service holds. A plain object with no client and no clock; the controller
  * feeds it what the caches say and writes what it answers.
  *
- * Rules it keeps (see "How it works" in the README): an allocation that still satisfies its Service is never moved, not
- * by a restart (existing allocations are registered first) and not by pool edits; one that no
- * longer does is released and replaced; a request is served in full or not at all
- * (RequireDualStack, specific addresses), except PreferDualStack, which takes what exists now and
- * adds the missing family later.
+ * Rules it keeps (see "How it works" in the README): an allocation that still satisfies its
+ * Service is never moved, not by a restart (existing allocations are registered first) and not
+ * by pool edits; one that no longer does is released and replaced; a request is served in full
+ * or not at all (RequireDualStack, specific addresses), except PreferDualStack, which takes what
+ * exists now and adds the missing family later.
  *
  * @module
  */

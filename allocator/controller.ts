@@ -85,7 +85,7 @@ export interface AllocatorControllerOptions {
  * How often a Netbox group is compared with Netbox (addresses someone set back to reserved,
  * addresses left active by a crash).
  */
-export const NETBOX_SWEEP_INTERVAL_MS = 300_000;
+const NETBOX_SWEEP_INTERVAL_MS = 300_000;
 /** After a Netbox write whose answer was lost, the group is compared with Netbox this much later. */
 export const NETBOX_UNCERTAIN_SWEEP_MS = 15_000;
 /** A Service that Netbox has no address for retries this often (other users may free some). */
