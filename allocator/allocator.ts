@@ -3,11 +3,11 @@
  * addresses each Service holds. A plain object with no client and no clock; the controller
  * feeds it what the caches say and writes what it answers.
  *
- * Rules it keeps (SPEC 3.1): an allocation that still satisfies its Service is never moved, not
- * by a restart (existing allocations are registered first) and not by pool edits; one that no
- * longer does is released and replaced; a request is served in full or not at all
- * (RequireDualStack, specific addresses), except PreferDualStack, which takes what exists now and
- * adds the missing family later.
+ * Rules it keeps (see "How it works" in the README): an allocation that still satisfies its
+ * Service is never moved, not by a restart (existing allocations are registered first) and not
+ * by pool edits; one that no longer does is released and replaced; a request is served in full
+ * or not at all (RequireDualStack, specific addresses), except PreferDualStack, which takes what
+ * exists now and adds the missing family later.
  *
  * @module
  */
@@ -15,12 +15,14 @@
 import {
   type Aggregation,
   type Allocation,
+  type AssignFailure,
   type AssignResult,
   createPoolRange,
   type FamilyStats,
   findGroupOverlaps,
   type IpFamily,
   LocalPool,
+  type NetboxError,
   netboxSourceKey,
   parseCidr,
   parseRange,
@@ -89,11 +91,27 @@ export interface NetboxNeeds {
 export interface NetboxOffer {
   readonly source: NetboxSource;
   readonly addresses: readonly { readonly address: string; readonly family: IpFamily }[];
-  readonly failures: Partial<Readonly<Record<IpFamily, string>>>;
+  readonly failures: Partial<Readonly<Record<IpFamily, NetboxError>>>;
 }
 
-/** The result of {@linkcode Allocator.allocate}. */
-export type AllocateOutcome =
+/**
+ * Why a Service got no allocation: the `reason` label of the allocation failure metric (the
+ * `AllocationFailed` event carries the text).
+ */
+export type AllocationFailure =
+  | AssignFailure
+  | "netbox_error"
+  | "group_not_found"
+  | "group_invalid";
+
+/** Part of every outcome that may let go of Netbox addresses. */
+export interface FreedNetbox {
+  /** Netbox addresses no Service holds any more: the controller gives them back to Netbox. */
+  readonly freedNetbox: readonly FreedNetboxAddress[];
+}
+
+/** What {@linkcode Allocator.allocate} decided for the Service. */
+export type AllocationChange =
   | { readonly kind: "unchanged"; readonly addresses: readonly HeldAddress[] }
   | {
     readonly kind: "assigned";
@@ -103,9 +121,19 @@ export type AllocateOutcome =
   }
   | {
     readonly kind: "failed";
+    readonly failure: AllocationFailure;
     readonly reason: string;
     readonly released: readonly HeldAddress[];
   };
+
+/** The result of {@linkcode Allocator.allocate}. */
+export type AllocateOutcome = AllocationChange & FreedNetbox;
+
+/** The result of {@linkcode Allocator.release}. */
+export interface ReleaseOutcome extends FreedNetbox {
+  /** What the Service held. */
+  readonly released: readonly HeldAddress[];
+}
 
 interface ServiceAllocation {
   readonly request: AllocationRequest;
@@ -128,20 +156,27 @@ type GroupEntry =
  *
  * @example
  * ```ts
+ * import { Allocator } from "./allocator.ts";
+ *
  * const allocator = new Allocator();
  * allocator.setGroups([{ name: "default", creationTimestamp: "2026-01-01T00:00:00Z",
  *   spec: { local: { v4pools: [{ pool: "192.0.2.0/30", subnet: "192.0.2.0/24" }] } } }]);
- * const outcome = allocator.allocate(request);
+ * const outcome = allocator.allocate({
+ *   key: "shop/web",
+ *   families: ["IPv4"],
+ *   policy: "SingleStack",
+ *   specificAddresses: [],
+ *   group: "default",
+ *   sharingKey: "",
+ *   ports: [{ protocol: "TCP", port: 443 }],
+ *   localTrafficPolicy: false,
+ * });
+ * if (outcome.kind === "assigned") console.log(outcome.addresses[0]?.address); // 192.0.2.0
  * ```
  */
 export class Allocator {
   readonly #groups = new Map<string, GroupEntry>();
   readonly #services = new Map<string, ServiceAllocation>();
-  /**
-   * Netbox addresses nobody holds any more from their Netbox, by source and address, until the
-   * controller drains them.
-   */
-  readonly #freedNetbox = new Map<string, FreedNetboxAddress>();
 
   /** Replaces the set of groups; unchanged groups keep their pools and counts. */
   setGroups(inputs: readonly GroupInput[]): readonly GroupReport[] {
@@ -276,16 +311,6 @@ export class Allocator {
   }
 
   /**
-   * Netbox addresses that no Service holds any more (released, or offered and not used) since
-   * the last call: the controller gives them back to Netbox.
-   */
-  drainFreedNetbox(): readonly FreedNetboxAddress[] {
-    const freed = [...this.#freedNetbox.values()];
-    this.#freedNetbox.clear();
-    return freed;
-  }
-
-  /**
    * Records an allocation that exists in the cluster (status of a Service at start-up), before
    * any new allocation is made. Addresses no pool contains are kept as they are (never moved)
    * with group "". Returns a reason for each address that could not be registered (e.g. the
@@ -313,17 +338,19 @@ export class Allocator {
   /**
    * Makes the Service hold what `request` asks for (see module doc for the rules). For a Netbox
    * group, `offer` holds the addresses the controller took from Netbox for
-   * {@linkcode netboxNeeds}; those not used end up in {@linkcode drainFreedNetbox}.
+   * {@linkcode netboxNeeds}; those not used are in the outcome's `freedNetbox`, with those
+   * released.
    */
   allocate(request: AllocationRequest, offer?: NetboxOffer): AllocateOutcome {
-    const outcome = this.#allocate(request, offer);
-    if (offer) {
-      for (const { address } of offer.addresses) this.#freeIfUnheld(address, offer.source);
-    }
-    return outcome;
+    const before = this.addressesOf(request.key);
+    const change = this.#allocate(request, offer);
+    const offered = offer === undefined
+      ? []
+      : offer.addresses.map(({ address }) => ({ address, netbox: offer.source }));
+    return { ...change, freedNetbox: this.#unheldNetbox([...before, ...offered]) };
   }
 
-  #allocate(request: AllocationRequest, offer: NetboxOffer | undefined): AllocateOutcome {
+  #allocate(request: AllocationRequest, offer: NetboxOffer | undefined): AllocationChange {
     const current = this.#services.get(request.key);
     if (current && this.#stillSatisfies(current, request)) {
       const added = this.#addMissingPreferredFamilies(current, request, offer);
@@ -335,13 +362,13 @@ export class Allocator {
       this.#services.set(request.key, { request, addresses });
       return { kind: "assigned", addresses, released: [] };
     }
-    const released = this.release(request.key);
+    const released = this.#forget(request.key);
     const fresh = request.specificAddresses.length > 0
       ? this.#takeSpecific(request)
       : this.#takeFromGroup(request, offer);
     if (fresh.kind === "failed") {
       this.#releaseFromPools(request.key, fresh.partial);
-      return { kind: "failed", reason: fresh.reason, released };
+      return { kind: "failed", failure: fresh.failure, reason: fresh.reason, released };
     }
     const addresses = orderByFamilies(fresh.addresses, request.families);
     this.#services.set(request.key, { request, addresses });
@@ -349,7 +376,13 @@ export class Allocator {
   }
 
   /** Gives back everything the Service holds; returns what it held. */
-  release(serviceKey: string): readonly HeldAddress[] {
+  release(serviceKey: string): ReleaseOutcome {
+    const released = this.#forget(serviceKey);
+    return { released, freedNetbox: this.#unheldNetbox(released) };
+  }
+
+  /** Drops the Service's allocation from the pools; returns what it held. */
+  #forget(serviceKey: string): readonly HeldAddress[] {
     const current = this.#services.get(serviceKey);
     if (!current) return [];
     this.#services.delete(serviceKey);
@@ -419,12 +452,13 @@ export class Allocator {
       if (!found) {
         return {
           kind: "failed",
+          failure: "address_outside_pools",
           reason: `requested address ${address} is not in any valid ServiceGroup pool`,
           partial: taken,
         };
       }
       const result = found.entry.pool.assignSpecific(request.key, address, sharingOf(request));
-      if (result.kind === "error") return { kind: "failed", reason: result.reason, partial: taken };
+      if (result.kind === "error") return { ...result, kind: "failed", partial: taken };
       taken.push(heldOf(result, found.name, found.entry));
     }
     return { kind: "ok", addresses: taken };
@@ -433,38 +467,38 @@ export class Allocator {
   #takeFromGroup(request: AllocationRequest, offer: NetboxOffer | undefined): Taken {
     const entry = this.#groups.get(request.group);
     if (!entry) {
-      return { kind: "failed", reason: `ServiceGroup "${request.group}" not found`, partial: [] };
+      return {
+        kind: "failed",
+        failure: "group_not_found",
+        reason: `ServiceGroup "${request.group}" not found`,
+        partial: [],
+      };
     }
     if (entry.kind === "invalid") {
       return {
         kind: "failed",
+        failure: "group_invalid",
         reason: `ServiceGroup "${request.group}" is invalid: ${entry.errors.join("; ")}`,
         partial: [],
       };
     }
     const taken: HeldAddress[] = [];
-    const reasons: string[] = [];
+    const refusals: Refusal[] = [];
     for (const family of request.families) {
       const result = takeFamily(entry, request, family, offer, this.#heldByOther(request.key));
       if (result.kind === "ok") taken.push(heldOf(result, request.group, entry));
-      else reasons.push(result.reason);
+      else refusals.push(result);
       if (request.policy === "AnyOne" && taken.length === 1) break;
       const allNeeded = request.policy === "SingleStack" || request.policy === "RequireDualStack";
-      if (allNeeded && reasons.length > 0) {
-        return { kind: "failed", reason: reasons.join("; "), partial: taken };
-      }
+      if (allNeeded && refusals.length > 0) return failedWith(refusals, taken);
     }
-    if (taken.length === 0) {
-      return { kind: "failed", reason: reasons.join("; "), partial: taken };
-    }
-    return { kind: "ok", addresses: taken };
+    return taken.length === 0 ? failedWith(refusals, taken) : { kind: "ok", addresses: taken };
   }
 
   #releaseFromPools(serviceKey: string, addresses: readonly HeldAddress[]): void {
     for (const group of new Set(addresses.map((a) => a.group))) {
       this.#poolOf(group)?.release(serviceKey);
     }
-    for (const held of addresses) if (held.netbox) this.#freeIfUnheld(held.address, held.netbox);
   }
 
   /**
@@ -483,17 +517,24 @@ export class Allocator {
   }
 
   /**
-   * Queues a Netbox address for return to `source` once no Service holds it from that Netbox
-   * and tenant (another group's Netbox may list the same address: that one is not ours to keep).
+   * Of the given addresses, the Netbox ones no Service holds from that Netbox and tenant any
+   * more (another group's Netbox may list the same address: that one is not ours to keep).
    */
-  #freeIfUnheld(address: string, source: NetboxSource): void {
-    const key = netboxSourceKey(source);
-    const held = [...this.#services.values()].some((s) =>
-      s.addresses.some((a) =>
-        a.address === address && a.netbox !== undefined && netboxSourceKey(a.netbox) === key
-      )
-    );
-    if (!held) this.#freedNetbox.set(`${key} ${address}`, { address, source });
+  #unheldNetbox(
+    candidates: readonly { readonly address: string; readonly netbox?: NetboxSource }[],
+  ): FreedNetboxAddress[] {
+    const freed = new Map<string, FreedNetboxAddress>();
+    for (const { address, netbox: source } of candidates) {
+      if (source === undefined) continue;
+      const key = netboxSourceKey(source);
+      const held = [...this.#services.values()].some((s) =>
+        s.addresses.some((a) =>
+          a.address === address && a.netbox !== undefined && netboxSourceKey(a.netbox) === key
+        )
+      );
+      if (!held) freed.set(`${key} ${address}`, { address, source });
+    }
+    return [...freed.values()];
   }
 
   /** After pools were rebuilt, registers the current holders of their addresses again. */
@@ -576,12 +617,14 @@ function takeFamily(
   family: IpFamily,
   offer: NetboxOffer | undefined,
   heldByOther: (address: string) => boolean,
-): AssignResult {
+): AssignResult | Refusal {
   const sharing = sharingOf(request);
   if (entry.kind === "valid") {
-    return entry.pool.hasFamily(family)
-      ? entry.pool.assign(request.key, { family, ...sharing })
-      : { kind: "error", reason: `ServiceGroup "${request.group}" has no ${family} pool` };
+    return entry.pool.hasFamily(family) ? entry.pool.assign(request.key, { family, ...sharing }) : {
+      kind: "error",
+      failure: "family_unavailable",
+      reason: `ServiceGroup "${request.group}" has no ${family} pool`,
+    };
   }
   const bound = request.sharingKey === ""
     ? undefined
@@ -590,14 +633,20 @@ function takeFamily(
     a.family === family && entry.pool.holdersOf(a.address).length === 0 && !heldByOther(a.address)
   );
   const address = bound ?? offered?.address;
-  if (address === undefined) {
+  if (address !== undefined) return entry.pool.assignSpecific(request.key, address, sharing);
+  const error = offer?.failures[family];
+  if (error === undefined) {
     return {
       kind: "error",
-      reason: offer?.failures[family] ??
-        `no ${family} address taken from Netbox for ServiceGroup "${request.group}" yet`,
+      failure: "netbox_error",
+      reason: `no ${family} address taken from Netbox for ServiceGroup "${request.group}" yet`,
     };
   }
-  return entry.pool.assignSpecific(request.key, address, sharing);
+  return {
+    kind: "error",
+    failure: error.failure === "exhausted" ? "pool_exhausted" : "netbox_error",
+    reason: error.message,
+  };
 }
 
 /**
@@ -610,9 +659,40 @@ function netboxPool(name: string, aggregation: Aggregation): LocalPool {
   return new LocalPool(name, { ranges: [everything("0.0.0.0/0"), everything("::/0")] });
 }
 
+/** Why one family (or one specific address) could not be taken. */
+interface Refusal {
+  readonly kind: "error";
+  readonly failure: AllocationFailure;
+  readonly reason: string;
+}
+
 type Taken =
   | { readonly kind: "ok"; readonly addresses: readonly HeldAddress[] }
-  | { readonly kind: "failed"; readonly reason: string; readonly partial: readonly HeldAddress[] };
+  | {
+    readonly kind: "failed";
+    readonly failure: AllocationFailure;
+    readonly reason: string;
+    readonly partial: readonly HeldAddress[];
+  };
+
+/** When families fail for different reasons, the metric counts the one listed first here. */
+const FAILURE_PRECEDENCE: readonly AllocationFailure[] = [
+  "pool_exhausted",
+  "netbox_error",
+  "address_outside_pools",
+  "group_not_found",
+  "group_invalid",
+  "family_unavailable",
+  "sharing_refused",
+  "invalid_request",
+  "other",
+];
+
+function failedWith(refusals: readonly Refusal[], partial: readonly HeldAddress[]): Taken {
+  const failure = FAILURE_PRECEDENCE.find((f) => refusals.some((r) => r.failure === f)) ??
+    "other";
+  return { kind: "failed", failure, reason: refusals.map((r) => r.reason).join("; "), partial };
+}
 
 function sameSharing(a: AllocationRequest, b: AllocationRequest): boolean {
   return a.sharingKey === b.sharingKey && a.ports.length === b.ports.length &&

@@ -7,7 +7,7 @@ import {
   type NetboxSource,
 } from "./allocator.ts";
 import type { AllocationRequest } from "./request.ts";
-import type { IpFamily } from "../ipam/mod.ts";
+import { type IpFamily, NetboxError } from "../ipam/mod.ts";
 
 const T0 = "2026-01-01T00:00:00Z";
 const SOURCE: NetboxSource = {
@@ -44,12 +44,16 @@ class FakeNetbox {
   }
   offer(families: readonly IpFamily[]): NetboxOffer {
     const addresses: { address: string; family: IpFamily }[] = [];
-    const failures: Partial<Record<IpFamily, string>> = {};
+    const failures: Partial<Record<IpFamily, NetboxError>> = {};
     for (const family of families) {
       const index = this.reserved.findIndex((a) => a.includes(":") === (family === "IPv6"));
       const address = index < 0 ? undefined : this.reserved.splice(index, 1)[0];
-      if (address === undefined) failures[family] = `Netbox has no reserved ${family} address left`;
-      else {
+      if (address === undefined) {
+        failures[family] = new NetboxError(
+          "exhausted",
+          `Netbox has no reserved ${family} address left`,
+        );
+      } else {
         this.active.add(address);
         addresses.push({ address, family });
       }
@@ -66,13 +70,12 @@ class FakeNetbox {
 function serve(allocator: Allocator, netbox: FakeNetbox, req: AllocationRequest): AllocateOutcome {
   const needs = allocator.netboxNeeds(req);
   const outcome = allocator.allocate(req, needs ? netbox.offer(needs.families) : undefined);
-  for (const freed of allocator.drainFreedNetbox()) netbox.giveBack(freed.address);
+  for (const freed of outcome.freedNetbox) netbox.giveBack(freed.address);
   return outcome;
 }
 
 function release(allocator: Allocator, netbox: FakeNetbox, key: string): void {
-  allocator.release(key);
-  for (const freed of allocator.drainFreedNetbox()) netbox.giveBack(freed.address);
+  for (const freed of allocator.release(key).freedNetbox) netbox.giveBack(freed.address);
 }
 
 function addresses(outcome: AllocateOutcome): string[] {
@@ -101,6 +104,7 @@ Deno.test("netbox: an empty Netbox fails the Service with Netbox's reason, nothi
   const outcome = serve(allocator, netbox, request("ns/a"));
   assert.equal(outcome.kind, "failed");
   assert.match(outcome.kind === "failed" ? outcome.reason : "", /no reserved IPv4/);
+  assert.equal(outcome.kind === "failed" ? outcome.failure : "", "pool_exhausted");
   assert.deepEqual(allocator.addressesOf("ns/a"), []);
 });
 
@@ -120,6 +124,7 @@ Deno.test("netbox: services with one sharing key share one Netbox address", () =
   const refused = serve(allocator, netbox, clash);
   assert.equal(refused.kind, "failed");
   assert.match(refused.kind === "failed" ? refused.reason : "", /80/);
+  assert.equal(refused.kind === "failed" ? refused.failure : "", "sharing_refused");
   release(allocator, netbox, "ns/http");
   assert.ok(netbox.active.has("192.0.2.10"), "still held by ns/https");
   release(allocator, netbox, "ns/https");
@@ -147,8 +152,9 @@ Deno.test("netbox: an offer the Service no longer needs goes back", () => {
   serve(allocator, netbox, request("ns/a"));
   // A stale offer (the Service was served meanwhile) is not used and is freed.
   const stale = netbox.offer(["IPv4"]);
-  assert.equal(allocator.allocate(request("ns/a"), stale).kind, "unchanged");
-  assert.deepEqual(allocator.drainFreedNetbox().map((f) => f.address), ["192.0.2.11"]);
+  const outcome = allocator.allocate(request("ns/a"), stale);
+  assert.equal(outcome.kind, "unchanged");
+  assert.deepEqual(outcome.freedNetbox.map((f) => f.address), ["192.0.2.11"]);
 });
 
 Deno.test("netbox: a restart registers held addresses from the Service's group", () => {
@@ -161,8 +167,7 @@ Deno.test("netbox: a restart registers held addresses from the Service's group",
   ]]);
   assert.deepEqual([...allocator.netboxHeld("nb")], [["192.0.2.10", "ns/a"]]);
   assert.equal(allocator.allocate(request("ns/a")).kind, "unchanged");
-  allocator.release("ns/a");
-  assert.deepEqual(allocator.drainFreedNetbox().map((f) => f.address), ["192.0.2.10"]);
+  assert.deepEqual(allocator.release("ns/a").freedNetbox.map((f) => f.address), ["192.0.2.10"]);
 });
 
 Deno.test("netbox: deleting the group keeps the address; its release still returns it", () => {
@@ -279,11 +284,12 @@ Deno.test("allocator: two Netbox groups listing one address: one Service gets it
     failures: {},
   });
   assert.equal(second.kind, "failed", "never one address for two Services");
-  assert.deepEqual(allocator.drainFreedNetbox(), [{ address: "192.0.2.10", source: otherSource }]);
+  assert.deepEqual(second.freedNetbox, [{ address: "192.0.2.10", source: otherSource }]);
   assert.equal(allocator.netboxHeld("nb").get("192.0.2.10"), "ns/a");
   // The first Service's address goes back to its own Netbox only.
-  allocator.release("ns/a");
-  assert.deepEqual(allocator.drainFreedNetbox(), [{ address: "192.0.2.10", source: SOURCE }]);
+  assert.deepEqual(allocator.release("ns/a").freedNetbox, [
+    { address: "192.0.2.10", source: SOURCE },
+  ]);
 });
 
 Deno.test("allocator: two spellings of one Netbox URL are one source", () => {
@@ -307,6 +313,5 @@ Deno.test("allocator: two spellings of one Netbox URL are one source", () => {
     addresses: [{ address: "192.0.2.11", family: "IPv4" }],
     failures: {},
   });
-  allocator.release("ns/b");
-  assert.deepEqual(allocator.drainFreedNetbox().map((f) => f.address), ["192.0.2.11"]);
+  assert.deepEqual(allocator.release("ns/b").freedNetbox.map((f) => f.address), ["192.0.2.11"]);
 });

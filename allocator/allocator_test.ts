@@ -41,7 +41,8 @@ Deno.test("a one-address pool serves one service; release makes it reusable", ()
   const second = allocator.allocate(request("ns/b"));
   assert.equal(second.kind, "failed");
   assert.match(second.kind === "failed" ? second.reason : "", /no free IPv4 address/);
-  assert.deepEqual(allocator.release("ns/a").map((a) => a.address), ["192.0.2.10"]);
+  assert.equal(second.kind === "failed" ? second.failure : "", "pool_exhausted");
+  assert.deepEqual(allocator.release("ns/a").released.map((a) => a.address), ["192.0.2.10"]);
   assert.deepEqual(addresses(allocator.allocate(request("ns/b"))), ["192.0.2.10"]);
 });
 
@@ -70,6 +71,7 @@ Deno.test("RequireDualStack is all or nothing", () => {
   );
   assert.equal(outcome.kind, "failed");
   assert.match(outcome.kind === "failed" ? outcome.reason : "", /no IPv6 pool/);
+  assert.equal(outcome.kind === "failed" ? outcome.failure : "", "family_unavailable");
   const report = allocator.groupReport("default");
   assert.equal(report?.kind === "valid" ? report.stats.IPv4.inUse : -1, 0, "no half allocation");
 });
@@ -106,12 +108,14 @@ Deno.test("specific addresses must lie in a pool and be free", () => {
   allocator.setGroups([group("default", DUAL)]);
   const outside = allocator.allocate(request("ns/a", { specificAddresses: ["203.0.113.9"] }));
   assert.match(outside.kind === "failed" ? outside.reason : "", /203\.0\.113\.9 is not in any/);
+  assert.equal(outside.kind === "failed" ? outside.failure : "", "address_outside_pools");
   assert.deepEqual(
     addresses(allocator.allocate(request("ns/a", { specificAddresses: ["192.0.2.11"] }))),
     ["192.0.2.11"],
   );
   const taken = allocator.allocate(request("ns/b", { specificAddresses: ["192.0.2.11"] }));
   assert.match(taken.kind === "failed" ? taken.reason : "", /in use by ns\/a/);
+  assert.equal(taken.kind === "failed" ? taken.failure : "", "sharing_refused");
 });
 
 Deno.test("sharing: same key and distinct ports share; a port clash or no key does not", () => {
@@ -126,6 +130,7 @@ Deno.test("sharing: same key and distinct ports share; a port clash or no key do
   assert.equal(allocator.isShared("ns/https", "192.0.2.10"), true);
   const clash = allocator.allocate(request("ns/clash", { ...web }));
   assert.match(clash.kind === "failed" ? clash.reason : "", /TCP\/80/);
+  assert.equal(clash.kind === "failed" ? clash.failure : "", "sharing_refused");
   const noKey = allocator.allocate(request("ns/nokey", { ports: [{ protocol: "UDP", port: 53 }] }));
   assert.equal(noKey.kind, "failed");
   allocator.release("ns/http");
@@ -180,6 +185,7 @@ Deno.test("overlapping groups: the later one is invalid and serves nothing", () 
   assert.match(late?.kind === "invalid" ? late.errors.join() : "", /default/);
   const outcome = allocator.allocate(request("ns/a", { group: "late" }));
   assert.match(outcome.kind === "failed" ? outcome.reason : "", /"late" is invalid/);
+  assert.equal(outcome.kind === "failed" ? outcome.failure : "", "group_invalid");
   assert.equal(allocator.allocate(request("ns/b")).kind, "assigned");
 });
 
@@ -187,6 +193,7 @@ Deno.test("an unknown group fails with its name", () => {
   const allocator = new Allocator();
   const outcome = allocator.allocate(request("ns/a", { group: "nope" }));
   assert.match(outcome.kind === "failed" ? outcome.reason : "", /ServiceGroup "nope" not found/);
+  assert.equal(outcome.kind === "failed" ? outcome.failure : "", "group_not_found");
 });
 
 Deno.test("property: no address is held by two services unless both share a key", () => {
@@ -241,4 +248,15 @@ Deno.test("property: no address is held by two services unless both share a key"
     }),
     { numRuns: 300 },
   );
+});
+
+Deno.test("families failing for different reasons count as the most telling one", () => {
+  const allocator = new Allocator();
+  allocator.setGroups([group("default", ONE_V4)]);
+  allocator.allocate(request("ns/a"));
+  const outcome = allocator.allocate(
+    request("ns/b", { families: ["IPv6", "IPv4"], policy: "PreferDualStack" }),
+  );
+  assert.match(outcome.kind === "failed" ? outcome.reason : "", /no IPv6 pool; no free IPv4/);
+  assert.equal(outcome.kind === "failed" ? outcome.failure : "", "pool_exhausted");
 });

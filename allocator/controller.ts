@@ -1,25 +1,26 @@
 /**
- * The allocator controller: informers on Services and ServiceGroups, one work queue, and the
- * {@linkcode Allocator} as the single source of decisions. Only the leader runs workers; on
- * becoming leader it rebuilds its memory from the caches (every existing allocation registered
- * before any new one), and it stops writing the moment leadership is lost.
+ * The allocator controller: reads the Service and ServiceGroup caches, runs one work queue, and
+ * asks the {@linkcode Allocator} for every decision. Only the leader runs workers; on becoming
+ * leader it rebuilds its memory from the caches (every existing allocation registered before any
+ * new one), and it stops writing the moment leadership is lost.
  *
  * @module
  */
 
 import type { V1Service } from "@kubernetes/client-node";
-import { CoreApi, CustomObjectsLiteApi } from "../k8s/api.ts";
+import type { CoreApi, CustomObjectsLiteApi } from "../k8s/api.ts";
 import { getLogger } from "@logtape/logtape";
 import {
-  type ApiConnection,
+  type Cache,
+  type Clock,
   errorMessage,
   type Outcome,
-  ResilientInformer,
   runWorkers,
   WorkQueue,
 } from "../k8s/mod.ts";
 import {
   type AllocateOutcome,
+  type AllocationFailure,
   Allocator,
   type FreedNetboxAddress,
   type GroupReport,
@@ -49,11 +50,26 @@ import {
 import type { EventSink, EventType } from "../k8s/events.ts";
 import type { AllocatorMetrics } from "./metrics.ts";
 import { groupStatusOf, type NetboxHealth, type ServiceGroupObject } from "./groupstatus.ts";
-import { allocatorServiceView, groupView, serviceChangeConcernsAllocator } from "./relevance.ts";
+import { serviceChangeConcernsAllocator } from "./relevance.ts";
+import { type Work, workKey, workOfKey } from "./work.ts";
+
+/** The API writes the controller makes: Service status, ServiceGroup status. */
+export type AllocatorApi =
+  & Pick<CoreApi, "patchNamespacedServiceStatus">
+  & Pick<CustomObjectsLiteApi, "patchNamespacedCustomObjectStatus">;
+
+/** What the controller asks of Netbox ({@linkcode NetboxBroker} is the real one). */
+export type NetboxBrokerApi = Pick<NetboxBroker, "take" | "settle" | "giveBack" | "sweep">;
 
 /** Options for {@linkcode AllocatorController}. */
 export interface AllocatorControllerOptions {
-  readonly connection: ApiConnection;
+  /** Services, in the allocator's view (`allocatorServiceView`). */
+  readonly services: Cache<V1Service>;
+  /** The ServiceGroups of `namespace`. */
+  readonly groups: Cache<ServiceGroupObject>;
+  readonly api: AllocatorApi;
+  /** Takes and gives back addresses of Netbox ServiceGroups. */
+  readonly netbox: NetboxBrokerApi;
   /** The namespace whose ServiceGroups are the pools (e.g. `purelb-system`). */
   readonly namespace: string;
   readonly settings: RequestSettings;
@@ -61,77 +77,49 @@ export interface AllocatorControllerOptions {
   readonly metrics: AllocatorMetrics;
   /** Concurrent workers (each does at most one API write at a time). Default 16. */
   readonly workers?: number;
-  /** Takes and gives back addresses of Netbox ServiceGroups. */
-  readonly netbox: NetboxBroker;
+  /** Time for the work queue's delays and backoff. Default: the system's. */
+  readonly clock?: Clock;
 }
 
-const GROUPS_KEY = "groups";
-const SERVICE_PREFIX = "svc:";
-const GROUP_STATUS_PREFIX = "sg:";
-/** Gives one Netbox address back (key: the source's key, a space, the address). */
-const NETBOX_RETURN_PREFIX = "nbreturn:";
-/** Compares a Netbox group's addresses with Netbox (key: the group). */
-const NETBOX_SWEEP_PREFIX = "nbsweep:";
 /**
  * How often a Netbox group is compared with Netbox (addresses someone set back to reserved,
  * addresses left active by a crash).
  */
 const NETBOX_SWEEP_INTERVAL_MS = 300_000;
 /** After a Netbox write whose answer was lost, the group is compared with Netbox this much later. */
-const NETBOX_UNCERTAIN_SWEEP_MS = 15_000;
+export const NETBOX_UNCERTAIN_SWEEP_MS = 15_000;
 /** A Service that Netbox has no address for retries this often (other users may free some). */
-const NETBOX_EXHAUSTED_RETRY_MS = 30_000;
+export const NETBOX_EXHAUSTED_RETRY_MS = 30_000;
 /** ServiceGroup status is written at most this often per group (counts change constantly). */
-const GROUP_STATUS_DELAY_MS = 1_000;
+export const GROUP_STATUS_DELAY_MS = 1_000;
+
+const DONE: Outcome = { kind: "done" };
 
 const log = getLogger(["purelb", "allocator"]);
 
 /** See the module documentation. */
 export class AllocatorController {
   readonly #options: AllocatorControllerOptions;
-  readonly #core: CoreApi;
-  readonly #custom: CustomObjectsLiteApi;
-  readonly services: ResilientInformer<V1Service>;
-  readonly groups: ResilientInformer<ServiceGroupObject>;
   #queue: WorkQueue<string> | undefined;
   #allocator = new Allocator();
   /** Services that could not get what they asked for; retried when something is released. */
   readonly #waiting = new Set<string>();
-  /** The warnings last reported per Service, so that a resync does not repeat them. */
-  readonly #warned = new Map<string, string>();
+  /** Per Service: the warnings last reported, so that a resync does not repeat them. */
+  readonly #reportedWarnings = new Map<string, string>();
+  /** Per Service: the reason of the `AllocationFailed` event last reported. */
+  readonly #reportedFailures = new Map<string, string>();
   #leading = false;
   /** Last seen `metadata.generation` per ServiceGroup, to ignore status-only updates. */
   readonly #groupGenerations = new Map<string, number | undefined>();
-  /** Netbox addresses waiting to go back to `reserved`. */
+  /** Netbox addresses waiting to go back to `reserved`, by the id of their return. */
   readonly #netboxReturns = new Map<string, FreedNetboxAddress>();
   /** Per Netbox group: how its last Netbox call went. */
   readonly #netboxHealth = new Map<string, NetboxHealth>();
 
+  /** Subscribes to the caches (they may be started before or after). */
   constructor(options: AllocatorControllerOptions) {
     this.#options = options;
-    const { connection, namespace } = options;
-    this.#core = new CoreApi(connection);
-    this.#custom = new CustomObjectsLiteApi(connection);
-    const onError = (what: string) => (error: unknown, retryInMs: number) =>
-      log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
-        what,
-        retryInMs,
-        error: errorMessage(error),
-      });
-    this.services = new ResilientInformer<V1Service>(connection, {
-      name: "services",
-      path: "/api/v1/services",
-      transform: allocatorServiceView(options.settings),
-      onError: onError("services"),
-    });
-    this.groups = new ResilientInformer<ServiceGroupObject>(connection, {
-      name: "servicegroups",
-      path:
-        `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${SERVICE_GROUP_PLURAL}`,
-      transform: groupView,
-      onError: onError("servicegroups"),
-    });
-    this.services.onChange((type, svc, previous) => {
+    options.services.onChange((type, svc, previous) => {
       const deleted = type === "delete";
       const concerns = serviceChangeConcernsAllocator(
         deleted ? svc : previous,
@@ -139,9 +127,9 @@ export class AllocatorController {
         options.settings,
       );
       options.metrics.watchEvents.inc({ kind: "services", relevant: String(concerns) });
-      if (concerns) this.#queue?.add(SERVICE_PREFIX + serviceKey(svc));
+      if (concerns) this.#add({ kind: "service", key: serviceKey(svc) });
     });
-    this.groups.onChange((type, sg) => {
+    options.groups.onChange((type, sg) => {
       // Our own status writes come back as updates; only spec changes (generation) matter.
       const name = sg.metadata?.name ?? "";
       const generation = sg.metadata?.generation;
@@ -150,20 +138,9 @@ export class AllocatorController {
       if (!specChanged) return;
       if (type === "delete") this.#groupGenerations.delete(name);
       else this.#groupGenerations.set(name, generation);
-      this.#queue?.add(GROUPS_KEY);
+      this.#add({ kind: "groups" });
     });
     options.metrics.observePools(() => this.#leading ? this.#allocator.groupReports() : []);
-  }
-
-  /** Starts the informers (every replica keeps warm caches, leader or not). */
-  start(): void {
-    this.services.start();
-    this.groups.start();
-  }
-
-  /** True once both caches hold a full list. */
-  get synced(): boolean {
-    return this.services.hasSynced && this.groups.hasSynced;
   }
 
   /** True while this replica leads and writes. */
@@ -172,44 +149,36 @@ export class AllocatorController {
   }
 
   /**
-   * Runs the allocator until `leadership` aborts: rebuilds its memory from the caches, then
-   * processes events. Resolves once the workers have stopped.
+   * Runs the allocator until `leadership` aborts: waits for both caches, rebuilds its memory
+   * from them, then processes events. Resolves once the workers have stopped.
    */
   async lead(leadership: AbortSignal): Promise<void> {
-    await Promise.all([this.services.synced, this.groups.synced]);
+    const { services, groups } = this.#options;
+    await Promise.all([services.synced, groups.synced]);
     if (leadership.aborted) return;
     this.#allocator = new Allocator();
     this.#waiting.clear();
-    this.#warned.clear();
+    this.#reportedWarnings.clear();
+    this.#reportedFailures.clear();
     this.#netboxReturns.clear();
     const registered = this.#rebuildFromCaches();
     log.info("leading: {groups} ServiceGroups, {registered} existing allocations registered", {
-      groups: this.groups.list().length,
+      groups: groups.list().length,
       registered,
     });
-    const queue = new WorkQueue<string>();
+    const queue = new WorkQueue<string>(
+      this.#options.clock === undefined ? {} : { clock: this.#options.clock },
+    );
     this.#queue = queue;
     this.#leading = true;
-    for (const report of this.#allocator.groupReports()) {
-      queue.add(GROUP_STATUS_PREFIX + report.name);
-      if (report.kind === "netbox") queue.add(NETBOX_SWEEP_PREFIX + report.name);
-    }
-    for (const svc of this.services.list()) queue.add(SERVICE_PREFIX + serviceKey(svc));
+    this.#queueGroupWork(this.#allocator.groupReports());
+    this.#queueEveryService();
     leadership.addEventListener("abort", () => queue.shutDown(), { once: true });
-    await runWorkers(queue, this.#options.workers ?? 16, async (key) => {
-      if (leadership.aborted) return { kind: "done" };
-      this.#options.metrics.reconciles.inc({ kind: workKind(key) });
-      if (key === GROUPS_KEY) return this.#syncGroups();
-      if (key.startsWith(GROUP_STATUS_PREFIX)) {
-        return await this.#writeGroupStatus(key.slice(GROUP_STATUS_PREFIX.length), leadership);
-      }
-      if (key.startsWith(NETBOX_RETURN_PREFIX)) {
-        return await this.#returnToNetbox(key.slice(NETBOX_RETURN_PREFIX.length), leadership);
-      }
-      if (key.startsWith(NETBOX_SWEEP_PREFIX)) {
-        return await this.#sweepNetbox(key.slice(NETBOX_SWEEP_PREFIX.length), leadership);
-      }
-      return await this.#syncService(key.slice(SERVICE_PREFIX.length), leadership);
+    await runWorkers(queue, this.#options.workers ?? 16, (key) => {
+      if (leadership.aborted) return DONE;
+      const work = workOfKey(key);
+      this.#options.metrics.reconciles.inc({ kind: work.kind });
+      return this.#process(work, leadership);
     }, {
       onError: (key, error) => log.warn("{key}: {error}", { key, error: errorMessage(error) }),
     });
@@ -218,14 +187,49 @@ export class AllocatorController {
     log.info("stopped leading");
   }
 
-  /** Stops the informers. */
-  async stop(): Promise<void> {
-    this.#queue?.shutDown();
-    await Promise.all([this.services.stop(), this.groups.stop()]);
+  #process(work: Work, leadership: AbortSignal): Outcome | Promise<Outcome> {
+    switch (work.kind) {
+      case "service":
+        return this.#syncService(work.key, leadership);
+      case "groups":
+        return this.#syncGroups();
+      case "group_status":
+        return this.#writeGroupStatus(work.group, leadership);
+      case "netbox_return":
+        return this.#returnToNetbox(work.id, leadership);
+      case "netbox_sweep":
+        return this.#sweepNetbox(work.group, leadership);
+      default: {
+        const unknown: never = work;
+        throw new TypeError(`unknown work ${JSON.stringify(unknown)}`);
+      }
+    }
+  }
+
+  #add(work: Work): void {
+    this.#queue?.add(workKey(work));
+  }
+
+  #addAfter(work: Work, ms: number): void {
+    this.#queue?.addAfter(workKey(work), ms);
+  }
+
+  /** Every group's status, and a sweep of every Netbox group. */
+  #queueGroupWork(reports: readonly GroupReport[]): void {
+    for (const report of reports) {
+      this.#add({ kind: "group_status", group: report.name });
+      if (report.kind === "netbox") this.#add({ kind: "netbox_sweep", group: report.name });
+    }
+  }
+
+  #queueEveryService(): void {
+    for (const svc of this.#options.services.list()) {
+      this.#add({ kind: "service", key: serviceKey(svc) });
+    }
   }
 
   #groupInputs() {
-    return this.groups.list().map((sg) => ({
+    return this.#options.groups.list().map((sg) => ({
       name: sg.metadata?.name ?? "",
       creationTimestamp: String(sg.metadata?.creationTimestamp ?? ""),
       spec: sg.spec,
@@ -235,7 +239,7 @@ export class AllocatorController {
   /** Registers every allocation the caches show, oldest Service first. Returns the count. */
   #rebuildFromCaches(): number {
     this.#allocator.setGroups(this.#groupInputs());
-    const services = [...this.services.list()].sort((a, b) =>
+    const services = [...this.#options.services.list()].sort((a, b) =>
       String(a.metadata?.creationTimestamp ?? "").localeCompare(
         String(b.metadata?.creationTimestamp ?? ""),
       ) || serviceKey(a).localeCompare(serviceKey(b))
@@ -258,77 +262,75 @@ export class AllocatorController {
     return registered;
   }
 
-  #syncGroups(): { kind: "done" } {
+  #syncGroups(): Outcome {
     const reports = this.#allocator.setGroups(this.#groupInputs());
-    this.#queueNetboxReturns();
     for (const name of this.#netboxHealth.keys()) {
       if (!reports.some((r) => r.name === name && r.kind === "netbox")) {
         this.#netboxHealth.delete(name);
       }
     }
-    for (const report of reports) {
-      this.#queue?.add(GROUP_STATUS_PREFIX + report.name);
-      if (report.kind === "netbox") this.#queue?.add(NETBOX_SWEEP_PREFIX + report.name);
-    }
+    this.#queueGroupWork(reports);
     // Pools changed: waiting Services may fit now, PreferDualStack ones may grow.
-    for (const svc of this.services.list()) this.#queue?.add(SERVICE_PREFIX + serviceKey(svc));
-    return { kind: "done" };
+    this.#queueEveryService();
+    return DONE;
   }
 
   async #syncService(key: string, leadership: AbortSignal): Promise<Outcome> {
-    const [namespace = "", name = ""] = key.split("/");
-    const svc = this.services.get(name, namespace);
-    if (!svc) {
-      this.#forget(key, this.#allocator.release(key));
-      this.#queueNetboxReturns();
-      return { kind: "done" };
-    }
+    const svc = this.#serviceByKey(key);
+    if (svc === undefined) return this.#forget(key);
     const intent = readServiceIntent(svc, this.#options.settings);
     switch (intent.kind) {
       case "foreign":
-        this.#forget(key, this.#allocator.release(key));
-        this.#queueNetboxReturns();
-        return { kind: "done" };
+        return this.#forget(key);
       case "notLoadBalancer": {
-        const released = this.#allocator.release(key);
-        this.#queueNetboxReturns();
+        const released = this.#release(key);
         if (hasOurMarks(svc)) await this.#writeAllocation(svc, [], "", leadership);
         this.#afterRelease(svc, released);
         this.#waiting.delete(key);
-        return { kind: "done" };
+        return DONE;
       }
       case "invalid": {
-        const released = this.#allocator.release(key);
-        this.#queueNetboxReturns();
+        const released = this.#release(key);
         this.#reportWarnings(svc, intent.warnings);
         if (ingressIps(svc).length > 0) await this.#writeAllocation(svc, [], "", leadership);
         this.#afterRelease(svc, released);
-        this.#fail(svc, intent.reason);
-        return { kind: "done" };
+        this.#fail(svc, "invalid_request", intent.reason);
+        return DONE;
       }
-      case "allocate": {
-        const taken = await this.#takeFromNetbox(intent.request, leadership);
-        const outcome = this.#allocator.allocate(intent.request, taken?.offer);
-        if (taken) this.#options.netbox.settle(taken.offer);
-        this.#queueNetboxReturns();
-        if (leadership.aborted) return { kind: "done" };
-        const warnings = [...intent.warnings, ...this.#sharingWarnings(intent.request, outcome)];
-        this.#reportWarnings(svc, warnings);
-        const applied = await this.#apply(svc, outcome, leadership);
-        if (taken !== undefined && !taken.result.ok && isUncertain(taken.result.error.failure)) {
-          // A lost answer may hide a write that lands later: the sweep gives such strays back.
-          this.#queue?.addAfter(
-            NETBOX_SWEEP_PREFIX + intent.request.group,
-            NETBOX_UNCERTAIN_SWEEP_MS,
-          );
-        }
-        if (outcome.kind !== "failed" || taken === undefined) return applied;
-        // Netbox trouble is retried with backoff; an empty Netbox is asked again now and then.
-        return taken.result.ok
-          ? { kind: "requeueAfter", ms: NETBOX_EXHAUSTED_RETRY_MS }
-          : { kind: "retry", error: taken.result.error };
-      }
+      case "allocate":
+        return await this.#allocate(svc, intent.request, intent.warnings, leadership);
     }
+  }
+
+  async #allocate(
+    svc: V1Service,
+    request: AllocationRequest,
+    requestWarnings: readonly RequestWarning[],
+    leadership: AbortSignal,
+  ): Promise<Outcome> {
+    const taken = await this.#takeFromNetbox(request, leadership);
+    const outcome = this.#allocator.allocate(request, taken?.offer);
+    if (taken) this.#options.netbox.settle(taken.offer);
+    this.#queueNetboxReturns(outcome.freedNetbox);
+    if (leadership.aborted) return DONE;
+    this.#reportWarnings(svc, [...requestWarnings, ...this.#sharingWarnings(request, outcome)]);
+    const applied = await this.#apply(svc, outcome, leadership);
+    if (taken !== undefined && !taken.result.ok && isUncertain(taken.result.error.failure)) {
+      // A lost answer may hide a write that lands later: the sweep gives such strays back.
+      this.#addAfter({ kind: "netbox_sweep", group: request.group }, NETBOX_UNCERTAIN_SWEEP_MS);
+    }
+    if (outcome.kind !== "failed" || taken === undefined) return applied;
+    // Netbox trouble is retried with backoff; an empty Netbox is asked again now and then.
+    return taken.result.ok
+      ? { kind: "requeueAfter", ms: NETBOX_EXHAUSTED_RETRY_MS }
+      : { kind: "retry", error: taken.result.error };
+  }
+
+  /** Releases what the Service holds and queues the return of freed Netbox addresses. */
+  #release(key: string): readonly HeldAddress[] {
+    const { released, freedNetbox } = this.#allocator.release(key);
+    this.#queueNetboxReturns(freedNetbox);
+    return released;
   }
 
   /** For a Netbox group: takes from Netbox what the request needs before it is allocated. */
@@ -338,7 +340,7 @@ export class AllocatorController {
   ): Promise<{ offer: NetboxOffer; result: NetboxCallResult } | undefined> {
     const needs = this.#allocator.netboxNeeds(request);
     if (needs === undefined) return undefined;
-    const group = this.groups.get(needs.group, this.#options.namespace);
+    const group = this.#options.groups.get(needs.group, this.#options.namespace);
     const marker = { groupUid: group?.metadata?.uid ?? needs.group, service: request.key };
     const taken = await this.#options.netbox.take(
       needs.source,
@@ -352,18 +354,18 @@ export class AllocatorController {
     return taken;
   }
 
-  /** Queues every Netbox address the allocator let go of for its return to `reserved`. */
-  #queueNetboxReturns(): void {
-    for (const freed of this.#allocator.drainFreedNetbox()) {
-      const key = `${netboxSourceKey(freed.source)} ${freed.address}`;
-      this.#netboxReturns.set(key, freed);
-      this.#queue?.add(NETBOX_RETURN_PREFIX + key);
+  /** Queues Netbox addresses the allocator let go of for their return to `reserved`. */
+  #queueNetboxReturns(freedNetbox: readonly FreedNetboxAddress[]): void {
+    for (const freed of freedNetbox) {
+      const id = `${netboxSourceKey(freed.source)} ${freed.address}`;
+      this.#netboxReturns.set(id, freed);
+      this.#add({ kind: "netbox_return", id });
     }
   }
 
-  async #returnToNetbox(key: string, leadership: AbortSignal): Promise<Outcome> {
-    const freed = this.#netboxReturns.get(key);
-    if (freed === undefined) return { kind: "done" };
+  async #returnToNetbox(id: string, leadership: AbortSignal): Promise<Outcome> {
+    const freed = this.#netboxReturns.get(id);
+    if (freed === undefined) return DONE;
     const address = freed.address;
     try {
       await this.#options.netbox.giveBack(freed.source, address, leadership);
@@ -372,18 +374,18 @@ export class AllocatorController {
       this.#noteNetbox(freed.source, { ok: false, error });
       return { kind: "retry", error };
     }
-    this.#netboxReturns.delete(key);
+    this.#netboxReturns.delete(id);
     this.#noteNetbox(freed.source, { ok: true });
     this.#retryWaitingNow();
     log.info("gave {address} back to Netbox at {url}", { address, url: freed.source.url });
-    return { kind: "done" };
+    return DONE;
   }
 
   /** Reconciles a Netbox group's addresses with Netbox (at leadership and on group changes). */
   async #sweepNetbox(name: string, leadership: AbortSignal): Promise<Outcome> {
     const report = this.#allocator.groupReport(name);
-    const group = this.groups.get(name, this.#options.namespace);
-    if (report?.kind !== "netbox" || group === undefined) return { kind: "done" };
+    const group = this.#options.groups.get(name, this.#options.namespace);
+    if (report?.kind !== "netbox" || group === undefined) return DONE;
     try {
       const sweep = await this.#options.netbox.sweep(
         report.source,
@@ -445,7 +447,7 @@ export class AllocatorController {
         continue;
       }
       this.#netboxHealth.set(report.name, health);
-      this.#queue?.add(GROUP_STATUS_PREFIX + report.name);
+      this.#add({ kind: "group_status", group: report.name });
       // Changes only: each failed Service, return or sweep is logged by its retry.
       if (health.available) {
         log.info("Netbox group {group}: Netbox answers", { group: report.name });
@@ -458,7 +460,7 @@ export class AllocatorController {
 
   #serviceByKey(key: string): V1Service | undefined {
     const [namespace = "", name = ""] = key.split("/");
-    return this.services.get(name, namespace);
+    return this.#options.services.get(name, namespace);
   }
 
   async #apply(
@@ -470,8 +472,8 @@ export class AllocatorController {
     if (outcome.kind === "failed") {
       if (ingressIps(svc).length > 0) await this.#writeAllocation(svc, [], "", leadership);
       this.#afterRelease(svc, outcome.released);
-      this.#fail(svc, outcome.reason);
-      return { kind: "done" };
+      this.#fail(svc, outcome.failure, outcome.reason);
+      return DONE;
     }
     this.#waiting.delete(key);
     const group = outcome.addresses.find((a) => a.group !== "")?.group ??
@@ -482,18 +484,18 @@ export class AllocatorController {
       this.#options.metrics.assigned.inc();
       this.#event(svc, "Normal", "AddressAssigned", `Assigned ${list} from ServiceGroup ${group}`);
       this.#afterRelease(svc, outcome.released);
-      this.#queue?.addAfter(GROUP_STATUS_PREFIX + group, GROUP_STATUS_DELAY_MS);
+      this.#addAfter({ kind: "group_status", group }, GROUP_STATUS_DELAY_MS);
     }
-    return { kind: "done" };
+    return DONE;
   }
 
-  #fail(svc: V1Service, reason: string): void {
+  #fail(svc: V1Service, failure: AllocationFailure, reason: string): void {
     const key = serviceKey(svc);
-    const already = this.#waiting.has(key) && this.#warned.get(`fail:${key}`) === reason;
+    const already = this.#waiting.has(key) && this.#reportedFailures.get(key) === reason;
     this.#waiting.add(key);
     if (already) return;
-    this.#warned.set(`fail:${key}`, reason);
-    this.#options.metrics.failed.inc({ reason: failureKind(reason) });
+    this.#reportedFailures.set(key, reason);
+    this.#options.metrics.failed.inc({ reason: failure });
     this.#event(svc, "Warning", "AllocationFailed", reason);
   }
 
@@ -506,25 +508,28 @@ export class AllocatorController {
     this.#retryWaiting(released);
   }
 
-  /** A Service is gone: its addresses are free, waiting Services retry at once. */
-  #forget(key: string, released: readonly HeldAddress[]): void {
+  /** A Service is gone (or not ours): its addresses are free, waiting Services retry at once. */
+  #forget(key: string): Outcome {
+    const released = this.#release(key);
     this.#waiting.delete(key);
-    this.#warned.delete(key);
-    this.#warned.delete(`fail:${key}`);
-    if (released.length === 0) return;
-    this.#options.metrics.released.inc();
-    this.#retryWaiting(released);
+    this.#reportedWarnings.delete(key);
+    this.#reportedFailures.delete(key);
+    if (released.length > 0) {
+      this.#options.metrics.released.inc();
+      this.#retryWaiting(released);
+    }
+    return DONE;
   }
 
   /** An address went back to Netbox: Services waiting for one may get it now. */
   #retryWaitingNow(): void {
-    for (const waiting of this.#waiting) this.#queue?.add(SERVICE_PREFIX + waiting);
+    for (const key of this.#waiting) this.#add({ kind: "service", key });
   }
 
   #retryWaiting(released: readonly HeldAddress[]): void {
     this.#retryWaitingNow();
     for (const group of new Set(released.map((a) => a.group))) {
-      if (group !== "") this.#queue?.addAfter(GROUP_STATUS_PREFIX + group, GROUP_STATUS_DELAY_MS);
+      if (group !== "") this.#addAfter({ kind: "group_status", group }, GROUP_STATUS_DELAY_MS);
     }
   }
 
@@ -545,8 +550,8 @@ export class AllocatorController {
   #reportWarnings(svc: V1Service, warnings: readonly RequestWarning[]): void {
     const key = serviceKey(svc);
     const fingerprint = warnings.map((w) => `${w.reason}:${w.message}`).join("\n");
-    if (this.#warned.get(key) === fingerprint) return;
-    this.#warned.set(key, fingerprint);
+    if (this.#reportedWarnings.get(key) === fingerprint) return;
+    this.#reportedWarnings.set(key, fingerprint);
     for (const warning of warnings) this.#event(svc, "Warning", warning.reason, warning.message);
   }
 
@@ -577,7 +582,7 @@ export class AllocatorController {
     if (marksMatch && ingressCurrent.join(",") === ingressWanted.join(",")) return;
     if (leadership.aborted) return;
     const [namespace = "", name = ""] = serviceKey(svc).split("/");
-    await this.#core.patchNamespacedServiceStatus({
+    await this.#options.api.patchNamespacedServiceStatus({
       namespace,
       name,
       body: {
@@ -592,9 +597,9 @@ export class AllocatorController {
   }
 
   async #writeGroupStatus(name: string, leadership: AbortSignal): Promise<Outcome> {
-    const sg = this.groups.get(name, this.#options.namespace);
+    const sg = this.#options.groups.get(name, this.#options.namespace);
     const report = this.#allocator.groupReport(name);
-    if (!sg || !report) return { kind: "done" };
+    if (!sg || !report) return DONE;
     const { status, changed, becameInvalid } = groupStatusOf(
       sg,
       report,
@@ -609,8 +614,8 @@ export class AllocatorController {
       };
       void this.#options.events.record(subject, "Warning", "ParseFailed", invalidMessage(report));
     }
-    if (!changed || leadership.aborted) return { kind: "done" };
-    await this.#custom.patchNamespacedCustomObjectStatus({
+    if (!changed || leadership.aborted) return DONE;
+    await this.#options.api.patchNamespacedCustomObjectStatus({
       group: PURELB_GROUP,
       version: PURELB_VERSION,
       namespace: this.#options.namespace,
@@ -618,17 +623,8 @@ export class AllocatorController {
       name,
       body: { status },
     });
-    return { kind: "done" };
+    return DONE;
   }
-}
-
-/** The metric label of a work key. */
-function workKind(key: string): string {
-  if (key === GROUPS_KEY) return "groups";
-  if (key.startsWith(GROUP_STATUS_PREFIX)) return "group_status";
-  if (key.startsWith(NETBOX_RETURN_PREFIX)) return "netbox_return";
-  if (key.startsWith(NETBOX_SWEEP_PREFIX)) return "netbox_sweep";
-  return "service";
 }
 
 function ingressIps(svc: V1Service): string[] {
@@ -644,18 +640,4 @@ function hasOurMarks(svc: V1Service): boolean {
 
 function invalidMessage(report: GroupReport): string {
   return report.kind === "invalid" ? report.errors.join("; ") : "";
-}
-
-/** A short label for the failure metric. */
-export function failureKind(reason: string): string {
-  if (/has no reserved/.test(reason)) return "pool_exhausted";
-  if (/Netbox|NETBOX/.test(reason)) return "netbox_error";
-  if (/no free/.test(reason)) return "pool_exhausted";
-  if (/not in any/.test(reason)) return "address_outside_pools";
-  if (/not found/.test(reason)) return "group_not_found";
-  if (/is invalid/.test(reason)) return "group_invalid";
-  if (/has no IPv[46] pool/.test(reason)) return "family_unavailable";
-  if (/in use by|shared with|sharing/.test(reason)) return "sharing_refused";
-  if (/purelb\.io\/addresses|loadBalancerIP/.test(reason)) return "invalid_request";
-  return "other";
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CoordinationApi, CoreApi } from "../k8s/api.ts";
+import { CoordinationApi, CoreApi, CustomObjectsLiteApi } from "../k8s/api.ts";
 import { getLogger } from "@logtape/logtape";
 import {
   ApiConnection,
@@ -22,6 +22,7 @@ import {
 } from "../k8s/mod.ts";
 import { EventRecorder } from "../k8s/events.ts";
 import { AllocatorController } from "./controller.ts";
+import { allocatorInformers } from "./informers.ts";
 import { AllocatorMetrics } from "./metrics.ts";
 import { NetboxBroker } from "./netbox.ts";
 import { type AllocatorConfig, readAllocatorConfig, usage } from "./config.ts";
@@ -56,31 +57,43 @@ async function main(args: readonly string[]): Promise<number> {
   const connection = new ApiConnection(clientConfig.access);
   const metrics = new AllocatorMetrics();
   registerApiRequestMetrics(metrics.registry, [connection]);
-  const events = new EventRecorder(new CoreApi(connection), {
+  const core = new CoreApi(connection);
+  const custom = new CustomObjectsLiteApi(connection);
+  const events = new EventRecorder(core, {
     component: "purelb-allocator",
     instance: config.identity,
     // Events yield to allocations: they must not slow down status writes under load.
     maxConcurrentWrites: 2,
     onError: (error) => log.warn("event not written: {error}", { error: errorMessage(error) }),
   });
+  const settings = { handleClasslessServices: config.handleClasslessServices };
+  const informers = allocatorInformers(connection, namespace, settings);
+  const caches = [informers.services, informers.groups];
   const controller = new AllocatorController({
-    connection,
+    services: informers.services,
+    groups: informers.groups,
+    api: {
+      patchNamespacedServiceStatus: (param) => core.patchNamespacedServiceStatus(param),
+      patchNamespacedCustomObjectStatus: (param) => custom.patchNamespacedCustomObjectStatus(param),
+    },
+    netbox: new NetboxBroker({ token: config.netboxToken, timeoutMs: config.netboxTimeoutMs }),
     namespace,
-    settings: { handleClasslessServices: config.handleClasslessServices },
+    settings,
     events,
     metrics,
     workers: config.workers,
-    netbox: new NetboxBroker({ token: config.netboxToken, timeoutMs: config.netboxTimeoutMs }),
   });
-  registerInformerMetrics(metrics.registry, () => [controller.services, controller.groups]);
-  controller.start();
+  registerInformerMetrics(metrics.registry, () => caches);
+  for (const cache of caches) cache.start();
 
   let elector: LeaderElector | undefined;
   const server = serveOperations(config.listen, {
     registry: metrics.registry,
     healthy: () => true,
     ready: () => {
-      if (!controller.synced) return { ready: false, reason: "caches not synced yet" };
+      if (!caches.every((cache) => cache.hasSynced)) {
+        return { ready: false, reason: "caches not synced yet" };
+      }
       return { ready: true };
     },
   });
@@ -129,7 +142,7 @@ async function main(args: readonly string[]): Promise<number> {
   stopping.abort();
   await elector?.stop();
   await leadership;
-  await controller.stop();
+  await Promise.all(caches.map((cache) => cache.stop()));
   // Events still queued (thousands after a burst) must not keep a stopping allocator alive.
   await Promise.race([
     events.flush(),

@@ -230,7 +230,7 @@ export class NetboxBroker {
     avoid: (address: string) => boolean = () => false,
   ): Promise<{ readonly offer: NetboxOffer; readonly result: NetboxCallResult }> {
     const addresses: { address: string; family: IpFamily }[] = [];
-    const failures: Partial<Record<IpFamily, string>> = {};
+    const failures: Partial<Record<IpFamily, NetboxError>> = {};
     let result: NetboxCallResult = { ok: true };
     for (const family of families) {
       try {
@@ -239,7 +239,7 @@ export class NetboxBroker {
         if (policy === "AnyOne") break;
       } catch (error) {
         if (!(error instanceof NetboxError)) throw error;
-        failures[family] = error.message;
+        failures[family] = error;
         if (error.failure !== "exhausted") result = { ok: false, error };
         if (policy === "SingleStack" || policy === "RequireDualStack") break;
       }

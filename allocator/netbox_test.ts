@@ -52,7 +52,7 @@ Deno.test("broker: families by policy; an empty family is a failure, not an erro
       marker("ns/b"),
     );
     assert.deepEqual(required.offer.addresses, [], "stops at the first failure");
-    assert.match(required.offer.failures.IPv6 ?? "", /no reserved IPv6 address left/);
+    assert.match(required.offer.failures.IPv6?.message ?? "", /no reserved IPv6 address left/);
     assert.equal(required.result.ok, true, "an empty Netbox is not a Netbox failure");
   });
 });
@@ -81,7 +81,7 @@ Deno.test("broker: an activation whose answer is lost is undone", async () => {
     netbox.failNext({ kind: "status", status: 502 }, 1, { method: "PATCH" });
     const taken = await broker.take(source, ["IPv4"], "SingleStack", marker("ns/a"));
     assert.equal(taken.result.ok, false);
-    assert.match(taken.offer.failures.IPv4 ?? "", /\(502\)/);
+    assert.match(taken.offer.failures.IPv4?.message ?? "", /\(502\)/);
     const record = netbox.find("192.0.2.10");
     assert.deepEqual([record?.status, record?.description], ["reserved", "spare"]);
     // The record was read again: not ours, so nothing was undone over it.

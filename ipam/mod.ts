@@ -43,6 +43,7 @@ export {
 export {
   type Aggregation,
   type Allocation,
+  type AssignFailure,
   type AssignRequest,
   type AssignResult,
   createPoolRange,

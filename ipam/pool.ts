@@ -168,12 +168,25 @@ export interface Allocation {
 }
 
 /**
+ * Why an assignment failed, as a code for metrics (the `reason` text says it for people):
+ * no free address left, the sharing rules refused, the address is not in the pool, the pool has
+ * no range of the family, the address is not one, or the service holds another one already.
+ */
+export type AssignFailure =
+  | "pool_exhausted"
+  | "sharing_refused"
+  | "address_outside_pools"
+  | "family_unavailable"
+  | "invalid_request"
+  | "other";
+
+/**
  * Outcome of an assignment: the allocation, or why there is none. Expected failures are
  * results, never exceptions.
  */
 export type AssignResult =
   | ({ readonly kind: "ok" } & Allocation)
-  | { readonly kind: "error"; readonly reason: string };
+  | { readonly kind: "error"; readonly failure: AssignFailure; readonly reason: string };
 
 /**
  * An address a service gave up; `freed` tells whether nobody holds it any more.
@@ -436,7 +449,11 @@ export class LocalPool {
       if (bound !== undefined) return this.#take(state, serviceKey, bound, request);
     }
     if (state.ranges.length === 0) {
-      return { kind: "error", reason: `pool ${this.name} has no ${request.family} range` };
+      return {
+        kind: "error",
+        failure: "family_unavailable",
+        reason: `pool ${this.name} has no ${request.family} range`,
+      };
     }
     for (const entry of state.ranges) {
       const low = state.numbering.ceiling(entry.range.firstValue);
@@ -447,7 +464,11 @@ export class LocalPool {
         return this.#take(state, serviceKey, state.numbering.valueAt(position), request);
       }
     }
-    return { kind: "error", reason: `no free ${request.family} address in pool ${this.name}` };
+    return {
+      kind: "error",
+      failure: "pool_exhausted",
+      reason: `no free ${request.family} address in pool ${this.name}`,
+    };
   }
 
   /**
@@ -462,18 +483,21 @@ export class LocalPool {
   ): AssignResult {
     const parsed = typeof address === "string" ? tryParseAddress(address.trim()) : address;
     if (parsed === undefined) {
-      return { kind: "error", reason: `"${address}" is not an IP address` };
+      return {
+        kind: "error",
+        failure: "invalid_request",
+        reason: `"${address}" is not an IP address`,
+      };
     }
     const text = formatAddress(parsed);
-    if (!this.contains(parsed)) {
-      return { kind: "error", reason: `address ${text} is not in pool ${this.name}` };
-    }
+    if (!this.contains(parsed)) return this.#outside(text);
     const state = this.#families[parsed.family];
     const held = this.#addressesByService.get(serviceKey)?.get(parsed.family);
     if (held !== undefined && held !== parsed.value) {
       const heldText = formatAddress({ family: parsed.family, value: held });
       return {
         kind: "error",
+        failure: "other",
         reason: `${serviceKey} already holds ${heldText} in pool ${this.name}; ` +
           `release it before taking ${text}`,
       };
@@ -526,6 +550,7 @@ export class LocalPool {
         const boundText = formatAddress({ family: state.family, value: bound });
         return {
           kind: "error",
+          failure: "sharing_refused",
           reason: `sharing key "${request.sharingKey}" already holds ${boundText} ` +
             `in ${state.family}; services with this key share that address, not ${text}`,
         };
@@ -538,13 +563,13 @@ export class LocalPool {
         ports,
       }));
       const verdict = checkSharing(text, holders, serviceKey, request);
-      if (verdict.kind === "refused") return { kind: "error", reason: verdict.reason };
+      if (verdict.kind === "refused") {
+        return { kind: "error", failure: "sharing_refused", reason: verdict.reason };
+      }
     }
     const poolRange = existing?.poolRange ??
       state.ranges.find((entry) => entry.range.contains({ family: state.family, value }));
-    if (poolRange === undefined) {
-      return { kind: "error", reason: `address ${text} is not in pool ${this.name}` };
-    }
+    if (poolRange === undefined) return this.#outside(text);
     const address: AddressState = existing ?? {
       value,
       poolRange,
@@ -570,6 +595,14 @@ export class LocalPool {
     }
     held.set(state.family, value);
     return { kind: "ok", ...this.#allocation(state, address) };
+  }
+
+  #outside(address: string): AssignResult {
+    return {
+      kind: "error",
+      failure: "address_outside_pools",
+      reason: `address ${address} is not in pool ${this.name}`,
+    };
   }
 
   #forget(state: FamilyState, address: AddressState): void {

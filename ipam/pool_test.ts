@@ -324,3 +324,21 @@ Deno.test("pools reject inconsistent ranges", () => {
     /aggregation \/33 is too long for IPv4/,
   );
 });
+
+Deno.test("every error carries a failure code", () => {
+  const pool = new LocalPool("v4", { ranges: [poolRange("192.0.2.10/32", "192.0.2.0/24")] });
+  const failureOf = (result: AssignResult) => result.kind === "error" ? result.failure : "ok";
+  assert.equal(failureOf(pool.assign("ns/a", v6())), "family_unavailable");
+  assert.equal(failureOf(pool.assign("ns/a", v4("web", [tcp(80)]))), "ok");
+  assert.equal(failureOf(pool.assign("ns/b", v4())), "pool_exhausted");
+  assert.equal(
+    failureOf(pool.assignSpecific("ns/b", "10.9.9.9", NO_SHARING)),
+    "address_outside_pools",
+  );
+  assert.equal(failureOf(pool.assignSpecific("ns/b", "banana", NO_SHARING)), "invalid_request");
+  assert.equal(failureOf(pool.assignSpecific("ns/b", "192.0.2.10", NO_SHARING)), "sharing_refused");
+  assert.equal(
+    failureOf(pool.assignSpecific("ns/c", "192.0.2.10", { sharingKey: "web", ports: [tcp(80)] })),
+    "sharing_refused",
+  );
+});
