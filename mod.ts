@@ -5,6 +5,7 @@
  */
 
 export * from "./ipam/mod.ts";
+export * from "./netbox/mod.ts";
 export { winner } from "./election/mod.ts";
 export {
   candidatesFor,

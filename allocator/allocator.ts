@@ -22,13 +22,12 @@ import {
   findGroupOverlaps,
   type IpFamily,
   LocalPool,
-  type NetboxError,
-  netboxSourceKey,
   parseCidr,
   parseRange,
   parseServiceGroupSpec,
   type SharingRequest,
 } from "../ipam/mod.ts";
+import { type NetboxError, netboxSourceKey } from "../netbox/mod.ts";
 import type { AllocationRequest } from "./request.ts";
 
 /** A ServiceGroup as the allocator needs it. */

@@ -7,7 +7,8 @@ import {
   type NetboxSource,
 } from "./allocator.ts";
 import type { AllocationRequest } from "./request.ts";
-import { type IpFamily, NetboxError } from "../ipam/mod.ts";
+import { type IpFamily } from "../ipam/mod.ts";
+import { NetboxError } from "../netbox/mod.ts";
 
 const T0 = "2026-01-01T00:00:00Z";
 const SOURCE: NetboxSource = {

@@ -29,7 +29,7 @@ import {
   type NetboxSource,
 } from "./allocator.ts";
 import type { AllocationRequest } from "./request.ts";
-import { NetboxError, netboxSourceKey } from "../ipam/mod.ts";
+import { NetboxError, netboxSourceKey } from "../netbox/mod.ts";
 import { isUncertain, type NetboxBroker, type NetboxCallResult } from "./netbox.ts";
 import {
   readServiceIntent,

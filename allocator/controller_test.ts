@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import type { V1Service } from "@kubernetes/client-node";
 import { type Clock, type EventSink, type EventSubject, MemoryCache } from "../k8s/mod.ts";
 import { ALLOCATED_BY_PURELB, Annotations, type EventReason } from "../k8s/types.ts";
-import { type IpFamily, NetboxError } from "../ipam/mod.ts";
+import { type IpFamily } from "../ipam/mod.ts";
+import { NetboxError } from "../netbox/mod.ts";
 import type { NetboxOffer, NetboxSource } from "./allocator.ts";
 import {
   type AllocatorApi,

@@ -16,15 +16,15 @@
  *
  * @module
  */
+import { type IpFamily } from "../ipam/mod.ts";
 import {
-  type IpFamily,
   type NetboxAddress,
   NetboxClient,
   NetboxError,
   type NetboxFailure,
   netboxOrigin,
   netboxSourceKey,
-} from "../ipam/mod.ts";
+} from "../netbox/mod.ts";
 import type { FamilyPolicy } from "./request.ts";
 import type { NetboxOffer, NetboxSource } from "./allocator.ts";
 

@@ -68,17 +68,3 @@ export {
   type ServiceGroupParseResult,
   type ServiceGroupSource,
 } from "./servicegroup.ts";
-export {
-  authorizationOf,
-  type NetboxAddress,
-  type NetboxAddressChange,
-  type NetboxAddressFilter,
-  NetboxClient,
-  type NetboxClientOptions,
-  NetboxError,
-  type NetboxFailure,
-  netboxOrigin,
-  netboxSourceKey,
-  type NetboxUpdateOptions,
-  parseAddressRecord,
-} from "./netbox.ts";

@@ -12,12 +12,7 @@
  * @module
  */
 
-import type {
-  CoreV1Event,
-  V1Lease,
-  V1Service,
-  V1Status,
-} from "@kubernetes/client-node";
+import type { CoreV1Event, V1Lease, V1Service, V1Status } from "@kubernetes/client-node";
 import type { ApiConnection } from "./transport.ts";
 
 const MERGE_PATCH = "application/merge-patch+json";

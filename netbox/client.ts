@@ -1,7 +1,6 @@
 /**
  * A Netbox REST client for the calls the allocator needs: list IP addresses by tenant, status
- * and family (following pagination), and change an address's status. The only file of `ipam/`
- * that does I/O (HTTP, through `fetch`).
+ * and family (following pagination), and change an address's status. HTTP through `fetch`.
  *
  * Every answer is checked: HTTP status (a redirect is an error, not followed: it is usually a
  * login page), `Content-Type: application/json`, and the shape of the JSON body. Reads are cached
@@ -10,7 +9,7 @@
  *
  * @module
  */
-import { addressBits, formatAddress, type IpFamily, tryParseAddress } from "./address.ts";
+import { addressBits, formatAddress, type IpFamily, tryParseAddress } from "../ipam/address.ts";
 import { isRecord } from "../json/mod.ts";
 
 /** One IP address record of Netbox, reduced to what the allocator uses. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { NetboxClient, NetboxError, type NetboxFailure, netboxOrigin } from "./netbox.ts";
+import { NetboxClient, NetboxError, type NetboxFailure, netboxOrigin } from "./client.ts";
 import { NetboxTestServer } from "../tests/netbox/mod.ts";
 
 async function withServer(
