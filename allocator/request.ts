@@ -82,6 +82,10 @@ export function isOurClass(service: V1Service, settings: RequestSettings): boole
  *
  * @example
  * ```ts
+ * const service = {
+ *   metadata: { name: "web", namespace: "shop" },
+ *   spec: { type: "LoadBalancer", ports: [{ port: 443, protocol: "TCP" }] },
+ * };
  * const intent = readServiceIntent(service, { handleClasslessServices: true });
  * if (intent.kind === "allocate") console.log(intent.request.families);
  * ```
