@@ -1,7 +1,7 @@
 /**
- * Which addresses belong on which interface of this node (SPEC 2 and 3.2). Pure: the
- * controller reads Services, EndpointSlices, ServiceGroups, Leases and the network state, and
- * this module decides; the difference to the network is planned by `netlink.planChanges`.
+ * Which addresses belong on which interface of this node. Pure: the controller reads Services,
+ * EndpointSlices, ServiceGroups, Leases and the network state, and this module decides; the
+ * difference to the network is planned by `netlink.planChanges`.
  *
  * - Local address: inside the subnet of a usable address of a local interface (`localint`).
  *   Only the elected node (SHA-256 winner among the live nodes whose published subnets contain
