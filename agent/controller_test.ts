@@ -100,6 +100,8 @@ class FakeNetlink implements AgentNetlink {
   readonly batches: (readonly AddressChange[])[] = [];
   /** As a kernel without promote_secondaries: deleting a primary IPv4 address deletes the secondaries of its subnet. */
   primaryDeleteTakesSecondaries = false;
+  /** Called at the start of every applyChanges. */
+  beforeApply: () => void = () => {};
   /** The error `ip` reports for a change, or `undefined` when it succeeds. */
   failure: (change: AddressChange) => string | undefined = () => undefined;
 
@@ -139,6 +141,7 @@ class FakeNetlink implements AgentNetlink {
 
   applyChanges(changes: readonly AddressChange[]): Promise<ApplyResult> {
     this.calls.push("applyChanges");
+    this.beforeApply();
     this.batches.push(changes);
     const applied: AddressChange[] = [];
     const alreadyDone: AddressChange[] = [];
@@ -471,10 +474,14 @@ Deno.test("no LBNodeAgent: not ready and nothing applied; once one goes away, ev
   );
 });
 
-Deno.test("a local address won: added on the local interface with its prefix, announced, ready", async () => {
+Deno.test("a local address won: recorded, added on the local interface with its prefix, announced, ready", async () => {
   const announcer = new FakeAnnouncer();
   await withAgent({ services: [service("web", ["192.0.2.50"])], announcer }, async (f) => {
+    // Set before the first reconcile reaches the network (the body starts in the same tick).
+    const recordedAtApply: (readonly string[] | undefined)[] = [];
+    f.netlink.beforeApply = () => recordedAtApply.push(f.membership.localAddresses.at(-1));
     await until("ready", () => readiness(f) === "ready");
+    assert.deepEqual(recordedAtApply, [["192.0.2.50"]]);
     assert.deepEqual(f.netlink.addressesOn("eth0"), [
       "192.0.2.11/24",
       "2001:db8:1::11/64",
@@ -495,6 +502,14 @@ Deno.test("a local address won: added on the local interface with its prefix, an
     );
     // sendgarp is off.
     assert.equal(announcer.requests.length, 0);
+
+    f.services.put(service("web", ["192.0.2.52"]));
+    await until("moved to 192.0.2.52", () => f.events.recorded.length === 3);
+    assert.deepEqual(f.events.recorded.slice(1).map((e) => e.message), [
+      "Announcing 192.0.2.52 from node node-a interface eth0",
+      "Withdrew 192.0.2.50 from node node-a interface eth0",
+    ]);
+    assert.ok(!f.netlink.addressesOn("eth0").includes("192.0.2.50/24"));
   });
 });
 
