@@ -36,14 +36,6 @@ export type LeaseClient = Pick<
 
 /**
  * Options of {@link NodeMembership}.
- *
- * @example
- * ```ts
- * declare const api: LeaseClient;
- * const options: MembershipOptions = {
- *   api, namespace: "purelb-system", nodeName: "node-a", leaseDurationMs: 6_000, renewMs: 2_000,
- * };
- * ```
  */
 export interface MembershipOptions {
   readonly api: LeaseClient;

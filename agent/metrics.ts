@@ -10,13 +10,6 @@ import { registerProcessMetrics } from "../k8s/observability.ts";
 
 /**
  * What the gauges read when scraped.
- *
- * @example
- * ```ts
- * const source: AgentMetricsSource = {
- *   liveNodes: () => 3, fenced: () => false, localWon: () => 1, ipProcesses: () => 12,
- * };
- * ```
  */
 export interface AgentMetricsSource {
   /** Live node Leases seen. */
