@@ -20,7 +20,7 @@ import { getLogger } from "@logtape/logtape";
 import { errorMessage } from "../k8s/errors.ts";
 import type { EventSink } from "../k8s/events.ts";
 import { runWorkers, WorkQueue } from "../k8s/workqueue.ts";
-import { asLBNodeAgent, NODE_LEASE_PREFIX, SERVICE_NAME_LABEL } from "../k8s/types.ts";
+import { asLBNodeAgent, SERVICE_NAME_LABEL } from "../k8s/types.ts";
 import type { PoolRange } from "../ipam/mod.ts";
 import { liveNodes, type NodeLeaseRecord } from "../election/mod.ts";
 import {
@@ -57,7 +57,12 @@ import {
   netboxAggregationsOf,
   poolRangesOf,
 } from "./settings.ts";
-import { leaseRecord, type NodeMembership, RecordedLocalAddresses } from "./membership.ts";
+import {
+  leaseRecord,
+  nodeLeaseName,
+  type NodeMembership,
+  RecordedLocalAddresses,
+} from "./membership.ts";
 import { GratuitousAnnouncements } from "./gratuitous.ts";
 import { announcementsOf, ServiceEvents } from "./service_events.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -133,6 +138,12 @@ interface Decision {
   readonly liveNodes: readonly NodeLeaseRecord[];
 }
 
+/** The node Leases a decision found live (read on Lease changes and expiries). */
+interface LiveLeases {
+  readonly leaseNames: ReadonlySet<string>;
+  readonly count: number;
+}
+
 /** One decision on one network state and, unless it changed nothing, the outcome of applying it. */
 interface AppliedRound {
   readonly state: NetworkState;
@@ -168,11 +179,7 @@ export class AgentController {
   #lastNoAgentLog = "";
   /** Local addresses this node carried after the last reconcile (GARP on new ones). */
   #wonLocal = new Set<string>();
-  /** Names of the node Leases, and their count, that the last decision found live. */
-  #live: { readonly leaseNames: ReadonlySet<string>; readonly count: number } = {
-    leaseNames: new Set(),
-    count: 0,
-  };
+  #live: LiveLeases = { leaseNames: new Set(), count: 0 };
   /** What the next reconcile must do at least (see {@link ReconcileDepth}). */
   #depth: ReconcileDepth = "full";
   /**
@@ -502,7 +509,7 @@ export class AgentController {
     const last = this.#lastApplied;
     if (last === undefined || !isDeepStrictEqual(last.settings, settings)) return false;
     const decision = this.#decide(last.state, settings, this.#decisionInputs());
-    this.#live = liveLeaseNames(decision.liveNodes);
+    this.#live = liveLeases(decision.liveNodes);
     if (!isDeepStrictEqual(decision.plan.assignments, last.assignments)) return false;
     this.#serviceEvents.warnings(decision.plan.warnings);
     this.#afterApply(decision.plan.decisions, settings);
@@ -535,7 +542,7 @@ export class AgentController {
     const alreadyDone = results.flatMap((r) => r.alreadyDone);
     const failed = (second?.result ?? first.result)?.failed ?? [];
 
-    this.#live = liveLeaseNames(last.decision.liveNodes);
+    this.#live = liveLeases(last.decision.liveNodes);
     if (mode === "decide") this.#afterApply(last.decision.plan.decisions, settings);
     this.#lastApplied = mode === "decide" && failed.length === 0
       ? { settings, state: last.state, assignments: last.decision.plan.assignments }
@@ -717,11 +724,9 @@ function electionNodes(
   return live;
 }
 
-function liveLeaseNames(
-  live: readonly NodeLeaseRecord[],
-): { readonly leaseNames: ReadonlySet<string>; readonly count: number } {
+function liveLeases(live: readonly NodeLeaseRecord[]): LiveLeases {
   return {
-    leaseNames: new Set(live.map((record) => `${NODE_LEASE_PREFIX}${record.nodeName}`)),
+    leaseNames: new Set(live.map((record) => nodeLeaseName(record.nodeName))),
     count: live.length,
   };
 }
