@@ -10,7 +10,7 @@ import { clusterTest, rootClusterTest } from "../tests/cluster.ts";
 import { exec, startCapture, tryExec } from "../tests/netns/mod.ts";
 import { waitFor } from "../tests/wait.ts";
 import { winner } from "../election/mod.ts";
-import { NODES, operations, withScene } from "./e2e_scene.ts";
+import { NODES, operations, withScene } from "../tests/agent_scene.ts";
 import { agentServiceAccount, AgentTestApi, removeAgentBinding } from "../tests/agent.ts";
 import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api, typedApi } from "../k8s/client.ts";
 import { loadClientConfig } from "../k8s/config.ts";

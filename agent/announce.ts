@@ -1,7 +1,7 @@
 /**
- * Which addresses belong on which interface of this node (SPEC 2 and 3.2). Pure: the
- * controller reads Services, EndpointSlices, ServiceGroups, Leases and the network state, and
- * this module decides; the difference to the network is planned by `netlink.planChanges`.
+ * Which addresses belong on which interface of this node. Pure: the controller reads Services,
+ * EndpointSlices, ServiceGroups, Leases and the network state, and this module decides; the
+ * difference to the network is planned by `netlink.planChanges`.
  *
  * - Local address: inside the subnet of a usable address of a local interface (`localint`).
  *   Only the elected node (SHA-256 winner among the live nodes whose published subnets contain
@@ -37,13 +37,6 @@ import { ALLOCATED_BY_PURELB, Annotations, SERVICE_NAME_LABEL } from "../k8s/typ
 
 /**
  * What the decision needs from one Service we allocated.
- *
- * @example
- * ```ts
- * const web: ServiceAnnouncement = {
- *   key: "shop/web", addresses: ["192.0.2.50"], localTrafficPolicy: false, allowLocal: false,
- * };
- * ```
  */
 export interface ServiceAnnouncement {
   /** `namespace/name`. */
@@ -60,11 +53,6 @@ export interface ServiceAnnouncement {
 
 /**
  * How this node announces: the applying LBNodeAgent's `spec.local`, defaults filled in.
- *
- * @example
- * ```ts
- * const settings: AnnounceSettings = { localInterface: "default", dummyInterface: "kube-lb0", sendGarp: false };
- * ```
  */
 export interface AnnounceSettings {
   /** `default` (interfaces of the default routes) or a regular expression on names. */
@@ -77,20 +65,6 @@ export interface AnnounceSettings {
 
 /**
  * Everything {@link decideAnnouncements} looks at.
- *
- * @example
- * ```ts
- * const input: AnnounceInput = {
- *   nodeName: "node-a",
- *   settings: { localInterface: "default", dummyInterface: "kube-lb0", sendGarp: false },
- *   services: [],
- *   endpointNodes: new Map(),
- *   pools: [],
- *   network: { links: [], defaultRoutes: [] },
- *   liveNodes: [],
- *   fenced: false,
- * };
- * ```
  */
 export interface AnnounceInput {
   /** This node. */
@@ -118,14 +92,6 @@ export interface AnnounceInput {
 
 /**
  * What this node does with one address.
- *
- * @example
- * ```ts
- * const decision: AddressDecision = {
- *   address: "192.0.2.50", services: ["shop/web"], kind: "local", interfaceName: "eth0",
- *   prefixLength: 24, announce: true, winner: "node-a",
- * };
- * ```
  */
 export type AddressDecision =
   | {
@@ -155,11 +121,6 @@ export type AddressDecision =
 
 /**
  * A problem to report on a Service (as a Warning event).
- *
- * @example
- * ```ts
- * const warning: ServiceWarning = { service: "shop/web", message: "..." };
- * ```
  */
 export interface ServiceWarning {
   /** `namespace/name`. */
@@ -170,13 +131,6 @@ export interface ServiceWarning {
 
 /**
  * The outcome of {@link decideAnnouncements}.
- *
- * @example
- * ```ts
- * declare const input: AnnounceInput;
- * const plan: AnnouncePlan = decideAnnouncements(input);
- * for (const a of plan.assignments) console.log(a.interfaceName, a.address, a.prefixLength);
- * ```
  */
 export interface AnnouncePlan {
   /** Addresses this node must carry. */

@@ -12,7 +12,7 @@ import {
   serviceAnnouncement,
   virtualPrefixLength,
 } from "./announce.ts";
-import { netboxAggregationsOf } from "./controller.ts";
+import { netboxAggregationsOf } from "./settings.ts";
 import { winner } from "../election/mod.ts";
 import { parseAddressShow } from "../netlink/mod.ts";
 import type { NetworkState } from "../netlink/mod.ts";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { rootClusterTest } from "../tests/cluster.ts";
 import { waitFor, waitUntilSteady } from "../tests/wait.ts";
 import { mergePatch } from "../k8s/client.ts";
-import { withScene } from "./e2e_scene.ts";
+import { withScene } from "../tests/agent_scene.ts";
 import { metricValue } from "../tests/programs.ts";
 import type { AgentProcess } from "../tests/agent.ts";
 

@@ -1,38 +1,27 @@
 /**
- * The node agent controller: informers on Services, EndpointSlices, ServiceGroups,
- * LBNodeAgents and node Leases; one work key ("the node") reconciled by one worker. A
- * reconcile reads the network (3 `ip` processes), asks {@link decideAnnouncements} what this
- * node must carry, and applies the difference in one `ip -batch` (none when nothing changed).
- * It runs on every relevant change, every resync period (drift repair), and the moment the
- * next node Lease expires (crash failover).
+ * The node agent controller. One work key, "the node", is reconciled by one worker:
+ *
+ * 1. A change in one of the {@link AgentCaches} that agent/relevance.ts says can alter this
+ *    node's decision asks for a reconcile, coalesced over a few milliseconds. So do the resync
+ *    timer (drift repair) and the moment the next node Lease expires (crash failover).
+ * 2. The reconcile takes the applying LBNodeAgent's settings, reads the network (3 `ip`
+ *    processes), asks {@link decideAnnouncements} what this node must carry, plans the
+ *    difference with `planChanges` and applies it in one `ip -batch` (none when nothing
+ *    changed). A watch event whose decision comes out as before runs no `ip` at all.
+ * 3. Then it sends gratuitous announcements for newly won local addresses and reports Events,
+ *    metrics and readiness.
  *
  * @module
  */
 
-import type {
-  KubernetesObject,
-  V1EndpointSlice,
-  V1Lease,
-  V1Service,
-} from "@kubernetes/client-node";
+import type { V1Lease } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
 import { getLogger } from "@logtape/logtape";
-import { type ApiConnection, type InformerCounts, ResilientInformer } from "../k8s/mod.ts";
 import { errorMessage } from "../k8s/errors.ts";
-import type { EventSink, EventType } from "../k8s/events.ts";
+import type { EventSink } from "../k8s/events.ts";
 import { runWorkers, WorkQueue } from "../k8s/workqueue.ts";
-import {
-  asLBNodeAgent,
-  EventReason,
-  LB_NODE_AGENT_PLURAL,
-  type LBNodeAgent,
-  NODE_LEASE_PREFIX,
-  PURELB_GROUP,
-  PURELB_VERSION,
-  SERVICE_GROUP_PLURAL,
-  SERVICE_NAME_LABEL,
-} from "../k8s/types.ts";
-import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
+import { asLBNodeAgent, SERVICE_NAME_LABEL } from "../k8s/types.ts";
+import type { PoolRange } from "../ipam/mod.ts";
 import { liveNodes, type NodeLeaseRecord } from "../election/mod.ts";
 import {
   type AddressAssignment,
@@ -54,65 +43,73 @@ import {
   healthyEndpointNodes,
   ownedAddressPredicate,
   type ServiceAnnouncement,
-  serviceAnnouncement,
 } from "./announce.ts";
+import type { AgentCaches, ServiceAnnouncements } from "./informers.ts";
 import {
-  agentLeaseView,
-  agentServiceView,
-  agentSliceView,
   endpointsMatterFor,
   leaseChangeMatters,
   serviceChangeMatters,
   sliceChangeMatters,
-  sliceServiceKey,
-  specView,
 } from "./relevance.ts";
-import { leaseRecord, type NodeMembership } from "./membership.ts";
+import {
+  type AgentSettings,
+  applyingSettings,
+  netboxAggregationsOf,
+  poolRangesOf,
+} from "./settings.ts";
+import {
+  leaseRecord,
+  nodeLeaseName,
+  type NodeMembership,
+  RecordedLocalAddresses,
+} from "./membership.ts";
+import { GratuitousAnnouncements } from "./gratuitous.ts";
+import { announcementsOf, ServiceEvents } from "./service_events.ts";
 import type { AgentMetrics } from "./metrics.ts";
 
-/**
- * Options of {@link AgentController}.
- *
- * @example
- * ```ts
- * declare const options: AgentControllerOptions;
- * const controller = new AgentController(options);
- * ```
- */
+/** What the controller does with the network. */
+export type AgentNetlink = Pick<
+  Netlink,
+  "readState" | "readLinks" | "applyChanges" | "ensureDummyInterface"
+>;
+
+/** What the controller reads of this node's membership, and what it publishes through it. */
+export type AgentMembership = Pick<
+  NodeMembership,
+  | "leaseName"
+  | "fenced"
+  | "renewals"
+  | "previousLocalAddresses"
+  | "setLocalAddresses"
+  | "setSubnets"
+>;
+
+/** Options of {@link AgentController}. */
 export interface AgentControllerOptions {
-  readonly connection: ApiConnection;
+  /** Started and stopped by the controller. */
+  readonly caches: AgentCaches;
+  /** The announcements of `caches.services`, shared with the slices cache. */
+  readonly announcements: ServiceAnnouncements;
   /** Namespace of Leases, ServiceGroups, LBNodeAgents. */
   readonly namespace: string;
   /** This node. */
   readonly nodeName: string;
   /** The host's (or netns's) addresses. */
-  readonly netlink: Netlink;
+  readonly netlink: AgentNetlink;
   /** GARP / NA sender; `undefined` when the helpers are missing (sendgarp then only warns). */
-  readonly announcer: GratuitousAnnouncer | undefined;
+  readonly announcer: Pick<GratuitousAnnouncer, "announce"> | undefined;
   /** This node's Lease. */
-  readonly membership: NodeMembership;
+  readonly membership: AgentMembership;
   readonly events: EventSink;
   readonly metrics: AgentMetrics;
   /** Time between full comparisons of network and wanted state. */
   readonly resyncMs: number;
 }
 
-/**
- * Readiness of the agent, with the reason when not ready.
- *
- * @example
- * ```ts
- * const state: AgentReadiness = { ready: false, reason: "no LBNodeAgent in purelb-system" };
- * ```
- */
+/** Readiness of the agent, with the reason when not ready. */
 export type AgentReadiness =
   | { readonly ready: true }
   | { readonly ready: false; readonly reason: string };
-
-/** `namespace/name` of a Service. */
-function serviceKeyOf(service: V1Service): string {
-  return `${service.metadata?.namespace ?? ""}/${service.metadata?.name ?? ""}`;
-}
 
 /**
  * How deep a reconcile goes: `quick` decides on the network as last read and runs no `ip` if
@@ -122,20 +119,37 @@ function serviceKeyOf(service: V1Service): string {
 type ReconcileDepth = "quick" | "verify" | "full";
 const DEPTHS: readonly ReconcileDepth[] = ["quick", "verify", "full"];
 
+/** `decide`: apply the decision; `withdrawAll`: remove every address this agent manages. */
+type ApplyMode = "decide" | "withdrawAll";
+
 /** What one decision reads from the caches. */
 interface DecisionInputs {
   readonly services: readonly ServiceAnnouncement[];
   readonly pools: readonly PoolRange[];
   readonly netboxAggregations: ReadonlyMap<string, number>;
   readonly endpointNodes: ReadonlyMap<string, ReadonlySet<string>>;
-  /** See `AgentController.#mayHold`. */
-  readonly mayHold: Set<string> | undefined;
   /** Addresses of Services, won before, or recorded as possibly held: ours to remove. */
   readonly serviceAddresses: ReadonlySet<string>;
 }
 
-/** A custom object as listed: we narrow it ourselves. */
-type CustomObject = KubernetesObject & { readonly spec?: unknown };
+/** A decision and the live nodes it was elected among. */
+interface Decision {
+  readonly plan: AnnouncePlan;
+  readonly liveNodes: readonly NodeLeaseRecord[];
+}
+
+/** The node Leases a decision found live (read on Lease changes and expiries). */
+interface LiveLeases {
+  readonly leaseNames: ReadonlySet<string>;
+  readonly count: number;
+}
+
+/** One decision on one network state and, unless it changed nothing, the outcome of applying it. */
+interface AppliedRound {
+  readonly state: NetworkState;
+  readonly decision: Decision;
+  readonly result: ApplyResult | undefined;
+}
 
 const NODE_KEY = "node";
 /**
@@ -145,115 +159,27 @@ const NODE_KEY = "node";
 const COALESCE_MS = 20;
 /** A failed read of a Service's EndpointSlices is tried again this much later. */
 const SLICE_RELOAD_RETRY_MS = 2_000;
-/** Packets per gratuitous announcement. */
-const GRATUITOUS_COUNT = 3;
 
 const log = getLogger(["purelb", "agent"]);
-
-/**
- * The first LBNodeAgent (by name) that has `spec.local`, with defaults filled in; `undefined`
- * when there is none.
- *
- * @example
- * ```ts
- * applyingSettings([]); // undefined
- * ```
- */
-export function applyingSettings(
-  agents: readonly LBNodeAgent[],
-): (AnnounceSettings & { readonly from: string }) | undefined {
-  const sorted = [...agents].sort((a, b) =>
-    a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0
-  );
-  const first = sorted.find((agent) => agent.spec.local !== undefined);
-  const local = first?.spec.local;
-  if (first === undefined || local === undefined) return undefined;
-  return {
-    from: first.metadata.name,
-    localInterface: local.localint || "default",
-    dummyInterface: local.extlbint || "kube-lb0",
-    sendGarp: local.sendgarp ?? false,
-  };
-}
-
-/**
- * Every range of every valid local ServiceGroup (invalid groups and Netbox groups add none).
- *
- * @example
- * ```ts
- * poolRangesOf([{ spec: { local: { v4pools: [{ pool: "192.0.2.10/32", subnet: "192.0.2.0/24" }] } } }]).length; // 1
- * ```
- */
-export function poolRangesOf(groups: readonly { readonly spec?: unknown }[]): readonly PoolRange[] {
-  const ranges: PoolRange[] = [];
-  for (const group of groups) {
-    const parsed = parseServiceGroupSpec(group.spec);
-    if (parsed.kind === "valid" && parsed.source.kind === "local") {
-      ranges.push(...parsed.source.pool.ranges);
-    }
-  }
-  return ranges;
-}
-
-/**
- * Per Netbox ServiceGroup whose aggregation is an explicit `/N`: N (for its virtual addresses).
- *
- * @example
- * ```ts
- * netboxAggregationsOf([{ metadata: { name: "nb" },
- *   spec: { netbox: { url: "https://nb/", tenant: "t", aggregation: "/24" } } }]); // nb -> 24
- * ```
- */
-export function netboxAggregationsOf(
-  groups: readonly { readonly metadata?: { readonly name?: string }; readonly spec?: unknown }[],
-): ReadonlyMap<string, number> {
-  const aggregations = new Map<string, number>();
-  for (const group of groups) {
-    const parsed = parseServiceGroupSpec(group.spec);
-    const name = group.metadata?.name;
-    if (
-      name !== undefined && parsed.kind === "valid" && parsed.source.kind === "netbox" &&
-      parsed.source.aggregation.kind === "prefix"
-    ) {
-      aggregations.set(name, parsed.source.aggregation.prefixLength);
-    }
-  }
-  return aggregations;
-}
 
 /** See the module documentation. */
 export class AgentController {
   readonly #options: AgentControllerOptions;
-  readonly services: ResilientInformer<V1Service>;
-  readonly slices: ResilientInformer<V1EndpointSlice>;
-  readonly groups: ResilientInformer<CustomObject>;
-  readonly agents: ResilientInformer<CustomObject>;
-  readonly leases: ResilientInformer<V1Lease>;
+  readonly #caches: AgentCaches;
   readonly #queue = new WorkQueue<string>();
+  readonly #recorded: RecordedLocalAddresses;
+  readonly #gratuitous: GratuitousAnnouncements;
+  readonly #serviceEvents: ServiceEvents;
   #running: Promise<void> | undefined;
   #resyncTimer: ReturnType<typeof setInterval> | undefined;
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Settings last applied, for withdrawing when the LBNodeAgent goes away or at stop. */
-  #settings: (AnnounceSettings & { readonly from: string }) | undefined;
+  #settings: AgentSettings | undefined;
   #readiness: AgentReadiness = { ready: false, reason: "caches not synced yet" };
+  #lastNoAgentLog = "";
   /** Local addresses this node carried after the last reconcile (GARP on new ones). */
   #wonLocal = new Set<string>();
-  /**
-   * Local addresses this agent (this run or, read from the Lease, a previous one) may have put
-   * on interfaces: ours to remove when not won, even with no Service or pool that names them.
-   * Recorded in the Lease; `undefined` until the Lease has been read.
-   */
-  #mayHold: Set<string> | undefined;
-  /** Per "service\naddress": "local eth0" | "virtual kube-lb0" for what we announce. */
-  #announced = new Map<string, string>();
-  /** Per service: the warning text last reported. */
-  readonly #warned = new Map<string, string>();
-  #liveCount = 0;
-  /** Services whose slices must be read once the slices informer has its first list. */
-  readonly #slicesToLoad = new Set<string>();
-  /** Per cached Service object (never mutated, replaced on change): its announcement. */
-  readonly #announcements = new WeakMap<V1Service, ServiceAnnouncement | null>();
-  #slicesStarted = false;
+  #live: LiveLeases = { leaseNames: new Set(), count: 0 };
   /** What the next reconcile must do at least (see {@link ReconcileDepth}). */
   #depth: ReconcileDepth = "full";
   /**
@@ -272,160 +198,60 @@ export class AgentController {
       readonly assignments: readonly AddressAssignment[];
     }
     | undefined;
-  #lastNoAgentLog = "";
-  readonly #gratuitous = new Set<Promise<void>>();
-  /** Per address: stops its gratuitous announcement once the address is given up. */
-  readonly #gratuitousByAddress = new Map<string, AbortController>();
-  /** Aborts gratuitous announcements in flight when the agent stops. */
+  #slicesStarted = false;
+  /** Services whose slices must be read once the slices cache has its first list. */
+  readonly #slicesToLoad = new Set<string>();
   readonly #stopping = new AbortController();
   #reconciles = 0;
 
-  /** Builds the informers; nothing runs until {@link AgentController.start}. */
+  /** Registers on the caches; nothing runs until {@link AgentController.start}. */
   constructor(options: AgentControllerOptions) {
     this.#options = options;
-    const { connection, namespace } = options;
-    const onError = (what: string) => (error: unknown, retryInMs: number) =>
-      log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
-        what,
-        retryInMs,
-        error: errorMessage(error),
-      });
-    const purelbPath = (plural: string) =>
-      `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${plural}`;
-    this.services = new ResilientInformer<V1Service>(connection, {
-      name: "services",
-      path: "/api/v1/services",
-      transform: agentServiceView,
-      onError: onError("services"),
+    this.#caches = options.caches;
+    this.#recorded = new RecordedLocalAddresses(options.membership);
+    this.#gratuitous = new GratuitousAnnouncements(options.announcer, options.metrics);
+    this.#serviceEvents = new ServiceEvents({
+      events: options.events,
+      nodeName: options.nodeName,
+      serviceOf: (key) => options.announcements.service(key),
     });
-    this.slices = new ResilientInformer<V1EndpointSlice>(connection, {
-      name: "endpointslices",
-      path: "/apis/discovery.k8s.io/v1/endpointslices",
-      labelSelector: SERVICE_NAME_LABEL,
-      // Only the slices of Services whose announcement follows their endpoints are kept.
-      transform: (slice) => {
-        const key = sliceServiceKey(slice);
-        const matters = key !== undefined && this.#announcementOf(key)?.localTrafficPolicy === true;
-        return matters ? agentSliceView(slice) : undefined;
-      },
-      onError: onError("endpointslices"),
-    });
-    this.groups = new ResilientInformer<CustomObject>(connection, {
-      name: "servicegroups",
-      path: purelbPath(SERVICE_GROUP_PLURAL),
-      transform: specView,
-      onError: onError("servicegroups"),
-    });
-    this.agents = new ResilientInformer<CustomObject>(connection, {
-      name: "lbnodeagents",
-      path: purelbPath(LB_NODE_AGENT_PLURAL),
-      transform: specView,
-      onError: onError("lbnodeagents"),
-    });
-    this.leases = new ResilientInformer<V1Lease>(connection, {
-      name: "leases",
-      path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
-      transform: agentLeaseView,
-      onError: onError("leases"),
-    });
-    this.services.onChange((type, current, previous) => {
+    const { services, slices, groups, agents, leases } = this.#caches;
+    services.onChange((type, current, previous) => {
       const deleted = type === "delete";
       const before = deleted ? current : previous;
       if (!endpointsMatterFor(before) && !deleted && endpointsMatterFor(current)) {
-        this.#loadSlices(serviceKeyOf(current));
+        this.#loadSlices(`${current.metadata?.namespace ?? ""}/${current.metadata?.name ?? ""}`);
       }
-      const matters = serviceChangeMatters(
-        deleted ? current : previous,
-        deleted ? undefined : current,
-      );
+      const matters = serviceChangeMatters(before, deleted ? undefined : current);
       this.#changed("services", matters);
     });
-    this.slices.onChange((type, current, previous) => {
+    slices.onChange((type, current, previous) => {
       const deleted = type === "delete";
       const matters = sliceChangeMatters(
         deleted ? current : previous,
         deleted ? undefined : current,
-        (key) => this.#announcementOf(key),
+        (key) => options.announcements.byKey(key),
       );
       this.#changed("endpointslices", matters);
     });
-    this.groups.onChange(() => this.#changed("servicegroups", true));
-    this.agents.onChange(() => this.#changed("lbnodeagents", true));
-    this.leases.onChange((type, current, previous) => {
+    groups.onChange(() => this.#changed("servicegroups", true));
+    agents.onChange(() => this.#changed("lbnodeagents", true));
+    leases.onChange((type, current, previous) => {
       const deleted = type === "delete";
-      const name = current.metadata?.name ?? "";
       const matters = leaseChangeMatters(
         deleted ? current : previous,
         deleted ? undefined : current,
-        this.#liveLeases.has(name),
+        this.#live.leaseNames.has(current.metadata?.name ?? ""),
       );
       this.#changed("leases", matters);
     });
   }
 
-  #serviceOf(serviceKey: string | undefined): V1Service | undefined {
-    if (serviceKey === undefined) return undefined;
-    const [namespace = "", name = ""] = serviceKey.split("/");
-    return this.services.get(name, namespace);
-  }
-
-  /**
-   * A Service came to follow its endpoints: the slices informer kept nothing of its slices so
-   * far, so they are read now (or once the slices informer has its first list).
-   */
-  #loadSlices(serviceKey: string): void {
-    // Not started yet: its first list will keep them.
-    if (!this.#slicesStarted) return;
-    if (!this.slices.hasSynced) {
-      // Its first list is under way and may have passed them already.
-      this.#slicesToLoad.add(serviceKey);
-      return;
-    }
-    if (this.#stopping.signal.aborted || !endpointsMatterFor(this.#serviceOf(serviceKey))) return;
-    const [namespace = "", name = ""] = serviceKey.split("/");
-    this.slices.reload({
-      labelSelector: `${SERVICE_NAME_LABEL}=${name}`,
-      fieldSelector: `metadata.namespace=${namespace}`,
-    }).catch((error) => {
-      log.warn("cannot read the EndpointSlices of {service}, again in {ms} ms: {error}", {
-        service: serviceKey,
-        ms: SLICE_RELOAD_RETRY_MS,
-        error: errorMessage(error),
-      });
-      setTimeout(() => this.#loadSlices(serviceKey), SLICE_RELOAD_RETRY_MS);
-    });
-  }
-
-  #announcementOf(serviceKey: string): ServiceAnnouncement | undefined {
-    const service = this.#serviceOf(serviceKey);
-    return service === undefined ? undefined : this.#announcement(service);
-  }
-
-  /** {@link serviceAnnouncement} of a cached Service, read once per cached object. */
-  #announcement(service: V1Service): ServiceAnnouncement | undefined {
-    let known = this.#announcements.get(service);
-    if (known === undefined) {
-      known = serviceAnnouncement(service) ?? null;
-      this.#announcements.set(service, known);
-    }
-    return known ?? undefined;
-  }
-
-  /** Counts a cache change; one that may alter the decision asks for a (coalesced) reconcile. */
-  #changed(kind: string, relevant: boolean): void {
-    this.#options.metrics.watchEvents.inc({ kind, relevant: String(relevant) });
-    if (relevant) this.#queue.addAfter(NODE_KEY, COALESCE_MS);
-  }
-
-  /** Every informer, for metrics. */
-  get informers(): readonly InformerCounts[] {
-    return [this.services, this.slices, this.groups, this.agents, this.leases];
-  }
-
   /** True once every cache holds a full list. */
   get synced(): boolean {
-    return this.services.hasSynced && this.slices.hasSynced && this.groups.hasSynced &&
-      this.agents.hasSynced && this.leases.hasSynced;
+    const { services, slices, groups, agents, leases } = this.#caches;
+    return services.hasSynced && slices.hasSynced && groups.hasSynced && agents.hasSynced &&
+      leases.hasSynced;
   }
 
   /** Ready, or why not (for /readyz). */
@@ -433,9 +259,9 @@ export class AgentController {
     return this.#readiness;
   }
 
-  /** Live node Leases at the last reconcile. */
+  /** Live node Leases at the last decision. */
   get liveNodeCount(): number {
-    return this.#liveCount;
+    return this.#live.count;
   }
 
   /** Local addresses carried after the last reconcile. */
@@ -448,27 +274,18 @@ export class AgentController {
     return this.#reconciles;
   }
 
-  /** Asks for a full reconcile soon (fence changes, start-up, tests). */
-  kick(): void {
-    this.#deepen("full");
-    this.#queue.add(NODE_KEY);
-  }
-
-  #deepen(depth: ReconcileDepth): void {
-    if (DEPTHS.indexOf(depth) > DEPTHS.indexOf(this.#depth)) this.#depth = depth;
-  }
-
-  /** Starts the informers, the worker and the resync timer. */
+  /** Starts the caches, the worker and the resync timer. */
   start(): void {
-    for (const informer of [this.services, this.groups, this.agents, this.leases]) {
-      informer.start();
-      void informer.synced.then(() => this.kick());
+    const { services, slices, groups, agents, leases } = this.#caches;
+    for (const cache of [services, groups, agents, leases]) {
+      cache.start();
+      void cache.synced.then(() => this.kick());
     }
-    // The slices informer keeps what the Services cache says matters: it starts once that is full.
-    void this.services.synced.then(() => {
+    // The slices cache keeps what the Services cache says matters: it starts once that is full.
+    void services.synced.then(() => {
       this.#slicesStarted = true;
-      this.slices.start();
-      return this.slices.synced;
+      slices.start();
+      return slices.synced;
     }).then(() => {
       this.kick();
       const pending = [...this.#slicesToLoad];
@@ -488,23 +305,29 @@ export class AgentController {
   }
 
   /**
-   * Stops reconciling (waits for a reconcile in progress) and the informers. The network is
-   * left as it is: call {@link AgentController.withdrawAll} to clear it.
+   * Stops reconciling (waits for a reconcile in progress) and the caches. The network is left
+   * as it is: call {@link AgentController.withdrawAll} to clear it.
    */
   async stop(): Promise<void> {
     clearInterval(this.#resyncTimer);
     clearTimeout(this.#expiryTimer);
     this.#stopping.abort();
+    this.#gratuitous.stop();
     this.#queue.shutDown();
     await this.#running;
-    await Promise.all(
-      [this.services, this.slices, this.groups, this.agents, this.leases].map((i) => i.stop()),
-    );
+    const { services, slices, groups, agents, leases } = this.#caches;
+    await Promise.all([services, slices, groups, agents, leases].map((cache) => cache.stop()));
   }
 
   /** Waits for gratuitous announcements in flight. */
-  async settle(): Promise<void> {
-    await Promise.all([...this.#gratuitous]);
+  settle(): Promise<void> {
+    return this.#gratuitous.settle();
+  }
+
+  /** Asks for a full reconcile soon (fence changes, start-up, tests). */
+  kick(): void {
+    this.#deepen("full");
+    this.#queue.add(NODE_KEY);
   }
 
   /**
@@ -515,73 +338,74 @@ export class AgentController {
     const settings = this.#settings;
     if (settings === undefined) return undefined;
     const state = await this.#options.netlink.readState();
-    const result = await this.#apply(state, settings, []);
+    const result = await this.#apply(state, settings, "withdrawAll");
     this.#wonLocal = new Set();
     this.#options.metrics.setAnnounced([]);
-    for (const [key, where] of this.#announced) this.#reportWithdrawn(key, where);
-    this.#announced = new Map();
+    this.#serviceEvents.withdrawnAll();
     return result;
   }
 
-  /** Lease names found live at the last reconcile. */
-  #liveLeases = new Set<string>();
+  /** Counts a cache change; one that may alter the decision asks for a (coalesced) reconcile. */
+  #changed(kind: string, relevant: boolean): void {
+    this.#options.metrics.watchEvents.inc({ kind, relevant: String(relevant) });
+    if (relevant) this.#queue.addAfter(NODE_KEY, COALESCE_MS);
+  }
+
+  #deepen(depth: ReconcileDepth): void {
+    if (DEPTHS.indexOf(depth) > DEPTHS.indexOf(this.#depth)) this.#depth = depth;
+  }
+
+  /**
+   * A Service came to follow its endpoints: the slices cache kept nothing of its slices so
+   * far, so they are read now (or once the slices cache has its first list).
+   */
+  #loadSlices(serviceKey: string): void {
+    // Not started yet: its first list will keep them.
+    if (!this.#slicesStarted) return;
+    if (!this.#caches.slices.hasSynced) {
+      // Its first list is under way and may have passed them already.
+      this.#slicesToLoad.add(serviceKey);
+      return;
+    }
+    if (
+      this.#stopping.signal.aborted ||
+      !endpointsMatterFor(this.#options.announcements.service(serviceKey))
+    ) return;
+    const [namespace = "", name = ""] = serviceKey.split("/");
+    this.#caches.slices.reload({
+      labelSelector: `${SERVICE_NAME_LABEL}=${name}`,
+      fieldSelector: `metadata.namespace=${namespace}`,
+    }).catch((error) => {
+      log.warn("cannot read the EndpointSlices of {service}, again in {ms} ms: {error}", {
+        service: serviceKey,
+        ms: SLICE_RELOAD_RETRY_MS,
+        error: errorMessage(error),
+      });
+      setTimeout(() => this.#loadSlices(serviceKey), SLICE_RELOAD_RETRY_MS);
+    });
+  }
 
   async #reconcile(): Promise<{ kind: "done" }> {
     if (!this.synced) return { kind: "done" };
     const started = performance.now();
     try {
-      return await this.#reconcileSynced();
+      await this.#reconcileSynced();
     } finally {
       this.#reconciles++;
       this.#options.metrics.reconciles.inc();
       this.#options.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
     }
+    return { kind: "done" };
   }
 
-  async #reconcileSynced(): Promise<{ kind: "done" }> {
-    const { netlink, membership, namespace } = this.#options;
-    const agents = this.agents.list().flatMap((object) => {
-      const agent = asLBNodeAgent(object);
-      return agent === undefined ? [] : [agent];
-    });
-    const settings = applyingSettings(agents);
-    if (settings === undefined) {
-      const reason = `no LBNodeAgent with spec.local in ${namespace}: announcing nothing`;
-      this.#readiness = { ready: false, reason };
-      if (this.#lastNoAgentLog !== reason) {
-        log.warn(reason);
-        this.#lastNoAgentLog = reason;
-      }
-      if (this.#settings !== undefined) {
-        await this.withdrawAll();
-        this.#settings = undefined;
-      }
-      return { kind: "done" };
-    }
-    this.#lastNoAgentLog = "";
-    if (
-      this.#settings !== undefined && this.#settings.dummyInterface !== settings.dummyInterface
-    ) {
-      // extlbint renamed: clear the old dummy interface first.
-      await this.withdrawAll();
-    }
-    if (this.#settings?.from !== settings.from) {
-      log.info(
-        "LBNodeAgent {name} applies: localint {localint}, extlbint {extlbint}, sendgarp " +
-          "{sendgarp}",
-        {
-          name: settings.from,
-          localint: settings.localInterface,
-          extlbint: settings.dummyInterface,
-          sendgarp: settings.sendGarp,
-        },
-      );
-    }
-    this.#settings = settings;
+  async #reconcileSynced(): Promise<void> {
+    const { netlink, membership } = this.#options;
+    const settings = await this.#takeSettings();
+    if (settings === undefined) return;
 
     const depth = this.#depth;
     this.#depth = "quick";
-    if (depth === "quick" && this.#decisionUnchanged(settings)) return this.#untilNextExpiry();
+    if (depth === "quick" && this.#decisionUnchanged(settings)) return this.#armExpiryCheck();
 
     let state = await netlink.readState();
     const verified = this.#verified;
@@ -590,7 +414,7 @@ export class AgentController {
       isDeepStrictEqual(verified.settings, settings) && isDeepStrictEqual(verified.state, state)
     ) {
       // No drift, and nothing since changed the decision (it would have reset #verified).
-      return this.#untilNextExpiry();
+      return this.#armExpiryCheck();
     }
     if (findLink(state, settings.dummyInterface) === undefined) {
       const outcome = await netlink.ensureDummyInterface(settings.dummyInterface);
@@ -612,11 +436,10 @@ export class AgentController {
     // Until the first renewal the node is fenced and in no one's candidate list: wait.
     if (membership.renewals === 0) {
       this.#readiness = { ready: false, reason: `Lease ${membership.leaseName} not written yet` };
-      return { kind: "done" };
+      return;
     }
 
-    const result = await this.#apply(state, settings, undefined);
-    const failed = result.failed;
+    const { failed } = await this.#apply(state, settings, "decide");
     this.#readiness = membership.fenced
       ? { ready: false, reason: "fenced: Lease not renewed for a full duration" }
       : failed.length > 0
@@ -628,38 +451,53 @@ export class AgentController {
         log.warn("{command}: {message}", { command: failure.command, message: failure.message });
       }
     }
-    return this.#untilNextExpiry();
+    this.#armExpiryCheck();
   }
 
   /**
-   * Done; the election is looked at again the moment the next node Lease would expire (crash
-   * failover), and reconciled only if one did expire without renewal.
+   * The settings of the applying LBNodeAgent, made current: with none, everything is withdrawn
+   * and the agent is not ready; a renamed dummy interface is cleared first.
    */
-  #untilNextExpiry(): { kind: "done" } {
-    this.#armExpiryCheck();
-    return { kind: "done" };
-  }
-
-  #armExpiryCheck(): void {
-    clearTimeout(this.#expiryTimer);
-    const ms = this.#nextLeaseExpiryMs();
-    if (ms === undefined) return;
-    this.#expiryTimer = setTimeout(() => {
-      if (this.#aLiveLeaseExpired()) this.#changed("leases", true);
-      else this.#armExpiryCheck();
-    }, Math.max(10, ms + 5));
-  }
-
-  /** True when a node Lease live at the last reconcile has expired since. */
-  #aLiveLeaseExpired(): boolean {
-    const now = Date.now();
-    for (const name of this.#liveLeases) {
-      const lease = this.leases.get(name, this.#options.namespace);
-      const record = lease === undefined ? undefined : leaseRecord(lease);
-      if (record === undefined || record.nodeName === this.#options.nodeName) continue;
-      if (record.renewTimeMs + record.leaseDurationMs <= now) return true;
+  async #takeSettings(): Promise<AgentSettings | undefined> {
+    const agents = this.#caches.agents.list().flatMap((object) => {
+      const agent = asLBNodeAgent(object);
+      return agent === undefined ? [] : [agent];
+    });
+    const settings = applyingSettings(agents);
+    if (settings === undefined) {
+      const reason =
+        `no LBNodeAgent with spec.local in ${this.#options.namespace}: announcing nothing`;
+      this.#readiness = { ready: false, reason };
+      if (this.#lastNoAgentLog !== reason) {
+        log.warn(reason);
+        this.#lastNoAgentLog = reason;
+      }
+      if (this.#settings !== undefined) {
+        await this.withdrawAll();
+        this.#settings = undefined;
+      }
+      return undefined;
     }
-    return false;
+    this.#lastNoAgentLog = "";
+    if (
+      this.#settings !== undefined && this.#settings.dummyInterface !== settings.dummyInterface
+    ) {
+      await this.withdrawAll();
+    }
+    if (this.#settings?.from !== settings.from) {
+      log.info(
+        "LBNodeAgent {name} applies: localint {localint}, extlbint {extlbint}, sendgarp " +
+          "{sendgarp}",
+        {
+          name: settings.from,
+          localint: settings.localInterface,
+          extlbint: settings.dummyInterface,
+          sendgarp: settings.sendGarp,
+        },
+      );
+    }
+    this.#settings = settings;
+    return settings;
   }
 
   /**
@@ -670,18 +508,178 @@ export class AgentController {
   #decisionUnchanged(settings: AnnounceSettings): boolean {
     const last = this.#lastApplied;
     if (last === undefined || !isDeepStrictEqual(last.settings, settings)) return false;
-    const plan = this.#decide(last.state, settings, this.#decisionInputs());
-    if (!isDeepStrictEqual(plan.assignments, last.assignments)) return false;
-    this.#reportWarnings(plan.warnings);
-    this.#afterApply(plan.decisions, settings);
+    const decision = this.#decide(last.state, settings, this.#decisionInputs());
+    this.#live = liveLeases(decision.liveNodes);
+    if (!isDeepStrictEqual(decision.plan.assignments, last.assignments)) return false;
+    this.#serviceEvents.warnings(decision.plan.warnings);
+    this.#afterApply(decision.plan.decisions, settings);
     return true;
+  }
+
+  /**
+   * Decides (or, to withdraw everything, wants nothing) and applies the difference. Deleting an
+   * interface's primary IPv4 address takes the secondaries of its subnet with it: after such a
+   * delete the addresses are read and planned once more.
+   */
+  async #apply(
+    firstState: NetworkState,
+    settings: AnnounceSettings,
+    mode: ApplyMode,
+  ): Promise<ApplyResult> {
+    const inputs = this.#decisionInputs();
+    const first = await this.#applyRound(firstState, settings, inputs, mode);
+    const second = first.result?.applied.some(mayRemoveOthers)
+      ? await this.#applyRound(
+        { ...firstState, links: await this.#options.netlink.readLinks() },
+        settings,
+        inputs,
+        mode,
+      )
+      : undefined;
+    const last = second ?? first;
+    const results = [first.result, second?.result].filter((r) => r !== undefined);
+    const applied = results.flatMap((r) => r.applied);
+    const alreadyDone = results.flatMap((r) => r.alreadyDone);
+    const failed = (second?.result ?? first.result)?.failed ?? [];
+
+    this.#live = liveLeases(last.decision.liveNodes);
+    if (mode === "decide") this.#afterApply(last.decision.plan.decisions, settings);
+    this.#lastApplied = mode === "decide" && failed.length === 0
+      ? { settings, state: last.state, assignments: last.decision.plan.assignments }
+      : undefined;
+    this.#verified =
+      mode === "decide" && applied.length === 0 && alreadyDone.length === 0 && failed.length === 0
+        ? { settings, state: firstState }
+        : undefined;
+    this.#recorded.keep(
+      mode === "decide" ? this.#wonLocal : [],
+      failed.flatMap(({ change }) => change.kind === "delete" ? [change.address] : []),
+    );
+    return { applied, alreadyDone, failed };
+  }
+
+  /** One decision on `state`, planned and applied. */
+  async #applyRound(
+    state: NetworkState,
+    settings: AnnounceSettings,
+    inputs: DecisionInputs,
+    mode: ApplyMode,
+  ): Promise<AppliedRound> {
+    const { netlink, metrics } = this.#options;
+    const decision = this.#decide(state, settings, inputs);
+    const { plan } = decision;
+    if (plan.settingsProblem !== undefined) log.warn(plan.settingsProblem);
+    if (mode === "decide") this.#serviceEvents.warnings(plan.warnings);
+    const changes = planChanges(state, {
+      assignments: mode === "decide" ? plan.assignments : [],
+      isOwned: ownedAddressPredicate({
+        dummyInterface: settings.dummyInterface,
+        pools: inputs.pools,
+        serviceAddresses: inputs.serviceAddresses,
+        network: state,
+      }),
+    });
+    if (changes.length === 0) return { state, decision, result: undefined };
+    this.#recorded.adding(localAdditions(changes, settings.dummyInterface));
+    const result = await netlink.applyChanges(changes);
+    for (const change of result.applied) {
+      metrics.addressChanges.inc({ kind: change.kind });
+      log.debug("{kind} {address}/{prefixLength} on {interfaceName}", { ...change });
+    }
+    if (result.applied.length > 0) {
+      log.info("applied {count} address changes ({adds} added, {deletes} deleted)", {
+        count: result.applied.length,
+        adds: result.applied.filter((c) => c.kind === "add").length,
+        deletes: result.applied.filter((c) => c.kind === "delete").length,
+      });
+    }
+    return { state, decision, result };
+  }
+
+  /** What a decision reads from the caches, and the addresses this agent may hold. */
+  #decisionInputs(): DecisionInputs {
+    const { slices, groups } = this.#caches;
+    const services = this.#options.announcements.list();
+    const groupList = groups.list();
+    const needsEndpoints = services.some((s) => s.localTrafficPolicy);
+    return {
+      services,
+      pools: poolRangesOf(groupList),
+      netboxAggregations: netboxAggregationsOf(groupList),
+      endpointNodes: needsEndpoints
+        ? healthyEndpointNodes(slices.list())
+        : new Map<string, ReadonlySet<string>>(),
+      // What we won last time, or may have added before a restart, is ours even when its
+      // Service is gone (a Netbox address, or one of a deleted pool, is in no pool range).
+      serviceAddresses: new Set([
+        ...services.flatMap((s) => s.addresses),
+        ...this.#wonLocal,
+        ...(this.#recorded.current(this.#wonLocal) ?? []),
+      ]),
+    };
+  }
+
+  #decide(state: NetworkState, settings: AnnounceSettings, inputs: DecisionInputs): Decision {
+    const { nodeName, membership } = this.#options;
+    const live = electionNodes(
+      this.#caches.leases.list(),
+      nodeName,
+      Date.now(),
+      // Our own liveness is what we know first-hand, not what the cache says yet.
+      membership.fenced ? undefined : announceSubnets(state, settings),
+    );
+    const plan = decideAnnouncements({
+      nodeName,
+      settings,
+      services: inputs.services,
+      endpointNodes: inputs.endpointNodes,
+      pools: inputs.pools,
+      netboxAggregations: inputs.netboxAggregations,
+      network: state,
+      liveNodes: live,
+      fenced: membership.fenced || settling(membership),
+    });
+    return { plan, liveNodes: live };
+  }
+
+  /** Gratuitous announcements for newly won local addresses, events, metrics. */
+  #afterApply(decisions: readonly AddressDecision[], settings: AnnounceSettings): void {
+    const wonLocal = new Set<string>();
+    for (const decision of decisions) {
+      if (!decision.announce || decision.kind !== "local") continue;
+      wonLocal.add(decision.address);
+      if (!this.#wonLocal.has(decision.address) && settings.sendGarp) {
+        this.#gratuitous.send(decision.interfaceName, decision.address);
+      }
+    }
+    this.#gratuitous.keepOnly(wonLocal);
+    const announcements = announcementsOf(decisions);
+    this.#serviceEvents.announcing(announcements);
+    this.#wonLocal = wonLocal;
+    this.#options.metrics.setAnnounced(
+      announcements.map(({ service, address }) => ({ service, ip: address })),
+    );
+  }
+
+  /**
+   * The election is looked at again the moment the next node Lease would expire (crash
+   * failover), and reconciled only if one did expire without renewal.
+   */
+  #armExpiryCheck(): void {
+    clearTimeout(this.#expiryTimer);
+    const ms = this.#nextLeaseExpiryMs();
+    if (ms === undefined) return;
+    this.#expiryTimer = setTimeout(() => {
+      if (this.#aLiveLeaseExpired()) this.#changed("leases", true);
+      else this.#armExpiryCheck();
+    }, Math.max(10, ms + 5));
   }
 
   /** Milliseconds until the next live node Lease (other than ours) expires. */
   #nextLeaseExpiryMs(): number | undefined {
     const now = Date.now();
     let soonest: number | undefined;
-    for (const lease of this.leases.list()) {
+    for (const lease of this.#caches.leases.list()) {
       const record = leaseRecord(lease);
       if (record === undefined || record.nodeName === this.#options.nodeName) continue;
       const expiresIn = record.renewTimeMs + record.leaseDurationMs - now;
@@ -690,293 +688,54 @@ export class AgentController {
     return soonest;
   }
 
-  #records(network: NetworkState, settings: AnnounceSettings): readonly NodeLeaseRecord[] {
-    const { nodeName, membership } = this.#options;
+  /** True when a node Lease live at the last decision has expired since. */
+  #aLiveLeaseExpired(): boolean {
+    const { namespace, nodeName } = this.#options;
     const now = Date.now();
-    const others: NodeLeaseRecord[] = [];
-    for (const lease of this.leases.list()) {
-      const record = leaseRecord(lease);
-      if (record !== undefined && record.nodeName !== nodeName) others.push(record);
+    for (const name of this.#live.leaseNames) {
+      const lease = this.#caches.leases.get(name, namespace);
+      const record = lease === undefined ? undefined : leaseRecord(lease);
+      if (record === undefined || record.nodeName === nodeName) continue;
+      if (record.renewTimeMs + record.leaseDurationMs <= now) return true;
     }
-    const live = [...liveNodes(others, now)];
-    this.#liveLeases = new Set(live.map((r) => `${NODE_LEASE_PREFIX}${r.nodeName}`));
-    if (!membership.fenced) {
-      // Our own liveness is what we know first-hand, not what the cache says yet.
-      const subnets = announceSubnets(network, settings);
-      live.push({ nodeName, renewTimeMs: now, leaseDurationMs: 1, subnets });
-      this.#liveLeases.add(`${NODE_LEASE_PREFIX}${nodeName}`);
-    }
-    this.#liveCount = live.length;
-    return live;
+    return false;
   }
+}
 
-  /**
-   * Decides and applies. `assignmentsOverride` (e.g. `[]` to withdraw everything) replaces the
-   * decision. When an IPv4 address with a prefix shorter than /32 was deleted, the addresses are
-   * read and planned once more: deleting an interface's primary IPv4 address takes its
-   * secondaries with it.
-   */
-  async #apply(
-    firstState: NetworkState,
-    settings: AnnounceSettings,
-    assignmentsOverride: readonly [] | undefined,
-  ): Promise<ApplyResult> {
-    const { netlink, membership, metrics } = this.#options;
-    const inputs = this.#decisionInputs();
-    const { pools, serviceAddresses, mayHold } = inputs;
-    let state = firstState;
-    const applied: AddressChange[] = [];
-    const alreadyDone: AddressChange[] = [];
-    let failed: ApplyResult["failed"] = [];
-    let decisions: readonly AddressDecision[] = [];
-    let decidedOn: { state: NetworkState; assignments: readonly AddressAssignment[] } | undefined;
-    for (let round = 0; round < 2; round++) {
-      const plan = this.#decide(state, settings, inputs);
-      if (plan.settingsProblem !== undefined) log.warn(plan.settingsProblem);
-      if (assignmentsOverride === undefined) this.#reportWarnings(plan.warnings);
-      decisions = plan.decisions;
-      decidedOn = { state, assignments: plan.assignments };
-      const changes = planChanges(state, {
-        assignments: assignmentsOverride ?? plan.assignments,
-        isOwned: ownedAddressPredicate({
-          dummyInterface: settings.dummyInterface,
-          pools,
-          serviceAddresses,
-          network: state,
-        }),
-      });
-      if (changes.length === 0) break;
-      if (mayHold !== undefined) {
-        // Recorded before adding, so that a crash right after still knows them.
-        const adding = changes.filter((c) =>
-          c.kind === "add" && c.interfaceName !== settings.dummyInterface &&
-          !mayHold.has(c.address)
-        );
-        for (const change of adding) mayHold.add(change.address);
-        if (adding.length > 0) membership.setLocalAddresses(mayHold);
-      }
-      const result = await netlink.applyChanges(changes);
-      applied.push(...result.applied);
-      alreadyDone.push(...result.alreadyDone);
-      failed = result.failed;
-      for (const change of result.applied) {
-        metrics.addressChanges.inc({ kind: change.kind });
-        log.debug("{kind} {address}/{prefixLength} on {interfaceName}", { ...change });
-      }
-      if (result.applied.length > 0) {
-        log.info("applied {count} address changes ({adds} added, {deletes} deleted)", {
-          count: result.applied.length,
-          adds: result.applied.filter((c) => c.kind === "add").length,
-          deletes: result.applied.filter((c) => c.kind === "delete").length,
-        });
-      }
-      // Deleting a primary IPv4 address takes the secondaries of its subnet with it: look again.
-      if (!result.applied.some(mayRemoveOthers)) break;
-      state = { ...state, links: await netlink.readLinks() };
-    }
-    if (assignmentsOverride === undefined) this.#afterApply(decisions, settings);
-    this.#lastApplied = assignmentsOverride === undefined && failed.length === 0 &&
-        decidedOn !== undefined
-      ? { settings, ...decidedOn }
-      : undefined;
-    this.#verified = assignmentsOverride === undefined && applied.length === 0 &&
-        alreadyDone.length === 0 && failed.length === 0
-      ? { settings, state: firstState }
-      : undefined;
-    if (mayHold !== undefined) {
-      // Still ours: what we carry now, and what we failed to remove.
-      const kept = new Set(assignmentsOverride === undefined ? this.#wonLocal : []);
-      for (const { change } of failed) {
-        if (change.kind === "delete" && mayHold.has(change.address)) kept.add(change.address);
-      }
-      this.#mayHold = kept;
-      membership.setLocalAddresses(kept);
-    }
-    return { applied, alreadyDone, failed };
+/**
+ * The live node Leases an election counts: those of other nodes as cached, and this node's
+ * own with `ownSubnets` (`undefined` when fenced: it counts itself out).
+ */
+function electionNodes(
+  leases: readonly V1Lease[],
+  nodeName: string,
+  now: number,
+  ownSubnets: readonly string[] | undefined,
+): readonly NodeLeaseRecord[] {
+  const others: NodeLeaseRecord[] = [];
+  for (const lease of leases) {
+    const record = leaseRecord(lease);
+    if (record !== undefined && record.nodeName !== nodeName) others.push(record);
   }
+  const live = [...liveNodes(others, now)];
+  if (ownSubnets !== undefined) {
+    live.push({ nodeName, renewTimeMs: now, leaseDurationMs: 1, subnets: ownSubnets });
+  }
+  return live;
+}
 
-  /** What a decision reads from the caches (and the addresses this agent may hold). */
-  #decisionInputs(): DecisionInputs {
-    const services = this.services.list().flatMap((svc) => {
-      const read = this.#announcement(svc);
-      return read === undefined ? [] : [read];
-    });
-    const groups = this.groups.list();
-    const needsEndpoints = services.some((s) => s.localTrafficPolicy);
-    // What we won last time, or may have added before a restart, is ours even when its Service
-    // is gone (a Netbox address, or one of a deleted pool, is in no pool range).
-    const mayHold = this.#loadMayHold();
-    return {
-      services,
-      pools: poolRangesOf(groups),
-      netboxAggregations: netboxAggregationsOf(groups),
-      endpointNodes: needsEndpoints
-        ? healthyEndpointNodes(this.slices.list())
-        : new Map<string, ReadonlySet<string>>(),
-      mayHold,
-      serviceAddresses: new Set([
-        ...services.flatMap((s) => s.addresses),
-        ...this.#wonLocal,
-        ...(mayHold ?? []),
-      ]),
-    };
-  }
+function liveLeases(live: readonly NodeLeaseRecord[]): LiveLeases {
+  return {
+    leaseNames: new Set(live.map((record) => nodeLeaseName(record.nodeName))),
+    count: live.length,
+  };
+}
 
-  #decide(
-    state: NetworkState,
-    settings: AnnounceSettings,
-    inputs: DecisionInputs,
-  ): AnnouncePlan {
-    const { nodeName, membership } = this.#options;
-    return decideAnnouncements({
-      nodeName,
-      settings,
-      services: inputs.services,
-      endpointNodes: inputs.endpointNodes,
-      pools: inputs.pools,
-      netboxAggregations: inputs.netboxAggregations,
-      network: state,
-      liveNodes: this.#records(state, settings),
-      fenced: membership.fenced || settling(membership),
-    });
-  }
-
-  /**
-   * The addresses this agent may hold (`#mayHold`), started from what the previous run recorded
-   * in the Lease once the Lease has been read; `undefined` before.
-   */
-  #loadMayHold(): Set<string> | undefined {
-    if (this.#mayHold === undefined) {
-      const previous = this.#options.membership.previousLocalAddresses;
-      if (previous !== undefined) {
-        this.#mayHold = new Set([...previous, ...this.#wonLocal]);
-        if (previous.size > 0) {
-          log.info("a previous run recorded local addresses {addresses}", {
-            addresses: [...previous].join(", "),
-          });
-        }
-      }
-    }
-    return this.#mayHold;
-  }
-
-  /** Gratuitous announcements for newly won local addresses, events, metrics. */
-  #afterApply(decisions: readonly AddressDecision[], settings: AnnounceSettings): void {
-    const { nodeName, metrics } = this.#options;
-    const wonLocal = new Set<string>();
-    const announced = new Map<string, string>();
-    const gauge: { service: string; ip: string }[] = [];
-    for (const decision of decisions) {
-      if (!decision.announce) continue;
-      if (decision.kind === "local") {
-        wonLocal.add(decision.address);
-        if (!this.#wonLocal.has(decision.address) && settings.sendGarp) {
-          this.#sendGratuitous(decision.interfaceName, decision.address);
-        }
-      }
-      for (const service of decision.services) {
-        announced.set(
-          `${service}\n${decision.address}`,
-          `${decision.kind} ${decision.interfaceName}`,
-        );
-        gauge.push({ service, ip: decision.address });
-      }
-    }
-    // A lost address must not keep advertising this node's MAC (arping runs for seconds).
-    for (const [address, sending] of this.#gratuitousByAddress) {
-      if (!wonLocal.has(address)) {
-        sending.abort();
-        this.#gratuitousByAddress.delete(address);
-      }
-    }
-    for (const [key, where] of announced) {
-      if (this.#announced.get(key) === where) continue;
-      const [service = "", address = ""] = key.split("\n");
-      const [kind = "", interfaceName = ""] = where.split(" ");
-      this.#event(
-        service,
-        "Normal",
-        kind === "local" ? EventReason.AnnouncingLocal : EventReason.AnnouncingVirtual,
-        `Announcing ${address} from node ${nodeName} interface ${interfaceName}`,
-      );
-    }
-    for (const [key, where] of this.#announced) {
-      if (!announced.has(key)) this.#reportWithdrawn(key, where);
-    }
-    this.#announced = announced;
-    this.#wonLocal = wonLocal;
-    metrics.setAnnounced(gauge);
-  }
-
-  #reportWithdrawn(key: string, where: string): void {
-    const [service = "", address = ""] = key.split("\n");
-    const [, interfaceName = ""] = where.split(" ");
-    this.#event(
-      service,
-      "Normal",
-      EventReason.Withdrawn,
-      `Withdrew ${address} from node ${this.#options.nodeName} interface ${interfaceName}`,
-    );
-  }
-
-  #sendGratuitous(interfaceName: string, address: string): void {
-    const { announcer, metrics } = this.#options;
-    const family = address.includes(":") ? "IPv6" : "IPv4";
-    if (announcer === undefined) {
-      log.warn("sendgarp is on but arping/na6 are missing: {address} not announced", { address });
-      return;
-    }
-    this.#gratuitousByAddress.get(address)?.abort();
-    const cancel = new AbortController();
-    this.#gratuitousByAddress.set(address, cancel);
-    const signal = AbortSignal.any([this.#stopping.signal, cancel.signal]);
-    const sending = announcer.announce({
-      interfaceName,
-      address,
-      count: GRATUITOUS_COUNT,
-      signal,
-    })
-      .then(
-        () => {
-          metrics.gratuitousSent.inc({ family });
-        },
-        (error) => {
-          if (signal.aborted) return;
-          metrics.gratuitousFailed.inc({ family });
-          log.warn("gratuitous announcement of {address} failed: {error}", {
-            address,
-            error: errorMessage(error),
-          });
-        },
-      );
-    this.#gratuitous.add(sending);
-    void sending.finally(() => {
-      this.#gratuitous.delete(sending);
-      if (this.#gratuitousByAddress.get(address) === cancel) {
-        this.#gratuitousByAddress.delete(address);
-      }
-    });
-  }
-
-  #reportWarnings(warnings: readonly { service: string; message: string }[]): void {
-    const current = new Set<string>();
-    for (const { service, message } of warnings) {
-      current.add(service);
-      if (this.#warned.get(service) === message) continue;
-      this.#warned.set(service, message);
-      this.#event(service, "Warning", EventReason.ConfigurationWarning, message);
-    }
-    for (const service of [...this.#warned.keys()]) {
-      if (!current.has(service)) this.#warned.delete(service);
-    }
-  }
-
-  #event(serviceKey: string, type: EventType, reason: EventReason, message: string): void {
-    const svc = this.#serviceOf(serviceKey);
-    if (svc === undefined) return;
-    const subject = { apiVersion: "v1", kind: "Service", metadata: svc.metadata };
-    void this.#options.events.record(subject, type, reason, message);
-  }
+/** The addresses `changes` add to interfaces other than the dummy one. */
+function localAdditions(changes: readonly AddressChange[], dummyInterface: string): string[] {
+  return changes.flatMap((change) =>
+    change.kind === "add" && change.interfaceName !== dummyInterface ? [change.address] : []
+  );
 }
 
 /** True until the node's Lease has been written twice (one renewal period after start). */

@@ -24,6 +24,7 @@ import { EventRecorder } from "../k8s/events.ts";
 import { GratuitousAnnouncer, Netlink } from "../netlink/mod.ts";
 import { type AgentConfig, readAgentConfig, usage } from "./config.ts";
 import { AgentController } from "./controller.ts";
+import { agentInformers } from "./informers.ts";
 import { NodeMembership } from "./membership.ts";
 import { AgentMetrics } from "./metrics.ts";
 
@@ -103,8 +104,10 @@ async function main(args: readonly string[]): Promise<number> {
       log.warn("{message}", { message });
     },
   });
+  const informers = agentInformers(connection, namespace);
   const running = new AgentController({
-    connection,
+    caches: informers.caches,
+    announcements: informers.announcements,
     namespace,
     nodeName: config.nodeName,
     netlink,
@@ -115,7 +118,7 @@ async function main(args: readonly string[]): Promise<number> {
     resyncMs: config.resyncMs,
   });
   controllerRef.current = running;
-  registerInformerMetrics(metrics.registry, () => running.informers);
+  registerInformerMetrics(metrics.registry, () => informers.counts);
   metrics.observe({
     liveNodes: () => running.liveNodeCount,
     fenced: () => membership.fenced,

@@ -1,17 +1,18 @@
 /**
- * This node's membership in the election (SPEC 2): it holds the Lease `purelb-node-<node>`,
+ * This node's membership in the election: it holds the Lease `purelb-node-<node>`,
  * renews it every `renewMs`, publishes the CIDRs it can announce in as the `purelb.io/subnets`
  * annotation (written at once when they change), knows when it must fence itself (no
  * successful renewal for a full duration), and deletes the Lease on a graceful stop. It also
  * keeps in the Lease (`purelb.io/local-addresses`) which local addresses the agent may have
- * put on the node's interfaces, and reads back at start what a previous run recorded there.
+ * put on the node's interfaces, and reads back at start what a previous run recorded there
+ * ({@link RecordedLocalAddresses}).
  *
  * @module
  */
 
 import type { V1Lease } from "@kubernetes/client-node";
-import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
-import type { CoordinationApi } from "../k8s/api.ts";
+import { getLogger } from "@logtape/logtape";
+import { type CoordinationApi, MicroTime } from "../k8s/api.ts";
 import { apiStatusCode, errorMessage } from "../k8s/errors.ts";
 import { LOCAL_ADDRESSES_ANNOTATION, NODE_LEASE_PREFIX, SUBNETS_ANNOTATION } from "../k8s/types.ts";
 import { canonicalAddress } from "../ipam/mod.ts";
@@ -20,6 +21,8 @@ import {
   type NodeLeaseRecord,
   parseSubnetsAnnotation,
 } from "../election/mod.ts";
+
+const log = getLogger(["purelb", "agent"]);
 
 /** The Lease calls membership makes. */
 export type LeaseClient = Pick<
@@ -32,14 +35,6 @@ export type LeaseClient = Pick<
 
 /**
  * Options of {@link NodeMembership}.
- *
- * @example
- * ```ts
- * declare const api: LeaseClient;
- * const options: MembershipOptions = {
- *   api, namespace: "purelb-system", nodeName: "node-a", leaseDurationMs: 6_000, renewMs: 2_000,
- * };
- * ```
  */
 export interface MembershipOptions {
   readonly api: LeaseClient;
@@ -324,7 +319,7 @@ export class NodeMembership {
 
   #body(base: V1Lease | undefined): V1Lease {
     const { namespace, nodeName, leaseDurationMs } = this.#options;
-    const now = new V1MicroTime();
+    const now = new MicroTime();
     return {
       ...(base ?? {}),
       metadata: {
@@ -378,5 +373,61 @@ export class NodeMembership {
       if (status === 409 || status === 404) this.#written = undefined;
       throw error;
     }
+  }
+}
+
+/**
+ * The local addresses this agent may have put on the node's interfaces, in this run or (as
+ * recorded in the Lease) a previous one: its own to remove when not won, even when no Service
+ * or pool names them any more (a Netbox address, an address of a deleted pool). Every change
+ * is written to the Lease through {@link NodeMembership.setLocalAddresses}.
+ */
+export class RecordedLocalAddresses {
+  readonly #membership: Pick<NodeMembership, "previousLocalAddresses" | "setLocalAddresses">;
+  /** `undefined` until the Lease has been read. */
+  #addresses: Set<string> | undefined;
+
+  constructor(membership: Pick<NodeMembership, "previousLocalAddresses" | "setLocalAddresses">) {
+    this.#membership = membership;
+  }
+
+  /**
+   * The addresses, or `undefined` while the Lease has not been read. The first call after it
+   * has starts from what the previous run recorded and `carried` (what this run carries).
+   */
+  current(carried: Iterable<string>): ReadonlySet<string> | undefined {
+    if (this.#addresses === undefined) {
+      const previous = this.#membership.previousLocalAddresses;
+      if (previous === undefined) return undefined;
+      this.#addresses = new Set([...previous, ...carried]);
+      if (previous.size > 0) {
+        log.info("a previous run recorded local addresses {addresses}", {
+          addresses: [...previous].join(", "),
+        });
+      }
+    }
+    return this.#addresses;
+  }
+
+  /** Records addresses before they are added, so that a crash right after still knows them. */
+  adding(addresses: readonly string[]): void {
+    const known = this.#addresses;
+    if (known === undefined) return;
+    const unknown = addresses.filter((address) => !known.has(address));
+    for (const address of unknown) known.add(address);
+    if (unknown.length > 0) this.#membership.setLocalAddresses(known);
+  }
+
+  /**
+   * After an apply, what stays ours: the addresses carried now, and those of `failedDeletes`
+   * that were recorded (still on an interface).
+   */
+  keep(carried: Iterable<string>, failedDeletes: readonly string[]): void {
+    const known = this.#addresses;
+    if (known === undefined) return;
+    const kept = new Set(carried);
+    for (const address of failedDeletes) if (known.has(address)) kept.add(address);
+    this.#addresses = kept;
+    this.#membership.setLocalAddresses(kept);
   }
 }

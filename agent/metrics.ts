@@ -10,13 +10,6 @@ import { registerProcessMetrics } from "../k8s/observability.ts";
 
 /**
  * What the gauges read when scraped.
- *
- * @example
- * ```ts
- * const source: AgentMetricsSource = {
- *   liveNodes: () => 3, fenced: () => false, localWon: () => 1, ipProcesses: () => 12,
- * };
- * ```
  */
 export interface AgentMetricsSource {
   /** Live node Leases seen. */
@@ -67,7 +60,8 @@ export class AgentMetrics {
     localWon: () => 0,
     ipProcesses: () => 0,
   };
-  #announcedKeys = new Set<string>();
+  /** By `service ip`: the series set to 1. */
+  #announced = new Map<string, { readonly service: string; readonly ip: string }>();
 
   /** Registers every metric for node `node`. */
   constructor(node: string) {
@@ -168,19 +162,15 @@ export class AgentMetrics {
 
   /** Replaces the announced set: 1 for each entry, series of others removed. */
   setAnnounced(entries: readonly { readonly service: string; readonly ip: string }[]): void {
-    const keys = new Set<string>();
-    for (const { service, ip } of entries) {
-      const key = `${service}\n${ip}`;
-      keys.add(key);
+    const current = new Map(entries.map((entry) => [`${entry.service} ${entry.ip}`, entry]));
+    for (const [key, { service, ip }] of current) {
       // A series already at 1 stays as it is (with 1,000 Services this was every reconcile's
       // 1,000 label lookups).
-      if (!this.#announcedKeys.has(key)) this.announced.set({ service, node: this.#node, ip }, 1);
+      if (!this.#announced.has(key)) this.announced.set({ service, node: this.#node, ip }, 1);
     }
-    for (const key of this.#announcedKeys) {
-      if (keys.has(key)) continue;
-      const [service = "", ip = ""] = key.split("\n");
-      this.announced.remove({ service, node: this.#node, ip });
+    for (const [key, { service, ip }] of this.#announced) {
+      if (!current.has(key)) this.announced.remove({ service, node: this.#node, ip });
     }
-    this.#announcedKeys = keys;
+    this.#announced = current;
   }
 }

@@ -218,9 +218,11 @@ export function endpointsMatterFor(service: V1Service | undefined): boolean {
  *
  * @example
  * ```ts
+ * import { MicroTime } from "../k8s/api.ts";
+ *
  * const lease = (renewTime: string) => ({ metadata: { name: "purelb-node-a" },
- *   spec: { holderIdentity: "a", renewTime, leaseDurationSeconds: 6 } });
- * leaseChangeMatters(lease("2026-01-01T00:00:00.000000Z"), lease("2026-01-01T00:00:02.000000Z"), true); // false
+ *   spec: { holderIdentity: "a", renewTime: new MicroTime(renewTime), leaseDurationSeconds: 6 } });
+ * leaseChangeMatters(lease("2026-01-01T00:00:00Z"), lease("2026-01-01T00:00:02Z"), true); // false
  * ```
  */
 export function leaseChangeMatters(

@@ -19,7 +19,7 @@ import { type AnnounceInput, decideAnnouncements } from "../agent/announce.ts";
 import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
 import { type NetworkState, parseAddressShow, planChanges } from "../netlink/mod.ts";
 import { winner } from "../election/mod.ts";
-import { NODES, withScene } from "../agent/e2e_scene.ts";
+import { NODES, withScene } from "../tests/agent_scene.ts";
 import { metricValue } from "../tests/programs.ts";
 import { testCluster } from "../tests/cluster.ts";
 import { exec } from "../tests/netns/mod.ts";

@@ -30,7 +30,7 @@ import { winner } from "../election/mod.ts";
 import { addressesIn } from "../tests/agent.ts";
 import { TEST_KUBECONFIG_ENV, type TestCluster, testCluster } from "../tests/cluster.ts";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
-import { type Scene, withScene } from "../agent/e2e_scene.ts";
+import { type Scene, withScene } from "../tests/agent_scene.ts";
 import { allocatorServiceAccount, startAllocator } from "../tests/allocator.ts";
 import { type ProgramProcess, removeProgramBinding } from "../tests/programs.ts";
 import { waitFor } from "../tests/wait.ts";
@@ -80,7 +80,7 @@ export function formatSize(size: ClusterSize): string {
 
 /** The real node the agent runs on (the first node of the scene's LAN). */
 export const REAL_NODE = "node-a";
-/** What the real node publishes (its LAN addresses, see agent/e2e_scene.ts). */
+/** What the real node publishes (its LAN addresses, see tests/agent_scene.ts). */
 export const LAN_SUBNETS = "192.0.2.0/24,2001:db8:1::/64";
 /** What non-competing simulated nodes publish. */
 export const OTHER_SUBNETS = "198.51.100.0/24,2001:db8:2::/64";

@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { NODES, type Scene, withScene } from "../agent/e2e_scene.ts";
+import { NODES, type Scene, withScene } from "./agent_scene.ts";
 import { winner } from "../election/mod.ts";
 import { allocatorServiceAccount, startAllocator, TestApi } from "./allocator.ts";
 import { rootClusterTest, type TestCluster } from "./cluster.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { TestCluster } from "../tests/cluster.ts";
+import type { TestCluster } from "./cluster.ts";
 import {
   addressesIn,
   type AgentProcess,
@@ -16,9 +16,9 @@ import {
   type HeldAddress,
   removeAgentBinding,
   startAgent,
-} from "../tests/agent.ts";
-import { createLan, type Lan } from "../tests/netns/mod.ts";
-import { waitFor } from "../tests/wait.ts";
+} from "./agent.ts";
+import { createLan, type Lan } from "./netns/mod.ts";
+import { waitFor } from "./wait.ts";
 
 /** The node names every scene uses. */
 export const NODES = ["node-a", "node-b", "node-c"] as const;
