@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { V1EndpointSlice, V1Lease, V1MicroTime, V1Service } from "@kubernetes/client-node";
-import { MemoryCache } from "../k8s/cache.ts";
+import { MemoryCache, type Selectors } from "../k8s/cache.ts";
 import type { EventSink } from "../k8s/events.ts";
 import {
   ALLOCATED_BY_PURELB,
@@ -259,9 +259,9 @@ class FakeAnnouncer {
 }
 
 class SliceCache extends MemoryCache<V1EndpointSlice> {
-  readonly reloads: { readonly labelSelector?: string; readonly fieldSelector?: string }[] = [];
+  readonly reloads: Selectors[] = [];
 
-  reload(selectors: { readonly labelSelector?: string; readonly fieldSelector?: string }) {
+  reload(selectors: Selectors): Promise<void> {
     this.reloads.push(selectors);
     return Promise.resolve();
   }

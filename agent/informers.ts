@@ -19,6 +19,7 @@ import {
   type Cache,
   errorMessage,
   type InformerCounts,
+  type ReloadableCache,
   ResilientInformer,
   type RunningCache,
 } from "../k8s/mod.ts";
@@ -42,9 +43,7 @@ import {
 export type CustomObject = KubernetesObject & { readonly spec?: unknown };
 
 /** The EndpointSlices cache, which can also read the slices of one Service on demand. */
-export type SliceCache =
-  & RunningCache<V1EndpointSlice>
-  & Pick<ResilientInformer<V1EndpointSlice>, "reload">;
+export type SliceCache = ReloadableCache<V1EndpointSlice>;
 
 /** The caches the agent controller reads, starts and stops. */
 export interface AgentCaches {

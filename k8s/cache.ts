@@ -40,6 +40,18 @@ export interface RunningCache<T> extends Cache<T> {
   stop(): Promise<void>;
 }
 
+/** Label and field selectors of a list, as the API takes them. */
+export interface Selectors {
+  readonly labelSelector?: string;
+  readonly fieldSelector?: string;
+}
+
+/** A running cache that can also read the objects matching `selectors` on demand. */
+export interface ReloadableCache<T> extends RunningCache<T> {
+  /** Lists the objects matching `selectors` and caches those it holds no entry for. */
+  reload(selectors: Selectors): Promise<void>;
+}
+
 /** The cache key of an object: `namespace/name` (`/name` for cluster-scoped ones). */
 export function cacheKey(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? ""}/${name ?? ""}`;

@@ -23,7 +23,8 @@ import {
   cacheKey,
   type InformerEventType,
   type InformerHandler,
-  type RunningCache,
+  type ReloadableCache,
+  type Selectors,
 } from "./cache.ts";
 
 const LIST_PAGE_SIZE = 500;
@@ -72,7 +73,7 @@ export interface InformerOptions<T extends KubernetesObject> {
  * await services.synced;
  * ```
  */
-export class ResilientInformer<T extends KubernetesObject> implements RunningCache<T> {
+export class ResilientInformer<T extends KubernetesObject> implements ReloadableCache<T> {
   readonly #connection: ApiConnection;
   readonly #options: InformerOptions<T>;
   readonly #handlers: InformerHandler<T>[] = [];
@@ -226,7 +227,7 @@ export class ResilientInformer<T extends KubernetesObject> implements RunningCac
    * makes them matter lies elsewhere (an EndpointSlice whose Service just came to matter).
    * Objects already cached came from the watch and are at least as new; they are left alone.
    */
-  async reload(selectors: { readonly labelSelector?: string; readonly fieldSelector?: string }) {
+  async reload(selectors: Selectors): Promise<void> {
     const join = (a: string | undefined, b: string | undefined) =>
       [a, b].filter((part) => part !== undefined && part !== "").join(",");
     const pages = this.#pages(
