@@ -25,10 +25,13 @@ import {
   parseCidr,
   parseRange,
   parseServiceGroupSpec,
+  parseServiceGroupTenancy,
   type SharingRequest,
 } from "../ipam/mod.ts";
 import { type NetboxError, netboxSourceKey } from "../netbox/mod.ts";
+import { DEFAULT_SERVICE_GROUP } from "../k8s/types.ts";
 import type { AllocationRequest } from "./request.ts";
+import { type GroupChoice, type TenancyGroup, TenancyRules } from "./tenancy.ts";
 
 /** A ServiceGroup as the allocator needs it. */
 export interface GroupInput {
@@ -38,21 +41,34 @@ export interface GroupInput {
   readonly spec: unknown;
 }
 
+/**
+ * The tenancy part of a group's report, present once some group lists namespaces: the
+ * namespaces it serves (if it lists any) and how many Services hold its addresses although the
+ * namespace rules would not give them to them now.
+ */
+export interface TenancyReport {
+  readonly boundNamespaces?: readonly string[];
+  readonly outOfScope?: number;
+}
+
 /** What the allocator thinks of a ServiceGroup, for its status and events. */
 export type GroupReport =
-  | {
-    readonly name: string;
-    readonly kind: "valid";
-    readonly stats: Readonly<Record<IpFamily, FamilyStats>>;
-    readonly families: readonly IpFamily[];
-  }
-  | {
-    readonly name: string;
-    readonly kind: "netbox";
-    readonly source: NetboxSource;
-    readonly inUse: Readonly<Record<IpFamily, number>>;
-  }
-  | { readonly name: string; readonly kind: "invalid"; readonly errors: readonly string[] };
+  & TenancyReport
+  & (
+    | {
+      readonly name: string;
+      readonly kind: "valid";
+      readonly stats: Readonly<Record<IpFamily, FamilyStats>>;
+      readonly families: readonly IpFamily[];
+    }
+    | {
+      readonly name: string;
+      readonly kind: "netbox";
+      readonly source: NetboxSource;
+      readonly inUse: Readonly<Record<IpFamily, number>>;
+    }
+    | { readonly name: string; readonly kind: "invalid"; readonly errors: readonly string[] }
+  );
 
 /** Where a Netbox group takes its addresses from. */
 export interface NetboxSource {
@@ -101,7 +117,9 @@ export type AllocationFailure =
   | AssignFailure
   | "netbox_error"
   | "group_not_found"
-  | "group_invalid";
+  | "group_invalid"
+  /** The namespace rules refuse the group (or the address's group) to the Service's namespace. */
+  | "namespace_refused";
 
 /** Part of every outcome that may let go of Netbox addresses. */
 export interface FreedNetbox {
@@ -126,7 +144,13 @@ export type AllocationChange =
   };
 
 /** The result of {@linkcode Allocator.allocate}. */
-export type AllocateOutcome = AllocationChange & FreedNetbox;
+export type AllocateOutcome = AllocationChange & FreedNetbox & {
+  /**
+   * `ConfigurationWarning`s of the namespace rules: no single default among the groups serving
+   * the namespace, or an allocation kept although the rules would not give it now.
+   */
+  readonly warnings: readonly string[];
+};
 
 /** The result of {@linkcode Allocator.release}. */
 export interface ReleaseOutcome extends FreedNetbox {
@@ -135,8 +159,24 @@ export interface ReleaseOutcome extends FreedNetbox {
 }
 
 interface ServiceAllocation {
+  /** The request as the Service made it (its group not yet chosen by the namespace rules). */
   readonly request: AllocationRequest;
   readonly addresses: readonly HeldAddress[];
+  /** Set when the namespace rules would not give this allocation now: why. */
+  readonly outOfScope?: string;
+}
+
+/**
+ * How the namespace rules apply to a request: their choice, whether the Service's earlier
+ * decision stands (it holds what it asked for, and only the rules changed), and the group to
+ * check its allocation against (`undefined`: refused, nothing to keep).
+ */
+interface Plan {
+  readonly choice: GroupChoice;
+  readonly standing: boolean;
+  readonly group: string | undefined;
+  /** When standing against the rules' choice: why the allocation is out of scope. */
+  readonly outOfScope: string | undefined;
 }
 
 type GroupEntry =
@@ -176,9 +216,14 @@ type GroupEntry =
 export class Allocator {
   readonly #groups = new Map<string, GroupEntry>();
   readonly #services = new Map<string, ServiceAllocation>();
+  #tenancy = new TenancyRules([]);
 
   /** Replaces the set of groups; unchanged groups keep their pools and counts. */
   setGroups(inputs: readonly GroupInput[]): readonly GroupReport[] {
+    this.#tenancy = new TenancyRules(inputs.flatMap((input): TenancyGroup[] => {
+      const tenancy = parseServiceGroupTenancy(input.spec);
+      return tenancy.kind === "valid" ? [{ name: input.name, tenancy: tenancy.tenancy }] : [];
+    }));
     const parsed = inputs.map((input) => ({
       input,
       specText: JSON.stringify(input.spec ?? null),
@@ -242,13 +287,33 @@ export class Allocator {
 
   /** The current view of every group. */
   groupReports(): readonly GroupReport[] {
-    return [...this.#groups.entries()].map(([name, entry]) => reportOf(name, entry));
+    return [...this.#groups.entries()].map(([name, entry]) => this.#reportOf(name, entry));
   }
 
   /** The report of one group, if it exists. */
   groupReport(name: string): GroupReport | undefined {
     const entry = this.#groups.get(name);
-    return entry ? reportOf(name, entry) : undefined;
+    return entry ? this.#reportOf(name, entry) : undefined;
+  }
+
+  #reportOf(name: string, entry: GroupEntry): GroupReport {
+    const report = reportOf(name, entry);
+    if (!this.#tenancy.active) return report;
+    const bound = this.#tenancy.boundNamespaces(name);
+    let outOfScope = 0;
+    for (const allocation of this.#services.values()) {
+      if (
+        allocation.outOfScope !== undefined && allocation.addresses.some((a) => a.group === name)
+      ) {
+        outOfScope++;
+      }
+    }
+    return { ...report, ...(bound === undefined ? {} : { boundNamespaces: bound }), outOfScope };
+  }
+
+  /** Why the Service's allocation is out of scope (kept against the namespace rules), if it is. */
+  outOfScope(serviceKey: string): string | undefined {
+    return this.#services.get(serviceKey)?.outOfScope;
   }
 
   /** What a Service holds now. */
@@ -272,12 +337,20 @@ export class Allocator {
    * current addresses nor its sharing key cover it. The controller takes the addresses and
    * passes them to {@linkcode allocate} as an offer.
    */
-  netboxNeeds(request: AllocationRequest): NetboxNeeds | undefined {
+  netboxNeeds(asked: AllocationRequest): NetboxNeeds | undefined {
+    if (asked.specificAddresses.length > 0) return undefined;
+    const plan = this.#plan(asked);
+    const current = this.#services.get(asked.key);
+    const keeps = current !== undefined && plan.group !== undefined &&
+      this.#sameShape(current, { ...asked, group: plan.group });
+    const group = keeps ? plan.group : plan.choice.kind === "use" ? plan.choice.group : undefined;
+    if (group === undefined) return undefined;
+    const request = { ...asked, group };
     const entry = this.#groups.get(request.group);
-    if (entry?.kind !== "netbox" || request.specificAddresses.length > 0) return undefined;
-    const current = this.#services.get(request.key);
-    const keeps = current !== undefined && this.#sameShape(current, request);
-    if (keeps && request.policy !== "PreferDualStack") return undefined;
+    if (entry?.kind !== "netbox") return undefined;
+    if (keeps && (request.policy !== "PreferDualStack" || plan.outOfScope !== undefined)) {
+      return undefined;
+    }
     const bound = (family: IpFamily) =>
       request.sharingKey !== "" &&
       entry.pool.addressOfSharingKey(request.sharingKey, family) !== undefined;
@@ -319,8 +392,10 @@ export class Allocator {
   register(request: AllocationRequest, addresses: readonly string[]): readonly string[] {
     const problems: string[] = [];
     const held: HeldAddress[] = [];
+    const choice = this.#plan(request).choice;
+    const chosen = choice.kind === "use" ? { ...request, group: choice.group } : request;
     for (const address of addresses) {
-      const found = this.#entryContaining(address) ?? this.#netboxEntryOf(request);
+      const found = this.#entryContaining(address) ?? this.#netboxEntryOf(chosen);
       if (!found) {
         const family: IpFamily = address.includes(":") ? "IPv6" : "IPv4";
         held.push({ address, family, group: "" });
@@ -346,32 +421,125 @@ export class Allocator {
     const offered = offer === undefined
       ? []
       : offer.addresses.map(({ address }) => ({ address, netbox: offer.source }));
-    return { ...change, freedNetbox: this.#unheldNetbox([...before, ...offered]) };
+    const outOfScope = this.outOfScope(request.key);
+    const holds = this.addressesOf(request.key);
+    const warnings = outOfScope === undefined ? change.warnings : [
+      ...change.warnings,
+      `keeps ${holds.map((a) => a.address).join(", ")} from ServiceGroup ` +
+      `"${holds.find((a) => a.group !== "")?.group ?? ""}", although the namespace ` +
+      `rules would not give it now (${outOfScope}); annotate the Service with ` +
+      `purelb.io/re-evaluate to decide again`,
+    ];
+    return {
+      ...change,
+      warnings,
+      freedNetbox: this.#unheldNetbox([...before, ...offered]),
+    };
   }
 
-  #allocate(request: AllocationRequest, offer: NetboxOffer | undefined): AllocationChange {
+  /**
+   * How the namespace rules apply to the request. An earlier decision stands while the Service
+   * holds what it asks for (the addresses it names; the group it names; for a Service naming
+   * neither, the group chosen for it before, once namespace rules are in use) and it did not
+   * ask for `purelb.io/re-evaluate`: edits of the rules never move an allocation.
+   */
+  #plan(request: AllocationRequest): Plan {
+    const namespace = request.key.slice(0, Math.max(0, request.key.indexOf("/")));
+    const choice = request.specificAddresses.length > 0
+      ? this.#specificChoice(namespace, request)
+      : this.#tenancy.choose(namespace, namesGroup(request) ? request.group : undefined);
     const current = this.#services.get(request.key);
-    if (current && this.#stillSatisfies(current, request)) {
-      const added = this.#addMissingPreferredFamilies(current, request, offer);
+    const held = current === undefined ? undefined : singleGroupOf(current.addresses);
+    const standing = current !== undefined && held !== undefined && request.reEvaluate !== true &&
+      this.#earlierDecisionStands(current, held, request, choice);
+    if (!standing) {
+      return {
+        choice,
+        standing,
+        group: choice.kind === "use" ? choice.group : undefined,
+        outOfScope: undefined,
+      };
+    }
+    const outOfScope = choice.kind === "refused"
+      ? choice.reason
+      : request.specificAddresses.length === 0 && choice.group !== held
+      ? `they choose ServiceGroup "${choice.group}" for namespace "${namespace}"`
+      : undefined;
+    return { choice, standing, group: held, outOfScope };
+  }
+
+  /** For specific addresses: refused when the rules refuse the group of one of them. */
+  #specificChoice(namespace: string, request: AllocationRequest): GroupChoice {
+    for (const address of request.specificAddresses) {
+      const found = this.#entryContaining(address);
+      const reason = found === undefined ? undefined : this.#tenancy.refusal(namespace, found.name);
+      if (reason !== undefined) {
+        return { kind: "refused", reason: `requested address ${address}: ${reason}`, warnings: [] };
+      }
+    }
+    return { kind: "use", group: request.group, warnings: [] };
+  }
+
+  #earlierDecisionStands(
+    current: ServiceAllocation,
+    held: string,
+    request: AllocationRequest,
+    choice: GroupChoice,
+  ): boolean {
+    if (request.specificAddresses.length > 0) {
+      const holds = current.addresses.map((a) => a.address).sort().join(",");
+      return holds === [...request.specificAddresses].sort().join(",");
+    }
+    if (current.request.specificAddresses.length > 0) return false;
+    if (namesGroup(request)) return held === request.group;
+    if (namesGroup(current.request)) return false;
+    return this.#tenancy.active || (choice.kind === "use" && choice.group === held);
+  }
+
+  #allocate(
+    request: AllocationRequest,
+    offer: NetboxOffer | undefined,
+  ): AllocationChange & { readonly warnings: readonly string[] } {
+    const current = this.#services.get(request.key);
+    const plan = this.#plan(request);
+    const warnings = plan.choice.warnings;
+    const kept = plan.group === undefined ? undefined : { ...request, group: plan.group };
+    if (current && kept && this.#stillSatisfies(current, kept)) {
+      const added = plan.outOfScope === undefined
+        ? this.#addMissingPreferredFamilies(current, kept, offer)
+        : [];
+      const scope = plan.outOfScope === undefined ? {} : { outOfScope: plan.outOfScope };
       if (added.length === 0) {
-        this.#services.set(request.key, { request, addresses: current.addresses });
-        return { kind: "unchanged", addresses: current.addresses };
+        this.#services.set(request.key, { request, addresses: current.addresses, ...scope });
+        return { kind: "unchanged", addresses: current.addresses, warnings };
       }
       const addresses = orderByFamilies([...current.addresses, ...added], request.families);
-      this.#services.set(request.key, { request, addresses });
-      return { kind: "assigned", addresses, released: [] };
+      this.#services.set(request.key, { request, addresses, ...scope });
+      return { kind: "assigned", addresses, released: [], warnings };
     }
     const released = this.#forget(request.key);
-    const fresh = request.specificAddresses.length > 0
-      ? this.#takeSpecific(request)
-      : this.#takeFromGroup(request, offer);
+    if (plan.choice.kind === "refused") {
+      return {
+        kind: "failed",
+        failure: "namespace_refused",
+        reason: plan.choice.reason,
+        released,
+        warnings,
+      };
+    }
+    const decided = request.specificAddresses.length > 0
+      ? request
+      : { ...request, group: plan.choice.group };
+    const fresh = decided.specificAddresses.length > 0
+      ? this.#takeSpecific(decided)
+      : this.#takeFromGroup(decided, offer);
     if (fresh.kind === "failed") {
       this.#releaseFromPools(request.key, fresh.partial);
-      return { kind: "failed", failure: fresh.failure, reason: fresh.reason, released };
+      return { kind: "failed", failure: fresh.failure, reason: fresh.reason, released, warnings };
     }
     const addresses = orderByFamilies(fresh.addresses, request.families);
     this.#services.set(request.key, { request, addresses });
-    return { kind: "assigned", addresses, released };
+    return { kind: "assigned", addresses, released, warnings };
   }
 
   /** Gives back everything the Service holds; returns what it held. */
@@ -681,6 +849,7 @@ const FAILURE_PRECEDENCE: readonly AllocationFailure[] = [
   "address_outside_pools",
   "group_not_found",
   "group_invalid",
+  "namespace_refused",
   "family_unavailable",
   "sharing_refused",
   "invalid_request",
@@ -691,6 +860,18 @@ function failedWith(refusals: readonly Refusal[], partial: readonly HeldAddress[
   const failure = FAILURE_PRECEDENCE.find((f) => refusals.some((r) => r.failure === f)) ??
     "other";
   return { kind: "failed", failure, reason: refusals.map((r) => r.reason).join("; "), partial };
+}
+
+/** Whether the request names its group (absent flag: any group but `default` is named). */
+function namesGroup(request: AllocationRequest): boolean {
+  return request.groupAnnotated ?? request.group !== DEFAULT_SERVICE_GROUP;
+}
+
+/** The one group the addresses come from (`undefined` if none, or several). */
+function singleGroupOf(addresses: readonly HeldAddress[]): string | undefined {
+  const groups = new Set(addresses.map((a) => a.group).filter((g) => g !== ""));
+  const [only] = groups;
+  return groups.size === 1 ? only : undefined;
 }
 
 function sameSharing(a: AllocationRequest, b: AllocationRequest): boolean {

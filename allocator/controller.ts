@@ -292,7 +292,9 @@ export class AllocatorController {
       case "invalid": {
         const released = this.#release(key);
         this.#reportWarnings(svc, intent.warnings);
-        if (ingressIps(svc).length > 0) await this.#writeAllocation(svc, [], "", leadership);
+        if (ingressIps(svc).length > 0 || asksReEvaluation(svc)) {
+          await this.#writeAllocation(svc, [], "", leadership);
+        }
         this.#afterRelease(svc, released);
         this.#fail(svc, "invalid_request", intent.reason);
         return DONE;
@@ -309,11 +311,29 @@ export class AllocatorController {
     leadership: AbortSignal,
   ): Promise<Outcome> {
     const taken = await this.#takeFromNetbox(request, leadership);
+    const key = request.key;
+    const scopeBefore = this.#allocator.outOfScope(key);
+    const heldBefore = this.#allocator.addressesOf(key);
     const outcome = this.#allocator.allocate(request, taken?.offer);
     if (taken) this.#options.netbox.settle(taken.offer);
     this.#queueNetboxReturns(outcome.freedNetbox);
     if (leadership.aborted) return DONE;
-    this.#reportWarnings(svc, [...requestWarnings, ...this.#sharingWarnings(request, outcome)]);
+    if ((scopeBefore === undefined) !== (this.#allocator.outOfScope(key) === undefined)) {
+      // The group's outOfScope count changed.
+      const groups = [...heldBefore, ...this.#allocator.addressesOf(key)].map((a) => a.group);
+      for (const group of new Set(groups)) {
+        if (group !== "") this.#addAfter({ kind: "group_status", group }, GROUP_STATUS_DELAY_MS);
+      }
+    }
+    const tenancyWarnings = outcome.warnings.map((message): RequestWarning => ({
+      reason: "ConfigurationWarning",
+      message,
+    }));
+    this.#reportWarnings(svc, [
+      ...requestWarnings,
+      ...tenancyWarnings,
+      ...this.#sharingWarnings(request, outcome),
+    ]);
     const applied = await this.#apply(svc, outcome, leadership);
     if (taken !== undefined && !taken.result.ok && isUncertain(taken.result.error.failure)) {
       // A lost answer may hide a write that lands later: the sweep gives such strays back.
@@ -470,7 +490,9 @@ export class AllocatorController {
   ): Promise<Outcome> {
     const key = serviceKey(svc);
     if (outcome.kind === "failed") {
-      if (ingressIps(svc).length > 0) await this.#writeAllocation(svc, [], "", leadership);
+      if (ingressIps(svc).length > 0 || asksReEvaluation(svc)) {
+        await this.#writeAllocation(svc, [], "", leadership);
+      }
       this.#afterRelease(svc, outcome.released);
       this.#fail(svc, outcome.failure, outcome.reason);
       return DONE;
@@ -560,7 +582,10 @@ export class AllocatorController {
     void this.#options.events.record(subject, type, reason, message);
   }
 
-  /** Writes ingress and our annotations in one merge patch of the status subresource. */
+  /**
+   * Writes ingress and our annotations in one merge patch of the status subresource; removes a
+   * `purelb.io/re-evaluate` annotation (the Service has just been decided again).
+   */
   async #writeAllocation(
     svc: V1Service,
     addresses: readonly HeldAddress[],
@@ -573,9 +598,10 @@ export class AllocatorController {
       `${i.ip ?? i.hostname ?? ""}/${i.ipMode ?? ""}`
     );
     const ingressWanted = wanted.map((ip) => `${ip}/VIP`);
-    const marksWanted = wanted.length > 0
+    const marksWanted: Record<string, string | null> = wanted.length > 0
       ? { [Annotations.allocatedBy]: ALLOCATED_BY_PURELB, [Annotations.allocatedFrom]: group }
       : { [Annotations.allocatedBy]: null, [Annotations.allocatedFrom]: null };
+    if (asksReEvaluation(svc)) marksWanted[Annotations.reEvaluate] = null;
     const marksMatch = Object.entries(marksWanted).every(([k, v]) =>
       (annotations[k] ?? null) === v
     );
@@ -629,6 +655,10 @@ export class AllocatorController {
 
 function ingressIps(svc: V1Service): string[] {
   return (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => i.ip ? [i.ip] : []);
+}
+
+function asksReEvaluation(svc: V1Service): boolean {
+  return svc.metadata?.annotations?.[Annotations.reEvaluate] !== undefined;
 }
 
 function hasOurMarks(svc: V1Service): boolean {

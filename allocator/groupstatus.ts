@@ -19,10 +19,15 @@ export type FamilyUsagePatch = {
 };
 
 /** The status the allocator writes (a JSON merge patch). */
-export type ServiceGroupStatusPatch = Omit<ServiceGroupStatus, "ipv4" | "ipv6"> & {
-  readonly ipv4: FamilyUsagePatch | null;
-  readonly ipv6: FamilyUsagePatch | null;
-};
+export type ServiceGroupStatusPatch =
+  & Omit<ServiceGroupStatus, "ipv4" | "ipv6" | "boundNamespaces" | "outOfScope">
+  & {
+    readonly ipv4: FamilyUsagePatch | null;
+    readonly ipv6: FamilyUsagePatch | null;
+    /** Present when the report or the stored status has it (`null` removes it). */
+    readonly boundNamespaces?: readonly string[] | null;
+    readonly outOfScope?: number | null;
+  };
 
 /** A ServiceGroup as read from the API. */
 export type ServiceGroupObject = KubernetesObject & {
@@ -87,13 +92,22 @@ export function groupStatusOf(
     const stats: FamilyStats = report.stats[family];
     return { size: stats.size.toString(), inUse: stats.inUse, free: stats.free.toString() };
   };
+  const stored = sg.status ?? {};
+  // The tenancy fields appear only in clusters that use namespace rules (and leave with them).
+  const tenancy = (key: "boundNamespaces" | "outOfScope") =>
+    report[key] !== undefined
+      ? { [key]: report[key] }
+      : stored[key] === undefined
+      ? {}
+      : { [key]: null };
   const status: ServiceGroupStatusPatch = {
     ...(generation === undefined ? {} : { observedGeneration: generation }),
     conditions,
     ipv4: usage("IPv4"),
     ipv6: usage("IPv6"),
+    ...tenancy("boundNamespaces"),
+    ...tenancy("outOfScope"),
   };
-  const stored = sg.status ?? {};
   const changed = JSON.stringify(comparable(stored)) !== JSON.stringify(comparable(status));
   const previousValid = sg.status?.conditions?.find((c) => c.type === "Valid");
   const becameInvalid = valid.status === "False" &&
@@ -122,6 +136,8 @@ function comparable(status: ServiceGroupStatus | ServiceGroupStatusPatch) {
     ]),
     ipv4: comparableUsage(status.ipv4),
     ipv6: comparableUsage(status.ipv6),
+    boundNamespaces: status.boundNamespaces ?? null,
+    outOfScope: status.outOfScope ?? null,
   };
 }
 

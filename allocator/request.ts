@@ -26,8 +26,15 @@ export interface AllocationRequest {
   readonly policy: FamilyPolicy;
   /** Canonical specific addresses, in `families` order; empty = any from `group`. */
   readonly specificAddresses: readonly string[];
-  /** The ServiceGroup to allocate from (ignored when specific addresses are given). */
+  /**
+   * The ServiceGroup to allocate from (ignored when specific addresses are given): the
+   * annotation's, else `default` (the namespace rules may choose another, see `groupAnnotated`).
+   */
   readonly group: string;
+  /** True when `group` comes from the `purelb.io/service-group` annotation. */
+  readonly groupAnnotated?: boolean;
+  /** True while the Service carries `purelb.io/re-evaluate`: decide its group again. */
+  readonly reEvaluate?: boolean;
   /** `purelb.io/allow-shared-ip`; "" = no sharing. */
   readonly sharingKey: string;
   readonly ports: readonly ServicePort[];
@@ -141,6 +148,8 @@ export function readServiceIntent(service: V1Service, settings: RequestSettings)
       port: p.port,
     })),
     localTrafficPolicy: service.spec.externalTrafficPolicy === "Local",
+    ...(groupAnnotation ? { groupAnnotated: true } : {}),
+    ...(annotations[Annotations.reEvaluate] === undefined ? {} : { reEvaluate: true }),
   };
   return { kind: "allocate", request, warnings };
 }

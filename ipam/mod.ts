@@ -63,8 +63,12 @@ export {
   findGroupOverlaps,
   type GroupOverlap,
   type GroupRanges,
+  type GroupTenancy,
+  type GroupTenancyResult,
+  MAX_GROUP_NAMESPACES,
   parseAggregation,
   parseServiceGroupSpec,
+  parseServiceGroupTenancy,
   type ServiceGroupParseResult,
   type ServiceGroupSource,
 } from "./servicegroup.ts";

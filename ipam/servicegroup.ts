@@ -389,9 +389,109 @@ function isHttpUrl(text: string): boolean {
 }
 
 /**
+ * Who may use a ServiceGroup (README "Tenancy: who may use a ServiceGroup"): the namespaces it
+ * serves, whether it fences them, and whether it is their default among several.
+ */
+export interface GroupTenancy {
+  /** `spec.namespaces`; absent when the group lists none (it then serves no namespace). */
+  readonly namespaces?: readonly string[];
+  /** `spec.enforceNamespaces`: the listed namespaces are fenced (both ways). */
+  readonly enforceNamespaces: boolean;
+  /** `spec.namespaceDefault`: the default of its namespaces when several groups serve them. */
+  readonly namespaceDefault: boolean;
+}
+
+/** Outcome of {@link parseServiceGroupTenancy}. */
+export type GroupTenancyResult =
+  | { readonly kind: "valid"; readonly tenancy: GroupTenancy }
+  | { readonly kind: "invalid"; readonly errors: readonly FieldError[] };
+
+/** At most this many entries in `spec.namespaces` (as the CRD says). */
+export const MAX_GROUP_NAMESPACES = 1024;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * Reads `spec.namespaces`, `spec.enforceNamespaces` and `spec.namespaceDefault` of a ServiceGroup
+ * spec (untyped JSON). Errors name the field: a namespace that is not a DNS label, more than
+ * {@link MAX_GROUP_NAMESPACES} of them, a repeated one, a flag that is not a boolean, or a flag
+ * set to true without `spec.namespaces`. A spec that is not an object has no tenancy fields.
+ *
+ * @example
+ * ```ts
+ * const result = parseServiceGroupTenancy({ enforceNamespaces: true });
+ * if (result.kind === "invalid") console.log(result.errors[0]?.message);
+ * // spec.enforceNamespaces: needs spec.namespaces (the namespaces to fence)
+ * ```
+ */
+export function parseServiceGroupTenancy(spec: unknown): GroupTenancyResult {
+  const errors = new ErrorCollector();
+  if (!isRecord(spec)) {
+    return { kind: "valid", tenancy: { enforceNamespaces: false, namespaceDefault: false } };
+  }
+  let namespaces: string[] | undefined;
+  const listed = spec["namespaces"];
+  if (listed !== undefined) {
+    if (!Array.isArray(listed)) {
+      errors.add("spec.namespaces", listed, `must be a list, not ${jsonTypeName(listed)}`);
+    } else {
+      if (listed.length > MAX_GROUP_NAMESPACES) {
+        errors.add(
+          "spec.namespaces",
+          `${listed.length} entries`,
+          `has ${listed.length} entries; at most ${MAX_GROUP_NAMESPACES} are allowed`,
+        );
+      }
+      namespaces = [];
+      const seen = new Set<string>();
+      listed.forEach((entry: unknown, index) => {
+        const field = `spec.namespaces[${index}]`;
+        if (typeof entry !== "string") {
+          errors.add(field, entry, `must be a namespace name, not ${jsonTypeName(entry)}`);
+        } else if (!DNS_LABEL.test(entry)) {
+          errors.add(
+            field,
+            entry,
+            `"${entry}" is not a namespace name (a DNS label: at most 63 characters, ` +
+              `lower case letters, digits and "-", starting and ending with a letter or digit)`,
+          );
+        } else if (seen.has(entry)) {
+          errors.add(field, entry, `"${entry}" is listed twice`);
+        } else {
+          seen.add(entry);
+          namespaces?.push(entry);
+        }
+      });
+    }
+  }
+  const flag = (key: string, purpose: string): boolean => {
+    const value = spec[key];
+    if (value === undefined) return false;
+    if (typeof value !== "boolean") {
+      errors.add(`spec.${key}`, value, `must be true or false, not ${jsonTypeName(value)}`);
+      return false;
+    }
+    if (value && listed === undefined) {
+      errors.add(`spec.${key}`, value, `needs spec.namespaces (${purpose})`);
+    }
+    return value;
+  };
+  const enforceNamespaces = flag("enforceNamespaces", "the namespaces to fence");
+  const namespaceDefault = flag("namespaceDefault", "the namespaces it is the default of");
+  if (errors.errors.length > 0) return { kind: "invalid", errors: errors.errors };
+  return {
+    kind: "valid",
+    tenancy: namespaces === undefined
+      ? { enforceNamespaces, namespaceDefault }
+      : { namespaces, enforceNamespaces, namespaceDefault },
+  };
+}
+
+/**
  * Parses a ServiceGroup `spec` as it comes from the API (untyped JSON). Accepts
  * `spec.local.v6pools`/`v4pools` lists, the legacy single `v6pool`/`v4pool` entries and the
- * legacy top-level `pool`/`subnet`/`aggregation`, or `spec.netbox`. Ranges come out in
+ * legacy top-level `pool`/`subnet`/`aggregation`, or `spec.netbox`; the tenancy fields are
+ * checked too ({@link parseServiceGroupTenancy} reads them). Ranges come out in
  * allocation order: v6pools, v4pools, v6pool, v4pool, top-level pool. Every error is reported,
  * each naming its field and value.
  *
@@ -425,6 +525,8 @@ export function parseServiceGroupSpec(spec: unknown): ServiceGroupParseResult {
   } else {
     errors.add("spec", "", "set exactly one of spec.local and spec.netbox");
   }
+  const tenancy = parseServiceGroupTenancy(spec);
+  if (tenancy.kind === "invalid") errors.errors.push(...tenancy.errors);
   if (source === undefined || errors.errors.length > 0) {
     return { kind: "invalid", errors: errors.errors };
   }

@@ -29,7 +29,9 @@ export const LB_NODE_AGENT_KIND = "LBNodeAgent";
 export const LB_NODE_AGENT_PLURAL = "lbnodeagents";
 
 /**
- * Service annotations (README "Service annotations and fields"). The first four are set by users, the last two by the allocator.
+ * Service annotations (README "Service annotations and fields"). `serviceGroup`, `addresses`,
+ * `allowSharedIp`, `allowLocal` and `reEvaluate` are set by users, `allocatedBy` and
+ * `allocatedFrom` by the allocator (which also removes `reEvaluate`).
  *
  * @example
  * ```ts
@@ -50,6 +52,8 @@ export const Annotations = {
   allocatedBy: "purelb.io/allocated-by",
   /** The ServiceGroup the address came from. */
   allocatedFrom: "purelb.io/allocated-from",
+  /** One-shot: decide this Service's group again; the allocator removes it once done. */
+  reEvaluate: "purelb.io/re-evaluate",
 } as const;
 
 /** One of the annotation names in {@linkcode Annotations}. */
@@ -158,6 +162,12 @@ export interface ServiceGroupNetboxSpec {
 export interface ServiceGroupSpec {
   readonly local?: ServiceGroupLocalSpec;
   readonly netbox?: ServiceGroupNetboxSpec;
+  /** The namespaces this group serves (DNS labels, at most 1024). */
+  readonly namespaces?: readonly string[];
+  /** Fence the listed namespaces: they use only groups that list them, and only they use this. */
+  readonly enforceNamespaces?: boolean;
+  /** The default group of the listed namespaces when several groups serve them. */
+  readonly namespaceDefault?: boolean;
 }
 
 /** Status of a {@linkcode Condition}. */
@@ -200,6 +210,10 @@ export interface ServiceGroupStatus {
   readonly conditions?: readonly Condition[];
   readonly ipv4?: FamilyUsage;
   readonly ipv6?: FamilyUsage;
+  /** The namespaces the group serves (its `spec.namespaces`), once namespace rules are in use. */
+  readonly boundNamespaces?: readonly string[];
+  /** Services that keep an address of this group although the namespace rules would not give it now. */
+  readonly outOfScope?: number;
 }
 
 /**

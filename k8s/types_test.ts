@@ -32,6 +32,7 @@ Deno.test("names match what PureLB users already rely on", () => {
     "purelb.io/allocated-from",
     "purelb.io/allow-local",
     "purelb.io/allow-shared-ip",
+    "purelb.io/re-evaluate",
     "purelb.io/service-group",
   ]);
   for (const [key, value] of Object.entries(EventReason)) assert.equal(value, key);
