@@ -5,6 +5,7 @@ import { errorMessage } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 
 const GROUP = "purelb.io";
+const LOCAL = { local: { v4pools: [{ pool: "192.0.2.0/28", subnet: "192.0.2.0/24" }] } };
 const VERSION = "v1";
 
 async function createExpectingRejection(
@@ -73,6 +74,36 @@ clusterTest("ServiceGroup shape errors are refused at admission, naming the fiel
       field: "spec.netbox.url",
       says: /http\(s\) URL/,
     },
+    {
+      spec: { ...LOCAL, enforceNamespaces: true },
+      field: "spec.enforceNamespaces",
+      says: /needs spec.namespaces/,
+    },
+    {
+      spec: { ...LOCAL, namespaceDefault: true },
+      field: "spec.namespaceDefault",
+      says: /needs spec.namespaces/,
+    },
+    {
+      spec: { ...LOCAL, namespaces: ["team-a", "Team_B"] },
+      field: "spec.namespaces[1]",
+      says: /should match/,
+    },
+    {
+      spec: { ...LOCAL, namespaces: ["x".repeat(64)] },
+      field: "spec.namespaces[0]",
+      says: /at most 63|may not be more than 63|Too long/,
+    },
+    {
+      spec: { ...LOCAL, namespaces: ["team-a", "team-a"] },
+      field: "spec.namespaces[1]",
+      says: /Duplicate value/,
+    },
+    {
+      spec: { ...LOCAL, namespaces: Array.from({ length: 1025 }, (_, i) => `ns-${i}`) },
+      field: "spec.namespaces",
+      says: /must have at most 1024 items|Too many/,
+    },
   ];
   for (const { spec, field, says } of cases) {
     const message = await createExpectingRejection(api, ns, "servicegroups", "ServiceGroup", spec);
@@ -99,6 +130,9 @@ clusterTest("valid ServiceGroups in every accepted form are admitted unchanged",
     { local: { v4pool: { pool: "198.51.100.0/30", subnet: "198.51.100.0/24" } } },
     { local: { pool: "203.0.113.1-203.0.113.2", subnet: "203.0.113.0/24", aggregation: "" } },
     { netbox: { url: "https://netbox.example/", tenant: "lab", aggregation: "/128" } },
+    { ...LOCAL, namespaces: ["team-a", "b2"], enforceNamespaces: true, namespaceDefault: true },
+    { ...LOCAL, namespaces: [], enforceNamespaces: false, namespaceDefault: false },
+    { ...LOCAL, enforceNamespaces: false },
   ];
   for (const [i, spec] of specs.entries()) {
     const name = `ok-${i}`;
