@@ -619,3 +619,194 @@ function netboxCondition(patch: Patch | undefined): { status: string; reason: st
   const condition = conditions?.find((c) => c.type === "NetboxAvailable");
   return condition && { status: condition.status, reason: condition.reason };
 }
+
+// ---- Namespace rules (README "Tenancy: who may use a ServiceGroup") ---------------------------
+
+const POOL_A = { v4pools: [{ pool: "198.51.100.10/31", subnet: "198.51.100.0/24" }] };
+const POOL_DEFAULT = { v4pools: [{ pool: "192.0.2.10/31", subnet: "192.0.2.0/24" }] };
+
+function inNamespace(namespace: string, name: string, extra: Partial<V1Service> = {}) {
+  return loadBalancer(name, { ...extra, metadata: { name, namespace, ...extra.metadata } });
+}
+
+function ingressIn(h: Harness, namespace: string, name: string): string[] {
+  return (h.services.get(name, namespace)?.status?.loadBalancer?.ingress ?? []).map((i) =>
+    i.ip ?? ""
+  );
+}
+
+Deno.test("controller: a fenced group is refused to other namespaces, and its namespace to other groups", () =>
+  withHarness(async (h) => {
+    h.addGroup("default", { local: POOL_DEFAULT });
+    h.addGroup("a", { local: POOL_A, namespaces: ["team-a"], enforceNamespaces: true });
+    h.services.put(inNamespace("team-a", "plain"));
+    h.services.put(
+      inNamespace("team-a", "elsewhere", { metadata: { annotations: group("default") } }),
+    );
+    h.services.put(inNamespace("shop", "intruder", { metadata: { annotations: group("a") } }));
+    h.services.put(inNamespace("shop", "asks", {
+      metadata: { annotations: { [Annotations.addresses]: "198.51.100.11" } },
+    }));
+    h.services.put(inNamespace("shop", "other"));
+    h.lead();
+    await until(() => ingressIn(h, "team-a", "plain").length > 0, "plain gets a's address");
+    await until(() => ingressIn(h, "shop", "other").length > 0, "other gets default's");
+    await until(
+      () => h.events.recorded.filter((e) => e.reason === "AllocationFailed").length === 3,
+      "three are refused",
+    );
+    assert.deepEqual(ingressIn(h, "team-a", "plain"), ["198.51.100.10"]);
+    assert.deepEqual(ingressIn(h, "shop", "other"), ["192.0.2.10"]);
+    assert.match(
+      h.events.of("shop/intruder", "AllocationFailed")[0] ?? "",
+      /ServiceGroup "a" .*not namespace "shop"/,
+    );
+    assert.match(
+      h.events.of("shop/asks", "AllocationFailed")[0] ?? "",
+      /198\.51\.100\.11: ServiceGroup "a" .*not namespace "shop"/,
+    );
+    assert.match(
+      h.events.of("team-a/elsewhere", "AllocationFailed")[0] ?? "",
+      /namespace "team-a" is fenced .*not ServiceGroup "default"/,
+    );
+    assert.deepEqual(await h.failures(), { namespace_refused: 3 });
+    assert.deepEqual(h.api.patchesOf("shop/intruder"), [], "nothing written for a refusal");
+  }));
+
+Deno.test("controller: two namespaceDefault groups warn naming both and fall back to default", () =>
+  withHarness(async (h) => {
+    h.addGroup("default", { local: POOL_DEFAULT });
+    h.addGroup("a1", { local: POOL_A, namespaces: ["team-a"], namespaceDefault: true });
+    h.addGroup("a2", {
+      local: { v4pools: [{ pool: "203.0.113.10/32", subnet: "203.0.113.0/24" }] },
+      namespaces: ["team-a"],
+      namespaceDefault: true,
+    });
+    h.services.put(inNamespace("team-a", "web"));
+    h.lead();
+    await until(() => ingressIn(h, "team-a", "web").length > 0, "web is assigned");
+    assert.deepEqual(ingressIn(h, "team-a", "web"), ["192.0.2.10"]);
+    assert.deepEqual(h.events.of("team-a/web", "ConfigurationWarning"), [
+      'namespace "team-a" is served by ServiceGroups a1, a2 and more than one is marked ' +
+      'namespaceDefault (a1, a2); using ServiceGroup "default"',
+    ]);
+  }));
+
+Deno.test("controller: an edit that drops a namespace keeps its Services, counts them, and re-evaluate moves one", () =>
+  withHarness(async (h) => {
+    h.addGroup("default", { local: POOL_DEFAULT });
+    h.addGroup("a", { local: POOL_A, namespaces: ["team-a"], enforceNamespaces: true });
+    h.services.put(inNamespace("team-a", "web"));
+    h.services.put(inNamespace("team-a", "db"));
+    h.lead();
+    await until(() => ingressIn(h, "team-a", "db").length > 0, "both are assigned");
+    assert.deepEqual(ingressIn(h, "team-a", "web"), ["198.51.100.10"]);
+
+    // team-a leaves the group's list: nothing moves, both are warned and counted.
+    h.groups.put({
+      metadata: {
+        name: "a",
+        namespace: NAMESPACE,
+        uid: "uid-a",
+        generation: 2,
+        creationTimestamp: new Date("2026-01-01T00:00:00Z"),
+      },
+      spec: { local: POOL_A, namespaces: ["team-b"], enforceNamespaces: true },
+    });
+    await until(
+      () => h.events.of("team-a/db", "ConfigurationWarning").length > 0,
+      "db is warned",
+    );
+    await h.barrier();
+    assert.deepEqual(ingressIn(h, "team-a", "web"), ["198.51.100.10"]);
+    assert.deepEqual(ingressIn(h, "team-a", "db"), ["198.51.100.11"]);
+    assert.match(
+      h.events.of("team-a/web", "ConfigurationWarning")[0] ?? "",
+      /keeps 198\.51\.100\.10 from ServiceGroup "a", .*choose ServiceGroup "default" for namespace "team-a".*purelb\.io\/re-evaluate/,
+    );
+    assert.equal(h.api.patchesOf("team-a/web").length, 1, "no write for the kept allocation");
+    h.clock.advance(GROUP_STATUS_DELAY_MS);
+    await until(
+      () =>
+        statusOf(h.api.groupPatches.findLast((p) => p.target === "a")?.body)["outOfScope"] === 2,
+      "the group counts two out of scope",
+    );
+    assert.deepEqual(
+      statusOf(h.api.groupPatches.findLast((p) => p.target === "a")?.body)["boundNamespaces"],
+      ["team-b"],
+    );
+
+    // re-evaluate: web is decided again (default now), and the annotation is removed.
+    const web = h.services.get("web", "team-a");
+    h.services.put({
+      ...web,
+      metadata: {
+        ...web?.metadata,
+        annotations: { ...web?.metadata?.annotations, [Annotations.reEvaluate]: "true" },
+      },
+    });
+    await until(() => ingressIn(h, "team-a", "web")[0] === "192.0.2.10", "web moves");
+    const last = h.api.patchesOf("team-a/web").at(-1);
+    assert.deepEqual(
+      (last as { metadata: { annotations: Record<string, unknown> } }).metadata.annotations,
+      {
+        [Annotations.allocatedBy]: ALLOCATED_BY_PURELB,
+        [Annotations.allocatedFrom]: "default",
+        [Annotations.reEvaluate]: null,
+      },
+    );
+    assert.equal(
+      h.services.get("web", "team-a")?.metadata?.annotations?.[Annotations.reEvaluate],
+      undefined,
+    );
+    assert.deepEqual(ingressIn(h, "team-a", "db"), ["198.51.100.11"], "db stays");
+    h.clock.advance(GROUP_STATUS_DELAY_MS);
+    await until(
+      () =>
+        statusOf(h.api.groupPatches.findLast((p) => p.target === "a")?.body)["outOfScope"] === 1,
+      "the group counts one",
+    );
+  }));
+
+Deno.test("controller: re-evaluate of an allocation the rules still give changes nothing but the annotation", () =>
+  withHarness(async (h) => {
+    h.addGroup("default", ONE_V4);
+    h.services.put(loadBalancer("web"));
+    h.lead();
+    await until(() => ingressOf(h, "web").length > 0, "web is assigned");
+    const web = h.services.get("web", "shop");
+    h.services.put({
+      ...web,
+      metadata: {
+        ...web?.metadata,
+        annotations: { ...web?.metadata?.annotations, [Annotations.reEvaluate]: "" },
+      },
+    });
+    await until(() => h.api.patchesOf("shop/web").length === 2, "the annotation is removed");
+    assert.deepEqual(ingressOf(h, "web"), ["192.0.2.10"]);
+    assert.deepEqual(h.events.of("shop/web", "AddressAssigned").length, 1);
+    assert.equal(
+      h.services.get("web", "shop")?.metadata?.annotations?.[Annotations.reEvaluate],
+      undefined,
+    );
+  }));
+
+Deno.test("controller: a new leader keeps allocations the rules no longer give, and counts them", () =>
+  withHarness(async (h) => {
+    h.addGroup("default", { local: POOL_DEFAULT });
+    h.addGroup("a", { local: POOL_A, namespaces: ["team-b"], enforceNamespaces: true });
+    h.services.put(inNamespace("team-a", "web", {
+      metadata: { annotations: { ...ASSIGNED_MARKS, [Annotations.allocatedFrom]: "a" } },
+      status: { loadBalancer: { ingress: [{ ip: "198.51.100.10", ipMode: "VIP" }] } },
+    }));
+    h.lead();
+    await until(() => h.events.of("team-a/web", "ConfigurationWarning").length > 0, "warned");
+    await h.barrier();
+    assert.deepEqual(h.api.patchesOf("team-a/web"), [], "not moved, nothing written");
+    h.clock.advance(GROUP_STATUS_DELAY_MS);
+    await until(
+      () =>
+        statusOf(h.api.groupPatches.findLast((p) => p.target === "a")?.body)["outOfScope"] === 1,
+      "counted",
+    );
+  }));

@@ -54,3 +54,24 @@ Deno.test("group status: a local group that became a Netbox group loses its size
   assert.deepEqual(status.ipv4, { size: null, inUse: 2, free: null });
   assert.deepEqual(status.conditions?.map((c) => c.type), ["Valid"], "no health known yet");
 });
+
+Deno.test("group status: the tenancy fields are written while reported and removed after", () => {
+  const report: GroupReport = { ...NETBOX_REPORT, boundNamespaces: ["team-a"], outOfScope: 2 };
+  const first = groupStatusOf(group(), report, NOW);
+  assert.deepEqual([first.status.boundNamespaces, first.status.outOfScope], [["team-a"], 2]);
+  const stored = group({
+    observedGeneration: 1,
+    conditions: first.status.conditions ?? [],
+    ipv4: { inUse: 2 },
+    ipv6: { inUse: 0 },
+    boundNamespaces: ["team-a"],
+    outOfScope: 2,
+  });
+  assert.equal(groupStatusOf(stored, report, NOW).changed, false);
+  assert.equal(groupStatusOf(stored, { ...report, outOfScope: 1 }, NOW).changed, true);
+  const gone = groupStatusOf(stored, NETBOX_REPORT, NOW);
+  assert.equal(gone.changed, true);
+  assert.deepEqual([gone.status.boundNamespaces, gone.status.outOfScope], [null, null]);
+  // Without namespace rules, nothing of them is written.
+  assert.equal("boundNamespaces" in groupStatusOf(group(), NETBOX_REPORT, NOW).status, false);
+});

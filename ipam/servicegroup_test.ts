@@ -3,8 +3,10 @@ import {
   AggregationParseError,
   findGroupOverlaps,
   type GroupRanges,
+  MAX_GROUP_NAMESPACES,
   parseAggregation,
   parseServiceGroupSpec,
+  parseServiceGroupTenancy,
   type ServiceGroupSource,
 } from "./servicegroup.ts";
 import { type Aggregation, formatAggregation, LocalPool } from "./pool.ts";
@@ -203,6 +205,7 @@ Deno.test("parseServiceGroupSpec reads netbox", () => {
 });
 
 const V4 = { pool: "10.0.0.0/30", subnet: "10.0.0.0/24" };
+const V4SPEC = { local: { v4pools: [V4] } };
 
 const INVALID: readonly {
   readonly why: string;
@@ -558,3 +561,57 @@ Deno.test("parseServiceGroupSpec ignores fields it does not know, as the API ser
     result.kind === "invalid" ? JSON.stringify(result.errors) : "",
   );
 });
+
+Deno.test("parseServiceGroupTenancy reads the namespace fields", () => {
+  assert.deepEqual(parseServiceGroupTenancy({ local: {} }), {
+    kind: "valid",
+    tenancy: { enforceNamespaces: false, namespaceDefault: false },
+  });
+  assert.deepEqual(
+    parseServiceGroupTenancy({
+      namespaces: ["team-a", "b2"],
+      enforceNamespaces: true,
+      namespaceDefault: false,
+    }),
+    {
+      kind: "valid",
+      tenancy: { namespaces: ["team-a", "b2"], enforceNamespaces: true, namespaceDefault: false },
+    },
+  );
+});
+
+const TENANCY_INVALID: readonly { readonly spec: unknown; readonly message: RegExp }[] = [
+  {
+    spec: { enforceNamespaces: true },
+    message: /^spec\.enforceNamespaces: needs spec\.namespaces/,
+  },
+  { spec: { namespaceDefault: true }, message: /^spec\.namespaceDefault: needs spec\.namespaces/ },
+  { spec: { namespaces: "team-a" }, message: /^spec\.namespaces: must be a list, not a string/ },
+  { spec: { namespaces: ["ok", "Not_A_Label"] }, message: /^spec\.namespaces\[1\]: "Not_A_Label"/ },
+  { spec: { namespaces: ["x".repeat(64)] }, message: /^spec\.namespaces\[0\]: .* at most 63/ },
+  { spec: { namespaces: [7] }, message: /^spec\.namespaces\[0\]: must be a namespace name/ },
+  { spec: { namespaces: ["a", "a"] }, message: /^spec\.namespaces\[1\]: "a" is listed twice/ },
+  {
+    spec: { namespaces: ["a"], enforceNamespaces: "yes" },
+    message: /^spec\.enforceNamespaces: must be true or false, not a string/,
+  },
+  {
+    spec: { namespaces: Array.from({ length: MAX_GROUP_NAMESPACES + 1 }, (_, i) => `n${i}`) },
+    message: /^spec\.namespaces: has 1025 entries; at most 1024/,
+  },
+];
+
+for (const { spec, message } of TENANCY_INVALID) {
+  Deno.test(`parseServiceGroupTenancy refuses ${JSON.stringify(spec).slice(0, 60)}`, () => {
+    const result = parseServiceGroupTenancy(spec);
+    assert.equal(result.kind, "invalid");
+    assert.match(result.kind === "invalid" ? result.errors[0]?.message ?? "" : "", message);
+    // The group is invalid as a whole, with the same message.
+    const whole = parseServiceGroupSpec({ ...V4SPEC, ...(spec as object) });
+    assert.equal(whole.kind, "invalid");
+    assert.ok(
+      whole.kind === "invalid" && whole.errors.some((e) => message.test(e.message)),
+      JSON.stringify(whole),
+    );
+  });
+}
