@@ -405,7 +405,14 @@ export class Allocator {
       if (result.kind === "ok") held.push(heldOf(result, found.name, found.entry));
       else problems.push(result.reason);
     }
-    if (held.length > 0) this.#services.set(request.key, { request, addresses: held });
+    if (held.length > 0) {
+      this.#services.set(request.key, { request, addresses: held });
+      // Counted out of scope from the start, so that a new leader's first status is right.
+      const { outOfScope } = this.#plan(request);
+      if (outOfScope !== undefined) {
+        this.#services.set(request.key, { request, addresses: held, outOfScope });
+      }
+    }
     return problems;
   }
 
