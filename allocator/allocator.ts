@@ -164,6 +164,11 @@ interface ServiceAllocation {
   readonly addresses: readonly HeldAddress[];
   /** Set when the namespace rules would not give this allocation now: why. */
   readonly outOfScope?: string;
+  /**
+   * True when the namespace rules chose the group of a Service that names none (so that the
+   * choice stands after they change, even when no group lists namespaces any more).
+   */
+  readonly byRules?: boolean;
 }
 
 /**
@@ -282,6 +287,7 @@ export class Allocator {
     this.#groups.clear();
     for (const [name, entry] of next) this.#groups.set(name, entry);
     if (rebuilt.length > 0 || netboxGroupGone) this.#reattach(rebuilt);
+    this.#rescope();
     return this.groupReports();
   }
 
@@ -406,11 +412,12 @@ export class Allocator {
       else problems.push(result.reason);
     }
     if (held.length > 0) {
-      this.#services.set(request.key, { request, addresses: held });
+      const byRules = this.#tenancy.active ? { byRules: true } : {};
+      this.#services.set(request.key, { request, addresses: held, ...byRules });
       // Counted out of scope from the start, so that a new leader's first status is right.
       const { outOfScope } = this.#plan(request);
       if (outOfScope !== undefined) {
-        this.#services.set(request.key, { request, addresses: held, outOfScope });
+        this.#services.set(request.key, { request, addresses: held, outOfScope, ...byRules });
       }
     }
     return problems;
@@ -500,7 +507,8 @@ export class Allocator {
     if (current.request.specificAddresses.length > 0) return false;
     if (namesGroup(request)) return held === request.group;
     if (namesGroup(current.request)) return false;
-    return this.#tenancy.active || (choice.kind === "use" && choice.group === held);
+    return this.#tenancy.active || current.byRules === true ||
+      (choice.kind === "use" && choice.group === held);
   }
 
   #allocate(
@@ -509,19 +517,27 @@ export class Allocator {
   ): AllocationChange & { readonly warnings: readonly string[] } {
     const current = this.#services.get(request.key);
     const plan = this.#plan(request);
+    // Kept without the one-shot re-evaluation, which this call answers.
+    const { reEvaluate: _answered, ...asked } = request;
     const warnings = plan.choice.warnings;
     const kept = plan.group === undefined ? undefined : { ...request, group: plan.group };
+    const chosenByRules = (group: string) =>
+      !namesGroup(request) && request.specificAddresses.length === 0 &&
+      group !== DEFAULT_SERVICE_GROUP;
     if (current && kept && this.#stillSatisfies(current, kept)) {
       const added = plan.outOfScope === undefined
         ? this.#addMissingPreferredFamilies(current, kept, offer)
         : [];
-      const scope = plan.outOfScope === undefined ? {} : { outOfScope: plan.outOfScope };
+      const scope = {
+        ...(plan.outOfScope === undefined ? {} : { outOfScope: plan.outOfScope }),
+        ...(current.byRules === true || chosenByRules(kept.group) ? { byRules: true } : {}),
+      };
       if (added.length === 0) {
-        this.#services.set(request.key, { request, addresses: current.addresses, ...scope });
+        this.#services.set(request.key, { request: asked, addresses: current.addresses, ...scope });
         return { kind: "unchanged", addresses: current.addresses, warnings };
       }
       const addresses = orderByFamilies([...current.addresses, ...added], request.families);
-      this.#services.set(request.key, { request, addresses, ...scope });
+      this.#services.set(request.key, { request: asked, addresses, ...scope });
       return { kind: "assigned", addresses, released: [], warnings };
     }
     const released = this.#forget(request.key);
@@ -545,7 +561,8 @@ export class Allocator {
       return { kind: "failed", failure: fresh.failure, reason: fresh.reason, released, warnings };
     }
     const addresses = orderByFamilies(fresh.addresses, request.families);
-    this.#services.set(request.key, { request, addresses });
+    const byRules = chosenByRules(decided.group) ? { byRules: true } : {};
+    this.#services.set(request.key, { request: asked, addresses, ...byRules });
     return { kind: "assigned", addresses, released, warnings };
   }
 
@@ -730,7 +747,23 @@ export class Allocator {
           ? heldOf(result, found.name, found.entry)
           : { ...held, group: "" };
       });
-      this.#services.set(key, { request: allocation.request, addresses });
+      this.#services.set(key, { ...allocation, addresses });
+    }
+  }
+
+  /**
+   * After the groups changed: which allocations the namespace rules would not give now (those
+   * whose Service asks for something else are replaced by their next {@linkcode allocate}).
+   */
+  #rescope(): void {
+    for (const [key, allocation] of this.#services) {
+      const plan = this.#plan(allocation.request);
+      if (!plan.standing || plan.outOfScope === allocation.outOfScope) continue;
+      const { outOfScope: _, ...rest } = allocation;
+      this.#services.set(
+        key,
+        plan.outOfScope === undefined ? rest : { ...rest, outOfScope: plan.outOfScope },
+      );
     }
   }
 
