@@ -144,3 +144,24 @@ Deno.test("groupView keeps spec, status and generation; drops versions", () => {
     },
   );
 });
+
+Deno.test("the allocator's views keep the re-evaluate annotation and the tenancy fields", () => {
+  const view = allocatorServiceView({ handleClasslessServices: true });
+  const kept = view({
+    metadata: {
+      name: "web",
+      namespace: "team-a",
+      annotations: { "purelb.io/re-evaluate": "true", "example.com/other": "x" },
+    },
+    spec: { type: "LoadBalancer" },
+  });
+  assert.deepEqual(kept?.metadata?.annotations, { "purelb.io/re-evaluate": "true" });
+  assert.equal(kept?.metadata?.namespace, "team-a");
+  const spec = {
+    local: {},
+    namespaces: ["team-a"],
+    enforceNamespaces: true,
+    namespaceDefault: false,
+  };
+  assert.deepEqual(groupView({ metadata: { name: "a" }, spec }).spec, spec);
+});

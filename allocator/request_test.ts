@@ -120,3 +120,23 @@ Deno.test("bad address annotations are invalid with a reason that names them", (
     assert.match(intent.kind === "invalid" ? intent.reason : "", /purelb\.io\/addresses/);
   }
 });
+
+Deno.test("group annotation and re-evaluate are told apart from the default", () => {
+  const plain = requestOf(readServiceIntent(service({}), OURS));
+  assert.deepEqual([plain?.group, plain?.groupAnnotated, plain?.reEvaluate], [
+    "default",
+    undefined,
+    undefined,
+  ]);
+  const named = requestOf(
+    readServiceIntent(
+      service({}, { "purelb.io/service-group": "default", "purelb.io/re-evaluate": "" }),
+      OURS,
+    ),
+  );
+  assert.deepEqual([named?.group, named?.groupAnnotated, named?.reEvaluate], [
+    "default",
+    true,
+    true,
+  ]);
+});
