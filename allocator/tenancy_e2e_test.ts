@@ -136,6 +136,19 @@ clusterTest(
           15_000,
           "group a's status to show its namespace",
         );
+        // What `kubectl get sg` shows: the printer columns of the CRD.
+        const response = await api.connection.fetch(
+          `/apis/purelb.io/v1/namespaces/${api.namespace}/servicegroups/a`,
+          { headers: { accept: "application/json;as=Table;v=v1;g=meta.k8s.io" } },
+        );
+        const table = await response.json() as {
+          columnDefinitions: { name: string }[];
+          rows: { cells: unknown[] }[];
+        };
+        const cell = (column: string) =>
+          table.rows[0]?.cells[table.columnDefinitions.findIndex((d) => d.name === column)];
+        assert.match(String(cell("Namespaces")), new RegExp(fenced.namespace));
+        assert.equal(cell("Out of scope"), 0);
       });
     });
   },
