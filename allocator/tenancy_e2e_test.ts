@@ -14,6 +14,8 @@ const DEFAULT = { v4pools: [{ pool: "192.0.2.60-192.0.2.63", subnet: "192.0.2.0/
 const POOL_A = { v4pools: [{ pool: "198.51.100.60-198.51.100.63", subnet: "198.51.100.0/24" }] };
 const POOL_B1 = { v4pools: [{ pool: "203.0.113.60/32", subnet: "203.0.113.0/24" }] };
 const POOL_B2 = { v4pools: [{ pool: "203.0.113.61/32", subnet: "203.0.113.0/24" }] };
+const POOL_C1 = { v4pools: [{ pool: "203.0.113.62/32", subnet: "203.0.113.0/24" }] };
+const POOL_C2 = { v4pools: [{ pool: "203.0.113.63/32", subnet: "203.0.113.0/24" }] };
 
 const ELECTION = [
   "--leader-election",
@@ -71,8 +73,9 @@ async function leaderOf(replicas: readonly AllocatorProcess[]): Promise<Allocato
 clusterTest(
   "tenancy: a fenced group and namespace refuse each other; namespaceDefault",
   async (c) => {
-    await tenants(c, ["tn-fenced", "tn-shared", "tn-other"], async ([fenced, shared, other]) => {
-      if (!fenced || !shared || !other) throw new Error("three namespaces");
+    const prefixes = ["tn-fenced", "tn-shared", "tn-other", "tn-closed"];
+    await tenants(c, prefixes, async ([fenced, shared, other, closed]) => {
+      if (!fenced || !shared || !other || !closed) throw new Error("four namespaces");
       await withAllocator(c, "tn-groups", {}, async ({ api }) => {
         await api.createGroup("default", { local: DEFAULT });
         await api.createGroup("a", {
@@ -87,6 +90,18 @@ clusterTest(
             namespaceDefault: true,
           });
         }
+        // Two defaults for a fenced namespace.
+        await api.createGroup("c1", {
+          local: POOL_C1,
+          namespaces: [closed.namespace],
+          enforceNamespaces: true,
+          namespaceDefault: true,
+        });
+        await api.createGroup("c2", {
+          local: POOL_C2,
+          namespaces: [closed.namespace],
+          namespaceDefault: true,
+        });
 
         // The fenced namespace's unannotated Service gets its group.
         await fenced.createService("plain");
@@ -119,6 +134,10 @@ clusterTest(
           /ServiceGroups b1, b2 and more than one is marked namespaceDefault \(b1, b2\)/,
         );
         await shared.waitForIngress("web", ["192.0.2.60"]);
+        // ...but no address at all when the namespace is fenced.
+        await closed.createService("web");
+        await closed.waitForEvent("web", "ConfigurationWarning", /ServiceGroups c1, c2 and more/);
+        await closed.waitForEvent("web", "AllocationFailed", /the namespace is fenced/);
         // Nothing else changes: another namespace's plain Service gets default's next address.
         await other.createService("plain");
         await other.waitForIngress("plain", ["192.0.2.61"]);
@@ -126,6 +145,7 @@ clusterTest(
         assert.deepEqual(await other.ingress("intruder"), []);
         assert.deepEqual(await other.ingress("asks"), []);
         assert.deepEqual(await fenced.ingress("elsewhere"), []);
+        assert.deepEqual(await closed.ingress("web"), []);
         assert.deepEqual(await fenced.ingress("plain"), ["198.51.100.60"]);
         await waitFor(
           async () => {
