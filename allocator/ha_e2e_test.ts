@@ -103,7 +103,18 @@ clusterTest(
       // Snapshots taken just before each crash: what was allocated then must never change.
       const snapshots: Map<string, string>[] = [];
       for (let kill = 0; kill < KILLS; kill++) {
-        await new Promise((resolve) => setTimeout(resolve, 500 + Math.random() * 1500));
+        // Each crash comes after some progress since the last one (a new leader that allocated),
+        // at a random moment: otherwise every kill could land before anything was allocated.
+        const before = snapshots.at(-1)?.size ?? 0;
+        await waitFor(
+          async () => {
+            const size = (await addressesByService(api)).size;
+            return size > before || size === SERVICES;
+          },
+          120_000,
+          `allocations to progress past ${before} before crash ${kill + 1}`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 1000));
         snapshots.push(await addressesByService(api));
         const victimIndex = Math.random() < 0.7
           ? replicas.findIndex(isLeading)
