@@ -104,7 +104,7 @@ async function main(args: readonly string[]): Promise<number> {
       log.warn("{message}", { message });
     },
   });
-  const informers = agentInformers(connection, namespace);
+  const informers = agentInformers(connection, namespace, config.nodeName);
   const running = new AgentController({
     caches: informers.caches,
     announcements: informers.announcements,

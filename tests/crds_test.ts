@@ -152,3 +152,81 @@ clusterTest("LBNodeAgent gets defaults and refuses a bad interface name", async 
   assert.ok(message.includes("spec.local.extlbint:"), message);
   await c.deleteNamespace(ns);
 });
+
+clusterTest(
+  "LBNodeAgent nodeSelector: a label selector, checked at admission naming the field",
+  async (c) => {
+    const ns = await c.createNamespace("crd-lbna-selector");
+    const api = typedApi(new ApiConnection(c.adminConfig()), CustomObjectsApi);
+    const where = { group: GROUP, version: VERSION, namespace: ns, plural: "lbnodeagents" };
+    const nodeSelector = {
+      matchLabels: { "example.com/role": "edge" },
+      matchExpressions: [
+        { key: "zone", operator: "In", values: ["a", "b"] },
+        { key: "zone", operator: "NotIn", values: ["c"] },
+        { key: "example.com/drain", operator: "DoesNotExist" },
+        { key: "example.com/edge", operator: "Exists", values: [] },
+      ],
+    };
+    await api.createNamespacedCustomObject({
+      ...where,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: "LBNodeAgent",
+        metadata: { name: "edge" },
+        spec: { local: {}, nodeSelector },
+      },
+    });
+    const stored = await api.getNamespacedCustomObject({ ...where, name: "edge" }) as {
+      spec: { nodeSelector: unknown };
+    };
+    assert.deepEqual(stored.spec.nodeSelector, nodeSelector);
+
+    const cases: ReadonlyArray<{ nodeSelector: unknown; field: string; says: RegExp }> = [
+      {
+        nodeSelector: { matchExpressions: [{ key: "zone", operator: "Equals", values: ["a"] }] },
+        field: "spec.nodeSelector.matchExpressions[0].operator",
+        says: /"In", "NotIn", "Exists", "DoesNotExist"/,
+      },
+      {
+        nodeSelector: { matchExpressions: [{ key: "zone", operator: "In" }] },
+        field: "spec.nodeSelector.matchExpressions[0].values",
+        says: /must list values for operator In or NotIn/,
+      },
+      {
+        nodeSelector: { matchExpressions: [{ key: "zone", operator: "NotIn", values: [] }] },
+        field: "spec.nodeSelector.matchExpressions[0].values",
+        says: /must list values for operator In or NotIn/,
+      },
+      {
+        nodeSelector: {
+          matchExpressions: [
+            { key: "zone", operator: "Exists" },
+            { key: "zone", operator: "DoesNotExist", values: ["a"] },
+          ],
+        },
+        field: "spec.nodeSelector.matchExpressions[1].values",
+        says: /must not list values for operator Exists or DoesNotExist/,
+      },
+      {
+        nodeSelector: { matchExpressions: [{ operator: "Exists" }] },
+        field: "spec.nodeSelector.matchExpressions[0].key",
+        says: /Required value/,
+      },
+      {
+        nodeSelector: { matchLabels: { zone: 1 } },
+        field: "spec.nodeSelector.matchLabels.zone",
+        says: /must be of type string/,
+      },
+    ];
+    for (const { nodeSelector, field, says } of cases) {
+      const message = await createExpectingRejection(api, ns, "lbnodeagents", "LBNodeAgent", {
+        local: {},
+        nodeSelector,
+      });
+      assert.ok(message.includes(`${field}:`), `message names ${field}: ${message}`);
+      assert.match(message, says);
+    }
+    await c.deleteNamespace(ns);
+  },
+);
