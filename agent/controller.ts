@@ -400,7 +400,13 @@ export class AgentController {
   }
 
   async #reconcile(): Promise<{ kind: "done" }> {
-    if (!this.synced) return { kind: "done" };
+    if (!this.synced) {
+      const waiting = Object.entries(this.#caches).flatMap(([name, cache]) =>
+        cache.hasSynced ? [] : [name]
+      );
+      this.#readiness = { ready: false, reason: `caches not synced yet: ${waiting.join(", ")}` };
+      return { kind: "done" };
+    }
     const started = performance.now();
     try {
       await this.#reconcileSynced();

@@ -357,6 +357,8 @@ interface Setup {
   readonly nodeAgents?: readonly CustomObject[];
   /** This node's labels; `undefined`: there is no Node object. */
   readonly nodeLabels?: Readonly<Record<string, string>>;
+  /** False: the Node cache has not read the Node yet (e.g. the RBAC lacks nodes). */
+  readonly nodeSynced?: boolean;
   readonly groups?: readonly CustomObject[];
   readonly services?: readonly V1Service[];
   readonly leases?: readonly V1Lease[];
@@ -386,7 +388,7 @@ async function withAgent(setup: Setup, body: (f: Fixture) => Promise<void>): Pro
   const groups = new MemoryCache<CustomObject>();
   const agents = new CountingCache();
   const leases = new MemoryCache<V1Lease>();
-  const node = new MemoryCache<V1Node>();
+  const node = new MemoryCache<V1Node>({ synced: setup.nodeSynced ?? true });
   if (setup.nodeLabels !== undefined) node.put(nodeObject(setup.nodeLabels));
   for (const object of setup.nodeAgents ?? []) agents.put(object);
   for (const object of setup.services ?? []) services.put(object);
@@ -980,6 +982,20 @@ Deno.test("a malformed selector selects no node and leaves the other LBNodeAgent
         "the catch-all applies",
         () => readiness(f) === "ready" && f.netlink.addressesOn("eth0").includes("192.0.2.50/24"),
       );
+    },
+  );
+});
+
+Deno.test("until its Node is read, the agent applies nothing and says which cache it waits for", async () => {
+  await withAgent(
+    { nodeSynced: false, services: [service("web", ["192.0.2.50"])] },
+    async (f) => {
+      await until("not ready", () => readiness(f) === "caches not synced yet: node");
+      assert.deepEqual(f.netlink.calls, []);
+      f.node.markSynced();
+      f.controller.kick();
+      await until("ready", () => readiness(f) === "ready");
+      assert.ok(f.netlink.addressesOn("eth0").includes("192.0.2.50/24"));
     },
   );
 });

@@ -136,6 +136,7 @@ rootClusterTest(
         await waitForHolders(vip, NODES, 10_000);
         const joinMs = performance.now() - labelledAt;
         assert.ok(joinMs < 10_000, `node-c took part after ${joinMs} ms`);
+        console.log(`node-c held its addresses ${Math.round(joinMs)} ms after being labelled`);
         await waitForHolders(forB, ["node-b"]);
         await waitForReadiness(scene, "node-c", /^200/);
         await waitForSubnets(scene, "node-c", "192.0.2.0/24,2001:db8:1::/64");
