@@ -20,7 +20,7 @@ import { getLogger } from "@logtape/logtape";
 import { errorMessage } from "../k8s/errors.ts";
 import type { EventSink } from "../k8s/events.ts";
 import { runWorkers, WorkQueue } from "../k8s/workqueue.ts";
-import { asLBNodeAgent, type LBNodeAgent, SERVICE_NAME_LABEL } from "../k8s/types.ts";
+import { inspectLBNodeAgent, type LBNodeAgent, SERVICE_NAME_LABEL } from "../k8s/types.ts";
 import type { Labels } from "../k8s/selector.ts";
 import type { PoolRange } from "../ipam/mod.ts";
 import { liveNodes, type NodeLeaseRecord } from "../election/mod.ts";
@@ -482,13 +482,16 @@ export class AgentController {
    */
   async #takeSettings(): Promise<AgentSettings | undefined> {
     const { namespace, nodeName } = this.#options;
-    const agents = this.#caches.agents.list().flatMap((object) => {
-      const agent = asLBNodeAgent(object);
-      return agent === undefined ? [] : [agent];
-    });
+    const agents: LBNodeAgent[] = [];
+    const unreadable: SelectorProblem[] = [];
+    for (const object of this.#caches.agents.list()) {
+      const read = inspectLBNodeAgent(object);
+      if (read.kind === "valid") agents.push(read.value);
+      else unreadable.push({ agent: object.metadata?.name ?? "", problem: read.problem });
+    }
     const labels = this.#caches.node.get(nodeName)?.metadata?.labels ?? {};
     const choice = applyingSettings(agents, labels);
-    this.#reportSelectorProblems(choice.problems);
+    this.#reportProblems([...unreadable, ...choice.problems]);
     if (choice.kind !== "selected") {
       const reason = choice.kind === "none"
         ? `no LBNodeAgent with spec.local in ${namespace}: announcing nothing`
@@ -563,13 +566,13 @@ export class AgentController {
     this.#unselectedCleared = failed === 0;
   }
 
-  /** Logs each malformed node selector once (until it changes). */
-  #reportSelectorProblems(problems: readonly SelectorProblem[]): void {
+  /** Logs each LBNodeAgent left out (malformed, or its node selector is) once, until it changes. */
+  #reportProblems(problems: readonly SelectorProblem[]): void {
     const text = problems.map(({ agent, problem }) => `LBNodeAgent ${agent}: ${problem}`);
     const key = text.join("\n");
     if (key === this.#lastSelectorProblems) return;
     this.#lastSelectorProblems = key;
-    for (const line of text) log.warn("{problem}; it selects no node", { problem: line });
+    for (const line of text) log.warn("{problem}; it applies to no node", { problem: line });
   }
 
   /**
