@@ -160,7 +160,7 @@ clusterTest(
     const api = typedApi(new ApiConnection(c.adminConfig()), CustomObjectsApi);
     const where = { group: GROUP, version: VERSION, namespace: ns, plural: "lbnodeagents" };
     const nodeSelector = {
-      matchLabels: { "example.com/role": "edge" },
+      matchLabels: { "example.com/role": "edge", "node-role.kubernetes.io/edge": "" },
       matchExpressions: [
         { key: "zone", operator: "In", values: ["a", "b"] },
         { key: "zone", operator: "NotIn", values: ["c"] },
@@ -217,6 +217,28 @@ clusterTest(
         nodeSelector: { matchLabels: { zone: 1 } },
         field: "spec.nodeSelector.matchLabels.zone",
         says: /must be of type string/,
+      },
+      {
+        nodeSelector: { matchLabels: { "Example.COM/zone": "a" } },
+        field: "spec.nodeSelector.matchLabels",
+        says: /keys must be a label key/,
+      },
+      {
+        nodeSelector: { matchLabels: { zone: "a b" } },
+        field: "spec.nodeSelector.matchLabels[zone]",
+        says: /must be a label value/,
+      },
+      {
+        nodeSelector: { matchExpressions: [{ key: "bad key!", operator: "Exists" }] },
+        field: "spec.nodeSelector.matchExpressions[0].key",
+        says: /must be a label key/,
+      },
+      {
+        nodeSelector: {
+          matchExpressions: [{ key: "zone", operator: "In", values: ["ok", "-no"] }],
+        },
+        field: "spec.nodeSelector.matchExpressions[0].values[1]",
+        says: /must be a label value/,
       },
     ];
     for (const { nodeSelector, field, says } of cases) {
