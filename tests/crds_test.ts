@@ -3,6 +3,9 @@ import { CustomObjectsApi, typedApi } from "../k8s/client.ts";
 import { clusterTest } from "./cluster.ts";
 import { errorMessage } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
+import { asLBNodeAgent } from "../k8s/types.ts";
+import { applyingSettings } from "../agent/settings.ts";
+import { parse } from "yaml";
 
 const GROUP = "purelb.io";
 const VERSION = "v1";
@@ -248,6 +251,35 @@ clusterTest(
       });
       assert.ok(message.includes(`${field}:`), `message names ${field}: ${message}`);
       assert.match(message, says);
+    }
+    await c.deleteNamespace(ns);
+  },
+);
+
+clusterTest(
+  "the README's LBNodeAgent examples are admitted and select what they say",
+  async (c) => {
+    const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+    const examples = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((match) => parse(match[1] ?? "") as unknown)
+      .flatMap((value) => {
+        const agent = asLBNodeAgent(value);
+        return agent?.spec.nodeSelector === undefined ? [] : [agent];
+      });
+    assert.ok(examples.length > 0, "the README shows an LBNodeAgent with a nodeSelector");
+    const ns = await c.createNamespace("crd-readme");
+    const api = typedApi(new ApiConnection(c.adminConfig()), CustomObjectsApi);
+    for (const example of examples) {
+      await api.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: ns,
+        plural: "lbnodeagents",
+        body: { ...example, metadata: { name: example.metadata.name } },
+      });
+      const edge = applyingSettings([example], { "example.com/edge": "true" });
+      assert.equal(edge.kind, "selected", example.metadata.name);
+      assert.equal(applyingSettings([example], {}).kind, "notSelected", example.metadata.name);
     }
     await c.deleteNamespace(ns);
   },
