@@ -182,6 +182,10 @@ export class AgentController {
   #lastSelectorProblems = "";
   /** Not selected, and everything this agent may have put in place was withdrawn. */
   #unselectedCleared = false;
+  /** Whether an LBNodeAgent selected this node at the last reconcile (unknown before the first). */
+  #selected: boolean | undefined;
+  /** Lease renewals done when this node last came to be selected (0: from the start). */
+  #joinedAtRenewals = 0;
   /** Local addresses this node carried after the last reconcile (GARP on new ones). */
   #wonLocal = new Set<string>();
   #live: LiveLeases = { leaseNames: new Set(), count: 0 };
@@ -338,6 +342,26 @@ export class AgentController {
     return this.#gratuitous.settle();
   }
 
+  /**
+   * Tells the controller the node's Lease was written: the renewal that ends a settling period
+   * (one renewal period after start, or after the node came to be selected) asks for a
+   * reconcile at once, so that the node
+   * publishes its subnets and claims without waiting for the next resync.
+   */
+  renewed(): void {
+    if (this.#options.membership.renewals === this.#joinedAtRenewals + 2) this.kick();
+  }
+
+  /**
+   * True until the node's Lease has been written twice since the agent started, or since an
+   * LBNodeAgent came to select the node (one renewal period): a settling node publishes no
+   * subnets and claims no local address, so that nodes starting (or labelled) together see each
+   * other before anyone claims, and no two of them send gratuitous ARP for the same address.
+   */
+  #settling(): boolean {
+    return this.#options.membership.renewals < this.#joinedAtRenewals + 2;
+  }
+
   /** Asks for a full reconcile soon (fence changes, start-up, tests). */
   kick(): void {
     this.#deepen("full");
@@ -446,10 +470,8 @@ export class AgentController {
     }
 
     try {
-      // A starting node stays out of every election for one renewal period (it publishes no
-      // subnets and claims no local address), so that nodes starting together see each other
-      // before anyone claims, and no two of them send gratuitous ARP for the same address.
-      membership.setSubnets(settling(membership) ? [] : announceSubnets(state, settings));
+      // A settling node (just started, or just selected) stays out of every election.
+      membership.setSubnets(this.#settling() ? [] : announceSubnets(state, settings));
     } catch (error) {
       log.warn("cannot publish subnets: {error}", { error: errorMessage(error) });
     }
@@ -504,6 +526,7 @@ export class AgentController {
         this.#lastNoAgentLog = reason;
       }
       if (choice.kind === "notSelected") {
+        this.#selected = false;
         this.#options.membership.setSubnets([]);
         await this.#withdrawUnselected(agents);
       }
@@ -514,6 +537,14 @@ export class AgentController {
       return undefined;
     }
     const { settings } = choice;
+    if (this.#selected === false) {
+      // Selected from now on: it settles in as a starting node does.
+      this.#joinedAtRenewals = this.#options.membership.renewals;
+      log.info("node {node} is selected now: settling for one Lease renewal period", {
+        node: nodeName,
+      });
+    }
+    this.#selected = true;
     this.#lastNoAgentLog = "";
     this.#unselectedCleared = false;
     if (
@@ -712,7 +743,7 @@ export class AgentController {
       netboxAggregations: inputs.netboxAggregations,
       network: state,
       liveNodes: live,
-      fenced: membership.fenced || settling(membership),
+      fenced: membership.fenced || this.#settling(),
     });
     return { plan, liveNodes: live };
   }
@@ -817,9 +848,4 @@ function localAdditions(changes: readonly AddressChange[], dummyInterface: strin
 function formatLabels(labels: Labels): string {
   const entries = Object.entries(labels).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
   return entries.length === 0 ? "none" : entries.map(([k, v]) => `${k}=${v}`).join(",");
-}
-
-/** True until the node's Lease has been written twice (one renewal period after start). */
-function settling(membership: { readonly renewals: number }): boolean {
-  return membership.renewals < 2;
 }

@@ -845,10 +845,24 @@ Deno.test("a node no LBNodeAgent selects holds nothing and publishes no subnets;
       assert.equal(f.netlink.count("applyChanges"), 0, "nothing to withdraw, nothing applied");
       assert.equal(f.events.recorded.length, 0);
 
+      // Selected: it settles in for one renewal period as a starting node does (virtual
+      // addresses only, no subnets), then publishes its subnets and claims.
       f.node.put(nodeObject({ "example.com/role": "edge", zone: "a" }));
-      await until("ready", () => readiness(f) === "ready");
-      assert.ok(f.netlink.addressesOn("eth0").includes("192.0.2.50/24"));
+      await until("the virtual address", () => f.netlink.addressesOn("kube-lb0").length === 1);
+      await until("idle", () => idle(f));
       assert.deepEqual(f.netlink.addressesOn("kube-lb0"), ["198.51.100.10/32"]);
+      assert.ok(!f.netlink.addressesOn("eth0").includes("192.0.2.50/24"), "no claim yet");
+      assert.deepEqual(f.membership.subnets.at(-1), []);
+      f.membership.renewals++;
+      await reconcileAfter(f, () => f.controller.kick());
+      assert.ok(
+        !f.netlink.addressesOn("eth0").includes("192.0.2.50/24"),
+        "one renewal is not enough",
+      );
+      f.membership.renewals++;
+      f.controller.renewed();
+      await until("claimed", () => f.netlink.addressesOn("eth0").includes("192.0.2.50/24"));
+      assert.equal(readiness(f), "ready");
       assert.deepEqual(f.membership.subnets.at(-1), ["192.0.2.0/24", "2001:db8:1::/64"]);
 
       f.node.put(nodeObject({ "example.com/role": "worker", zone: "a" }));
@@ -978,9 +992,13 @@ Deno.test("a malformed selector selects no node and leaves the other LBNodeAgent
     async (f) => {
       await until("not selected", () => /^no LBNodeAgent selects node/.test(readiness(f)));
       f.agents.put(nodeAgent({}, { name: "zzz" }));
+      await until("the catch-all applies", () => readiness(f) === "ready" && idle(f));
+      // Newly selected, it settles in for two renewals before it claims.
+      f.membership.renewals += 2;
+      f.controller.renewed();
       await until(
-        "the catch-all applies",
-        () => readiness(f) === "ready" && f.netlink.addressesOn("eth0").includes("192.0.2.50/24"),
+        "claimed after settling",
+        () => f.netlink.addressesOn("eth0").includes("192.0.2.50/24"),
       );
     },
   );
