@@ -14,13 +14,14 @@
  * @module
  */
 
-import type { V1Lease } from "@kubernetes/client-node";
+import type { V1Lease, V1Node } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
 import { getLogger } from "@logtape/logtape";
 import { errorMessage } from "../k8s/errors.ts";
 import type { EventSink } from "../k8s/events.ts";
 import { runWorkers, WorkQueue } from "../k8s/workqueue.ts";
-import { asLBNodeAgent, SERVICE_NAME_LABEL } from "../k8s/types.ts";
+import { inspectLBNodeAgent, type LBNodeAgent, SERVICE_NAME_LABEL } from "../k8s/types.ts";
+import type { Labels } from "../k8s/selector.ts";
 import type { PoolRange } from "../ipam/mod.ts";
 import { liveNodes, type NodeLeaseRecord } from "../election/mod.ts";
 import {
@@ -56,6 +57,7 @@ import {
   applyingSettings,
   netboxAggregationsOf,
   poolRangesOf,
+  type SelectorProblem,
 } from "./settings.ts";
 import {
   leaseRecord,
@@ -177,6 +179,13 @@ export class AgentController {
   #settings: AgentSettings | undefined;
   #readiness: AgentReadiness = { ready: false, reason: "caches not synced yet" };
   #lastNoAgentLog = "";
+  #lastSelectorProblems = "";
+  /** Not selected, and everything this agent may have put in place was withdrawn. */
+  #unselectedCleared = false;
+  /** Whether an LBNodeAgent selected this node at the last reconcile (unknown before the first). */
+  #selected: boolean | undefined;
+  /** Lease renewals done when this node last came to be selected (0: from the start). */
+  #joinedAtRenewals = 0;
   /** Local addresses this node carried after the last reconcile (GARP on new ones). */
   #wonLocal = new Set<string>();
   #live: LiveLeases = { leaseNames: new Set(), count: 0 };
@@ -215,7 +224,7 @@ export class AgentController {
       nodeName: options.nodeName,
       serviceOf: (key) => options.announcements.service(key),
     });
-    const { services, slices, groups, agents, leases } = this.#caches;
+    const { services, slices, groups, agents, leases, node } = this.#caches;
     services.onChange((type, current, previous) => {
       const deleted = type === "delete";
       const before = deleted ? current : previous;
@@ -236,6 +245,13 @@ export class AgentController {
     });
     groups.onChange(() => this.#changed("servicegroups", true));
     agents.onChange(() => this.#changed("lbnodeagents", true));
+    // A Node that does not exist counts as one without labels.
+    node.onChange((type, current, previous) => {
+      const labelsOf = (object: V1Node | undefined) => object?.metadata?.labels ?? {};
+      const before = type === "add" ? {} : labelsOf(type === "delete" ? current : previous);
+      const after = type === "delete" ? {} : labelsOf(current);
+      this.#changed("nodes", !isDeepStrictEqual(before, after));
+    });
     leases.onChange((type, current, previous) => {
       const deleted = type === "delete";
       const matters = leaseChangeMatters(
@@ -249,9 +265,9 @@ export class AgentController {
 
   /** True once every cache holds a full list. */
   get synced(): boolean {
-    const { services, slices, groups, agents, leases } = this.#caches;
+    const { services, slices, groups, agents, leases, node } = this.#caches;
     return services.hasSynced && slices.hasSynced && groups.hasSynced && agents.hasSynced &&
-      leases.hasSynced;
+      leases.hasSynced && node.hasSynced;
   }
 
   /** Ready, or why not (for /readyz). */
@@ -276,8 +292,8 @@ export class AgentController {
 
   /** Starts the caches, the worker and the resync timer. */
   start(): void {
-    const { services, slices, groups, agents, leases } = this.#caches;
-    for (const cache of [services, groups, agents, leases]) {
+    const { services, slices, groups, agents, leases, node } = this.#caches;
+    for (const cache of [services, groups, agents, leases, node]) {
       cache.start();
       void cache.synced.then(() => this.kick());
     }
@@ -315,13 +331,35 @@ export class AgentController {
     this.#gratuitous.stop();
     this.#queue.shutDown();
     await this.#running;
-    const { services, slices, groups, agents, leases } = this.#caches;
-    await Promise.all([services, slices, groups, agents, leases].map((cache) => cache.stop()));
+    const { services, slices, groups, agents, leases, node } = this.#caches;
+    await Promise.all(
+      [services, slices, groups, agents, leases, node].map((cache) => cache.stop()),
+    );
   }
 
   /** Waits for gratuitous announcements in flight. */
   settle(): Promise<void> {
     return this.#gratuitous.settle();
+  }
+
+  /**
+   * Tells the controller the node's Lease was written: the renewal that ends a settling period
+   * (one renewal period after start, or after the node came to be selected) asks for a
+   * reconcile at once, so that the node
+   * publishes its subnets and claims without waiting for the next resync.
+   */
+  renewed(): void {
+    if (this.#options.membership.renewals === this.#joinedAtRenewals + 2) this.kick();
+  }
+
+  /**
+   * True until the node's Lease has been written twice since the agent started, or since an
+   * LBNodeAgent came to select the node (one renewal period): a settling node publishes no
+   * subnets and claims no local address, so that nodes starting (or labelled) together see each
+   * other before anyone claims, and no two of them send gratuitous ARP for the same address.
+   */
+  #settling(): boolean {
+    return this.#options.membership.renewals < this.#joinedAtRenewals + 2;
   }
 
   /** Asks for a full reconcile soon (fence changes, start-up, tests). */
@@ -386,7 +424,13 @@ export class AgentController {
   }
 
   async #reconcile(): Promise<{ kind: "done" }> {
-    if (!this.synced) return { kind: "done" };
+    if (!this.synced) {
+      const waiting = Object.entries(this.#caches).flatMap(([name, cache]) =>
+        cache.hasSynced ? [] : [name]
+      );
+      this.#readiness = { ready: false, reason: `caches not synced yet: ${waiting.join(", ")}` };
+      return { kind: "done" };
+    }
     const started = performance.now();
     try {
       await this.#reconcileSynced();
@@ -426,10 +470,8 @@ export class AgentController {
     }
 
     try {
-      // A starting node stays out of every election for one renewal period (it publishes no
-      // subnets and claims no local address), so that nodes starting together see each other
-      // before anyone claims, and no two of them send gratuitous ARP for the same address.
-      membership.setSubnets(settling(membership) ? [] : announceSubnets(state, settings));
+      // A settling node (just started, or just selected) stays out of every election.
+      membership.setSubnets(this.#settling() ? [] : announceSubnets(state, settings));
     } catch (error) {
       log.warn("cannot publish subnets: {error}", { error: errorMessage(error) });
     }
@@ -455,22 +497,38 @@ export class AgentController {
   }
 
   /**
-   * The settings of the applying LBNodeAgent, made current: with none, everything is withdrawn
-   * and the agent is not ready; a renamed dummy interface is cleared first.
+   * The settings of the LBNodeAgent that applies to this node, made current: with none,
+   * everything is withdrawn and the agent is not ready; a node that LBNodeAgents exist for but
+   * none selects also publishes no subnets (it stands in no election); a renamed dummy
+   * interface is cleared first.
    */
   async #takeSettings(): Promise<AgentSettings | undefined> {
-    const agents = this.#caches.agents.list().flatMap((object) => {
-      const agent = asLBNodeAgent(object);
-      return agent === undefined ? [] : [agent];
-    });
-    const settings = applyingSettings(agents);
-    if (settings === undefined) {
-      const reason =
-        `no LBNodeAgent with spec.local in ${this.#options.namespace}: announcing nothing`;
+    const { namespace, nodeName } = this.#options;
+    const agents: LBNodeAgent[] = [];
+    const unreadable: SelectorProblem[] = [];
+    for (const object of this.#caches.agents.list()) {
+      const read = inspectLBNodeAgent(object);
+      if (read.kind === "valid") agents.push(read.value);
+      else unreadable.push({ agent: object.metadata?.name ?? "", problem: read.problem });
+    }
+    const labels = this.#caches.node.get(nodeName)?.metadata?.labels ?? {};
+    const choice = applyingSettings(agents, labels);
+    this.#reportProblems([...unreadable, ...choice.problems]);
+    if (choice.kind !== "selected") {
+      const reason = choice.kind === "none"
+        ? `no LBNodeAgent with spec.local in ${namespace}: announcing nothing`
+        : `no LBNodeAgent selects node ${nodeName} (LBNodeAgents in ${namespace}: ${
+          choice.candidates.join(", ")
+        }; node labels: ${formatLabels(labels)}): announcing nothing, in no election`;
       this.#readiness = { ready: false, reason };
       if (this.#lastNoAgentLog !== reason) {
         log.warn(reason);
         this.#lastNoAgentLog = reason;
+      }
+      if (choice.kind === "notSelected") {
+        this.#selected = false;
+        this.#options.membership.setSubnets([]);
+        await this.#withdrawUnselected(agents);
       }
       if (this.#settings !== undefined) {
         await this.withdrawAll();
@@ -478,7 +536,17 @@ export class AgentController {
       }
       return undefined;
     }
+    const { settings } = choice;
+    if (this.#selected === false) {
+      // Selected from now on: it settles in as a starting node does.
+      this.#joinedAtRenewals = this.#options.membership.renewals;
+      log.info("node {node} is selected now: settling for one Lease renewal period", {
+        node: nodeName,
+      });
+    }
+    this.#selected = true;
     this.#lastNoAgentLog = "";
+    this.#unselectedCleared = false;
     if (
       this.#settings !== undefined && this.#settings.dummyInterface !== settings.dummyInterface
     ) {
@@ -486,10 +554,11 @@ export class AgentController {
     }
     if (this.#settings?.from !== settings.from) {
       log.info(
-        "LBNodeAgent {name} applies: localint {localint}, extlbint {extlbint}, sendgarp " +
-          "{sendgarp}",
+        "LBNodeAgent {name} applies to node {node}: localint {localint}, extlbint {extlbint}, " +
+          "sendgarp {sendgarp}",
         {
           name: settings.from,
+          node: nodeName,
           localint: settings.localInterface,
           extlbint: settings.dummyInterface,
           sendgarp: settings.sendGarp,
@@ -498,6 +567,43 @@ export class AgentController {
     }
     this.#settings = settings;
     return settings;
+  }
+
+  /**
+   * A node no LBNodeAgent selects holds nothing, also after a restart (when this process never
+   * applied any settings): once per spell of not being selected, every address this agent may
+   * have put anywhere is removed, for each dummy interface an LBNodeAgent names.
+   */
+  async #withdrawUnselected(agents: readonly LBNodeAgent[]): Promise<void> {
+    if (this.#unselectedCleared || this.#settings !== undefined) return;
+    const dummies = new Set(["kube-lb0"]);
+    for (const agent of agents) {
+      const dummy = agent.spec.local?.extlbint;
+      if (dummy) dummies.add(dummy);
+    }
+    let failed = 0;
+    for (const dummyInterface of [...dummies].sort()) {
+      const state = await this.#options.netlink.readState();
+      const result = await this.#apply(
+        state,
+        { localInterface: "default", dummyInterface, sendGarp: false },
+        "withdrawAll",
+      );
+      failed += result.failed.length;
+    }
+    this.#wonLocal = new Set();
+    this.#options.metrics.setAnnounced([]);
+    this.#serviceEvents.withdrawnAll();
+    this.#unselectedCleared = failed === 0;
+  }
+
+  /** Logs each LBNodeAgent left out (malformed, or its node selector is) once, until it changes. */
+  #reportProblems(problems: readonly SelectorProblem[]): void {
+    const text = problems.map(({ agent, problem }) => `LBNodeAgent ${agent}: ${problem}`);
+    const key = text.join("\n");
+    if (key === this.#lastSelectorProblems) return;
+    this.#lastSelectorProblems = key;
+    for (const line of text) log.warn("{problem}; it applies to no node", { problem: line });
   }
 
   /**
@@ -637,7 +743,7 @@ export class AgentController {
       netboxAggregations: inputs.netboxAggregations,
       network: state,
       liveNodes: live,
-      fenced: membership.fenced || settling(membership),
+      fenced: membership.fenced || this.#settling(),
     });
     return { plan, liveNodes: live };
   }
@@ -738,7 +844,8 @@ function localAdditions(changes: readonly AddressChange[], dummyInterface: strin
   );
 }
 
-/** True until the node's Lease has been written twice (one renewal period after start). */
-function settling(membership: { readonly renewals: number }): boolean {
-  return membership.renewals < 2;
+/** `k=v,k2=v2` (sorted), or `none`. */
+function formatLabels(labels: Labels): string {
+  const entries = Object.entries(labels).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+  return entries.length === 0 ? "none" : entries.map(([k, v]) => `${k}=${v}`).join(",");
 }

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import type { V1EndpointSlice, V1Lease, V1MicroTime, V1Service } from "@kubernetes/client-node";
+import type {
+  V1EndpointSlice,
+  V1Lease,
+  V1MicroTime,
+  V1Node,
+  V1Service,
+} from "@kubernetes/client-node";
 import { MemoryCache, type Selectors } from "../k8s/cache.ts";
 import type { EventSink } from "../k8s/events.ts";
 import {
@@ -301,13 +307,24 @@ function serviceGroup(name: string, v4pools: readonly Record<string, string>[]):
   };
 }
 
-function nodeAgent(local: LBNodeAgentLocalSpec): CustomObject {
+function nodeAgent(
+  local: LBNodeAgentLocalSpec,
+  options: { readonly name?: string; readonly nodeSelector?: unknown } = {},
+): CustomObject {
   return {
     apiVersion: "purelb.io/v1",
     kind: "LBNodeAgent",
-    metadata: { name: "default", namespace: NAMESPACE },
-    spec: { local },
+    metadata: { name: options.name ?? "default", namespace: NAMESPACE },
+    spec: {
+      local,
+      ...(options.nodeSelector === undefined ? {} : { nodeSelector: options.nodeSelector }),
+    },
   };
+}
+
+/** This node's Node as the agent caches it (name and labels). */
+function nodeObject(labels: Readonly<Record<string, string>>): V1Node {
+  return { metadata: { name: NODE, labels: { ...labels } } };
 }
 
 function nodeLease(node: string, renewedAtMs: number, durationSeconds: number): V1Lease {
@@ -336,6 +353,12 @@ const DEFAULT_GROUPS = [serviceGroup("default", [LOCAL_POOL, VIRTUAL_POOL])];
 
 interface Setup {
   readonly agent?: LBNodeAgentLocalSpec | "none";
+  /** LBNodeAgents besides (or, with `agent: "none"`, instead of) `agent`. */
+  readonly nodeAgents?: readonly CustomObject[];
+  /** This node's labels; `undefined`: there is no Node object. */
+  readonly nodeLabels?: Readonly<Record<string, string>>;
+  /** False: the Node cache has not read the Node yet (e.g. the RBAC lacks nodes). */
+  readonly nodeSynced?: boolean;
   readonly groups?: readonly CustomObject[];
   readonly services?: readonly V1Service[];
   readonly leases?: readonly V1Lease[];
@@ -356,6 +379,7 @@ interface Fixture {
   readonly groups: MemoryCache<CustomObject>;
   readonly agents: CountingCache;
   readonly leases: MemoryCache<V1Lease>;
+  readonly node: MemoryCache<V1Node>;
 }
 
 async function withAgent(setup: Setup, body: (f: Fixture) => Promise<void>): Promise<void> {
@@ -364,6 +388,9 @@ async function withAgent(setup: Setup, body: (f: Fixture) => Promise<void>): Pro
   const groups = new MemoryCache<CustomObject>();
   const agents = new CountingCache();
   const leases = new MemoryCache<V1Lease>();
+  const node = new MemoryCache<V1Node>({ synced: setup.nodeSynced ?? true });
+  if (setup.nodeLabels !== undefined) node.put(nodeObject(setup.nodeLabels));
+  for (const object of setup.nodeAgents ?? []) agents.put(object);
   for (const object of setup.services ?? []) services.put(object);
   for (const object of setup.groups ?? DEFAULT_GROUPS) groups.put(object);
   for (const object of setup.leases ?? []) leases.put(object);
@@ -375,7 +402,7 @@ async function withAgent(setup: Setup, body: (f: Fixture) => Promise<void>): Pro
   const events = new RecordingEvents();
   const metrics = new AgentMetrics(NODE);
   const controller = new AgentController({
-    caches: { services, slices, groups, agents, leases },
+    caches: { services, slices, groups, agents, leases, node },
     announcements: new ServiceAnnouncements(services),
     namespace: NAMESPACE,
     nodeName: NODE,
@@ -399,6 +426,7 @@ async function withAgent(setup: Setup, body: (f: Fixture) => Promise<void>): Pro
       groups,
       agents,
       leases,
+      node,
     });
   } finally {
     await controller.stop();
@@ -792,4 +820,200 @@ Deno.test("another node's Lease expires: this node takes over its address at onc
     );
     assert.equal(f.controller.liveNodeCount, 1);
   });
+});
+
+// ---- Which nodes announce: LBNodeAgent spec.nodeSelector against this node's labels ----
+
+const EDGE_ONLY = { matchLabels: { "example.com/role": "edge" } };
+
+Deno.test("a node no LBNodeAgent selects holds nothing and publishes no subnets; labelled, it takes part; unlabelled, it withdraws", async () => {
+  await withAgent(
+    {
+      agent: "none",
+      nodeAgents: [nodeAgent({}, { name: "edge", nodeSelector: EDGE_ONLY })],
+      services: [service("web", ["192.0.2.50"]), service("api", ["198.51.100.10"])],
+    },
+    async (f) => {
+      const unselected = (labels: string) =>
+        "no LBNodeAgent selects node node-a (LBNodeAgents in purelb-system: edge; node labels: " +
+        `${labels}): announcing nothing, in no election`;
+      // No Node object at all: a node without labels.
+      await until("not selected", () => readiness(f) === unselected("none") && idle(f));
+      assert.ok(f.membership.subnets.length > 0);
+      assert.ok(f.membership.subnets.every((s) => s.length === 0), "never any subnet");
+      assert.ok(!f.netlink.addressesOn("eth0").includes("192.0.2.50/24"));
+      assert.equal(f.netlink.count("applyChanges"), 0, "nothing to withdraw, nothing applied");
+      assert.equal(f.events.recorded.length, 0);
+
+      // Selected: it settles in for one renewal period as a starting node does (virtual
+      // addresses only, no subnets), then publishes its subnets and claims.
+      f.node.put(nodeObject({ "example.com/role": "edge", zone: "a" }));
+      await until("the virtual address", () => f.netlink.addressesOn("kube-lb0").length === 1);
+      await until("idle", () => idle(f));
+      assert.deepEqual(f.netlink.addressesOn("kube-lb0"), ["198.51.100.10/32"]);
+      assert.ok(!f.netlink.addressesOn("eth0").includes("192.0.2.50/24"), "no claim yet");
+      assert.deepEqual(f.membership.subnets.at(-1), []);
+      f.membership.renewals++;
+      await reconcileAfter(f, () => f.controller.kick());
+      assert.ok(
+        !f.netlink.addressesOn("eth0").includes("192.0.2.50/24"),
+        "one renewal is not enough",
+      );
+      f.membership.renewals++;
+      f.controller.renewed();
+      await until("claimed", () => f.netlink.addressesOn("eth0").includes("192.0.2.50/24"));
+      assert.equal(readiness(f), "ready");
+      assert.deepEqual(f.membership.subnets.at(-1), ["192.0.2.0/24", "2001:db8:1::/64"]);
+
+      f.node.put(nodeObject({ "example.com/role": "worker", zone: "a" }));
+      await until(
+        "not selected again",
+        () => readiness(f) === unselected("example.com/role=worker,zone=a") && idle(f),
+      );
+      assert.ok(!f.netlink.addressesOn("eth0").includes("192.0.2.50/24"));
+      assert.deepEqual(f.netlink.addressesOn("kube-lb0"), []);
+      assert.deepEqual(f.membership.subnets.at(-1), []);
+      assert.deepEqual(f.membership.localAddresses.at(-1), []);
+      assert.equal(f.controller.localWonCount, 0);
+      assert.deepEqual(
+        f.events.recorded.filter((e) => e.reason === "Withdrawn").map((e) => e.service).sort(),
+        ["shop/api", "shop/web"],
+      );
+      assert.doesNotMatch(
+        await f.metrics.registry.getSingleMetricAsString("purelb_lbnodeagent_announced"),
+        /192\.0\.2\.50|198\.51\.100\.10/,
+      );
+
+      // A Node deleted is a node without labels: still not selected.
+      await reconcileAfter(f, () => f.node.remove(NODE));
+      assert.equal(readiness(f), unselected("none"));
+    },
+  );
+});
+
+Deno.test("a node that starts not selected removes what a previous run left, on every dummy interface an LBNodeAgent names", async () => {
+  const network = nodeNetwork([linkAddress("192.0.2.50", 24, true)]);
+  await withAgent(
+    {
+      agent: "none",
+      nodeAgents: [
+        nodeAgent({ extlbint: "edge-lb0" }, { name: "edge", nodeSelector: EDGE_ONLY }),
+      ],
+      nodeLabels: { zone: "b" },
+      services: [service("web", ["192.0.2.50"])],
+      network: {
+        ...network,
+        links: [
+          ...network.links,
+          link(3, "kube-lb0", [linkAddress("198.51.100.11", 32)]),
+          link(4, "edge-lb0", [linkAddress("198.51.100.12", 32)]),
+        ],
+      },
+      membership: (m) => m.previousLocalAddresses = new Set(["192.0.2.50"]),
+    },
+    async (f) => {
+      await until(
+        "the leftovers removed",
+        () =>
+          !f.netlink.addressesOn("eth0").includes("192.0.2.50/24") &&
+          f.netlink.addressesOn("kube-lb0").length === 0 &&
+          f.netlink.addressesOn("edge-lb0").length === 0,
+      );
+      await until("idle", () => idle(f));
+      assert.match(readiness(f), /^no LBNodeAgent selects node node-a/);
+      assert.deepEqual(f.membership.subnets.at(-1), []);
+      assert.deepEqual(f.membership.localAddresses.at(-1), []);
+      // Done once: later reconciles read nothing more.
+      const calls = f.netlink.calls.length;
+      await reconcileAfter(f, () => f.controller.kick());
+      assert.equal(f.netlink.calls.length, calls);
+    },
+  );
+});
+
+/** eth0 in 192.0.2.0/24 (the default route) and eth1 in 203.0.113.0/24. */
+function twoInterfaceNetwork(): NetworkState {
+  const base = nodeNetwork();
+  return { ...base, links: [...base.links, link(3, "eth1", [linkAddress("203.0.113.11", 24)])] };
+}
+
+Deno.test("two LBNodeAgents: the node uses the one its labels select, and switches interfaces when relabelled", async () => {
+  const second = { pool: "203.0.113.50-203.0.113.59", subnet: "203.0.113.0/24" };
+  await withAgent(
+    {
+      agent: "none",
+      nodeAgents: [
+        nodeAgent({ localint: "eth0" }, { name: "all" }),
+        nodeAgent({ localint: "eth1" }, { name: "edge", nodeSelector: EDGE_ONLY }),
+      ],
+      nodeLabels: {},
+      groups: [serviceGroup("default", [LOCAL_POOL, second])],
+      network: twoInterfaceNetwork(),
+      services: [service("web", ["192.0.2.50"]), service("api", ["203.0.113.50"])],
+    },
+    async (f) => {
+      await until(
+        "ready on eth0",
+        () => readiness(f) === "ready" && f.netlink.addressesOn("eth0").includes("192.0.2.50/24"),
+      );
+      assert.deepEqual(f.membership.subnets.at(-1), ["192.0.2.0/24", "2001:db8:1::/64"]);
+      assert.ok(!f.netlink.addressesOn("eth1").includes("203.0.113.50/24"));
+
+      f.node.put(nodeObject({ "example.com/role": "edge" }));
+      await until(
+        "203.0.113.50 on eth1",
+        () => f.netlink.addressesOn("eth1").includes("203.0.113.50/24"),
+      );
+      await until(
+        "192.0.2.50 off eth0",
+        () => !f.netlink.addressesOn("eth0").includes("192.0.2.50/24") && idle(f),
+      );
+      assert.deepEqual(f.membership.subnets.at(-1), ["203.0.113.0/24"]);
+      assert.equal(readiness(f), "ready");
+      assert.ok(
+        f.events.recorded.some((e) =>
+          e.message === "Announcing 203.0.113.50 from node node-a interface eth1"
+        ),
+        JSON.stringify(f.events.recorded),
+      );
+    },
+  );
+});
+
+Deno.test("a malformed selector selects no node and leaves the other LBNodeAgents alone", async () => {
+  const broken = { matchExpressions: [{ key: "zone", operator: "Exists", values: ["a"] }] };
+  await withAgent(
+    {
+      agent: "none",
+      nodeAgents: [nodeAgent({ localint: "eth9" }, { name: "aaa", nodeSelector: broken })],
+      nodeLabels: { zone: "a" },
+      services: [service("web", ["192.0.2.50"])],
+    },
+    async (f) => {
+      await until("not selected", () => /^no LBNodeAgent selects node/.test(readiness(f)));
+      f.agents.put(nodeAgent({}, { name: "zzz" }));
+      await until("the catch-all applies", () => readiness(f) === "ready" && idle(f));
+      // Newly selected, it settles in for two renewals before it claims.
+      f.membership.renewals += 2;
+      f.controller.renewed();
+      await until(
+        "claimed after settling",
+        () => f.netlink.addressesOn("eth0").includes("192.0.2.50/24"),
+      );
+    },
+  );
+});
+
+Deno.test("until its Node is read, the agent applies nothing and says which cache it waits for", async () => {
+  await withAgent(
+    { nodeSynced: false, services: [service("web", ["192.0.2.50"])] },
+    async (f) => {
+      await until("not ready", () => readiness(f) === "caches not synced yet: node");
+      assert.deepEqual(f.netlink.calls, []);
+      f.node.markSynced();
+      f.controller.kick();
+      await until("ready", () => readiness(f) === "ready");
+      assert.ok(f.netlink.addressesOn("eth0").includes("192.0.2.50/24"));
+    },
+  );
 });

@@ -1,6 +1,7 @@
 /**
  * The agent's caches: Services, EndpointSlices, ServiceGroups, LBNodeAgents and the Leases of
- * its namespace, each keeping only the slim view of agent/relevance.ts. {@link agentInformers}
+ * its namespace, each keeping only the slim view of agent/relevance.ts, and its own Node's
+ * labels (read with `get` and `watch` on that one Node: the agent never lists nodes). {@link agentInformers}
  * builds the real ones (list-watch against the API server); the controller receives them as
  * {@link AgentCaches}, so a unit test can hand it in-memory ones instead.
  *
@@ -11,6 +12,7 @@ import type {
   KubernetesObject,
   V1EndpointSlice,
   V1Lease,
+  V1Node,
   V1Service,
 } from "@kubernetes/client-node";
 import { getLogger } from "@logtape/logtape";
@@ -22,6 +24,7 @@ import {
   type ReloadableCache,
   ResilientInformer,
   type RunningCache,
+  SingleObjectCache,
 } from "../k8s/mod.ts";
 import {
   LB_NODE_AGENT_PLURAL,
@@ -35,6 +38,7 @@ import {
   agentLeaseView,
   agentServiceView,
   agentSliceView,
+  nodeLabelsView,
   sliceServiceKey,
   specView,
 } from "./relevance.ts";
@@ -54,6 +58,11 @@ export interface AgentCaches {
   readonly agents: RunningCache<CustomObject>;
   /** Every Lease of the agent's namespace (node Leases and the allocator's). */
   readonly leases: RunningCache<V1Lease>;
+  /**
+   * This node's Node object (its labels choose the LBNodeAgent); empty when there is no such
+   * Node, which counts as a node without labels.
+   */
+  readonly node: RunningCache<V1Node>;
 }
 
 /**
@@ -111,8 +120,15 @@ export interface AgentInformers {
 
 const log = getLogger(["purelb", "agent"]);
 
-/** The real caches of an agent whose Leases, ServiceGroups and LBNodeAgents are in `namespace`. */
-export function agentInformers(connection: ApiConnection, namespace: string): AgentInformers {
+/**
+ * The real caches of the agent of node `nodeName`, whose Leases, ServiceGroups and LBNodeAgents
+ * are in `namespace`.
+ */
+export function agentInformers(
+  connection: ApiConnection,
+  namespace: string,
+  nodeName: string,
+): AgentInformers {
   const onError = (what: string) => (error: unknown, retryInMs: number) =>
     log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
       what,
@@ -157,9 +173,16 @@ export function agentInformers(connection: ApiConnection, namespace: string): Ag
     transform: agentLeaseView,
     onError: onError("leases"),
   });
+  const node = new SingleObjectCache<V1Node>(connection, {
+    name: "node",
+    path: "/api/v1/nodes",
+    objectName: nodeName,
+    transform: nodeLabelsView,
+    onError: onError("node"),
+  });
   return {
-    caches: { services, slices, groups, agents, leases },
+    caches: { services, slices, groups, agents, leases, node },
     announcements,
-    counts: [services, slices, groups, agents, leases],
+    counts: [services, slices, groups, agents, leases, node],
   };
 }

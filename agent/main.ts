@@ -94,17 +94,16 @@ async function main(args: readonly string[]): Promise<number> {
       } else log.info("Lease {name} held", { name: membership.leaseName });
       controllerRef.current?.kick();
     },
-    // The second renewal ends the start-up settling: publish subnets and claim now, not at the
-    // next resync, so that other nodes stop counting this one out at once.
-    onRenewed: () => {
-      if (membership.renewals === 2) controllerRef.current?.kick();
-    },
+    // The second renewal after start (or after the node came to be selected) ends the settling:
+    // publish subnets and claim now, not at the next resync, so that other nodes stop counting
+    // this one out at once.
+    onRenewed: () => controllerRef.current?.renewed(),
     onError: (message) => {
       metrics.leaseErrors.inc();
       log.warn("{message}", { message });
     },
   });
-  const informers = agentInformers(connection, namespace);
+  const informers = agentInformers(connection, namespace, config.nodeName);
   const running = new AgentController({
     caches: informers.caches,
     announcements: informers.announcements,

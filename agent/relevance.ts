@@ -13,6 +13,7 @@ import type {
   KubernetesObject,
   V1EndpointSlice,
   V1Lease,
+  V1Node,
   V1Service,
 } from "@kubernetes/client-node";
 import { slimMetadata } from "../k8s/slim.ts";
@@ -137,6 +138,21 @@ export function specView<T extends KubernetesObject & { readonly spec?: unknown 
     metadata: slimMetadata(object.metadata),
     ...(object.spec === undefined ? {} : { spec: object.spec }),
   };
+}
+
+/**
+ * What the agent keeps of its Node: the name and every label (any label may be one an
+ * LBNodeAgent's selector names). Status and heartbeats are dropped, so they change nothing.
+ *
+ * @example
+ * ```ts
+ * nodeLabelsView({ metadata: { name: "node-a", resourceVersion: "9", labels: { zone: "a" } },
+ *   status: { conditions: [] } });
+ * // { metadata: { name: "node-a", labels: { zone: "a" } } }
+ * ```
+ */
+export function nodeLabelsView(node: V1Node): V1Node {
+  return { metadata: { ...slimMetadata(node.metadata), labels: { ...node.metadata?.labels } } };
 }
 
 /**

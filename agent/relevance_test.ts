@@ -5,6 +5,7 @@ import {
   agentServiceView,
   agentSliceView,
   leaseChangeMatters,
+  nodeLabelsView,
   serviceChangeMatters,
   sliceChangeMatters,
   specView,
@@ -284,4 +285,23 @@ Deno.test("specView drops status and versions", () => {
       spec: { local: { v4pools: [] } },
     },
   );
+});
+
+Deno.test("nodeLabelsView keeps the name and every label, nothing that changes with heartbeats", () => {
+  const node = {
+    metadata: {
+      name: "node-a",
+      resourceVersion: "41",
+      uid: "u",
+      labels: { zone: "a", "example.com/edge": "" },
+      annotations: { "node.alpha.kubernetes.io/ttl": "0" },
+    },
+    status: { conditions: [{ type: "Ready", status: "True" }] },
+  };
+  assert.deepEqual(nodeLabelsView(node), {
+    metadata: { name: "node-a", labels: { zone: "a", "example.com/edge": "" } },
+  });
+  assert.deepEqual(nodeLabelsView({ metadata: { name: "bare" } }), {
+    metadata: { name: "bare", labels: {} },
+  });
 });

@@ -1,43 +1,110 @@
 /**
- * What a decision reads from the PureLB objects besides the Services: the applying
- * LBNodeAgent's settings, the ranges of the local ServiceGroups, and the explicit aggregations
- * of the Netbox ServiceGroups. Pure.
+ * What a decision reads from the PureLB objects besides the Services: the settings of the
+ * LBNodeAgent that applies to this node, the ranges of the local ServiceGroups, and the
+ * explicit aggregations of the Netbox ServiceGroups. Pure.
  *
  * @module
  */
 
 import type { LBNodeAgent } from "../k8s/types.ts";
 import { parseServiceGroupSpec, type PoolRange } from "../ipam/mod.ts";
+import {
+  compileLabelSelector,
+  type Labels,
+  selectorMatches,
+  selectsEverything,
+} from "../k8s/selector.ts";
 import type { AnnounceSettings } from "./announce.ts";
 
 /** The settings of the applying LBNodeAgent, and its name. */
 export type AgentSettings = AnnounceSettings & { readonly from: string };
 
+/** An LBNodeAgent whose node selector cannot be used: it selects no node. */
+export interface SelectorProblem {
+  /** The LBNodeAgent's name. */
+  readonly agent: string;
+  /** What is wrong, naming the field. */
+  readonly problem: string;
+}
+
 /**
- * The first LBNodeAgent (by name) that has `spec.local`, with defaults filled in; `undefined`
- * when there is none.
+ * Which LBNodeAgent a node uses: `selected` (with its settings), `notSelected` (LBNodeAgents
+ * with `spec.local` exist but none selects the node) or `none` (there is no LBNodeAgent with
+ * `spec.local`). `problems` lists the LBNodeAgents left out for a malformed selector.
+ */
+export type NodeAgentChoice =
+  & (
+    | { readonly kind: "selected"; readonly settings: AgentSettings }
+    | { readonly kind: "notSelected"; readonly candidates: readonly string[] }
+    | { readonly kind: "none" }
+  )
+  & { readonly problems: readonly SelectorProblem[] };
+
+/**
+ * The LBNodeAgent a node with `nodeLabels` uses, with defaults filled in: of those with
+ * `spec.local` whose `spec.nodeSelector` selects the node, one with a specific selector before
+ * one without a selector (or with an empty one), then the first by name. The list's order does
+ * not matter. A malformed selector selects no node (and is reported in `problems`).
  *
  * @example
  * ```ts
  * import { applyingSettings } from "./settings.ts";
+ * import type { LBNodeAgent } from "../k8s/types.ts";
  *
- * applyingSettings([{ apiVersion: "purelb.io/v1", kind: "LBNodeAgent", metadata: { name: "default" },
- *   spec: { local: { sendgarp: true } } }]);
- * // { from: "default", localInterface: "default", dummyInterface: "kube-lb0", sendGarp: true }
+ * const lbna = (name: string, spec: LBNodeAgent["spec"]): LBNodeAgent => ({
+ *   apiVersion: "purelb.io/v1", kind: "LBNodeAgent", metadata: { name }, spec,
+ * });
+ * const agents = [
+ *   lbna("all", { local: {} }),
+ *   lbna("edge", { local: { localint: "eth1" }, nodeSelector: { matchLabels: { role: "edge" } } }),
+ * ];
+ * applyingSettings(agents, { role: "edge" }); // kind "selected", settings.from "edge"
+ * applyingSettings(agents, {}); // kind "selected", settings.from "all"
+ * applyingSettings(agents.slice(1), {}); // kind "notSelected", candidates ["edge"]
  * ```
  */
-export function applyingSettings(agents: readonly LBNodeAgent[]): AgentSettings | undefined {
-  const sorted = [...agents].sort((a, b) =>
-    a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0
+export function applyingSettings(
+  agents: readonly LBNodeAgent[],
+  nodeLabels: Labels,
+): NodeAgentChoice {
+  const problems: SelectorProblem[] = [];
+  const matching: { readonly agent: LBNodeAgent; readonly specific: boolean }[] = [];
+  const candidates: string[] = [];
+  for (const agent of agents) {
+    if (agent.spec.local === undefined) continue;
+    candidates.push(agent.metadata.name);
+    const reading = compileLabelSelector(agent.spec.nodeSelector, "spec.nodeSelector");
+    if (reading.kind === "invalid") {
+      problems.push({ agent: agent.metadata.name, problem: reading.problem });
+      continue;
+    }
+    if (selectorMatches(reading.selector, nodeLabels)) {
+      matching.push({ agent, specific: !selectsEverything(reading.selector) });
+    }
+  }
+  const byName = (a: string, b: string) => a < b ? -1 : a > b ? 1 : 0;
+  problems.sort((a, b) => byName(a.agent, b.agent));
+  matching.sort((a, b) =>
+    a.specific !== b.specific
+      ? (a.specific ? -1 : 1)
+      : byName(a.agent.metadata.name, b.agent.metadata.name)
   );
-  const first = sorted.find((agent) => agent.spec.local !== undefined);
+  const first = matching[0]?.agent;
   const local = first?.spec.local;
-  if (first === undefined || local === undefined) return undefined;
+  if (first === undefined || local === undefined) {
+    return candidates.length === 0
+      ? { kind: "none", problems }
+      : { kind: "notSelected", candidates: candidates.sort(byName), problems };
+  }
   return {
-    from: first.metadata.name,
-    localInterface: local.localint || "default",
-    dummyInterface: local.extlbint || "kube-lb0",
-    sendGarp: local.sendgarp ?? false,
+    kind: "selected",
+    settings: {
+      from: first.metadata.name,
+      localInterface: local.localint || "default",
+      dummyInterface: local.extlbint || "kube-lb0",
+      sendGarp: local.sendgarp ?? false,
+    },
+    problems,
   };
 }
 

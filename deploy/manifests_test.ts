@@ -413,6 +413,24 @@ clusterTest("deploy: the lbnodeagent DaemonSet", async () => {
   assertOperations(daemonSet, container, 7473);
 });
 
+clusterTest(
+  "deploy: the agent reads Nodes with get and watch only, never list or write",
+  async () => {
+    const role = find(await kustomize(), "ClusterRole", "purelb:agent");
+    const nodeRules = list(role.rules).map(record).filter((rule) =>
+      list(rule.resources).includes("nodes")
+    );
+    assert.equal(nodeRules.length, 1, JSON.stringify(role.rules));
+    assert.deepEqual(nodeRules[0]?.apiGroups, [""]);
+    assert.deepEqual(list(nodeRules[0]?.verbs).sort(), ["get", "watch"]);
+    const namespaced = find(await kustomize(), "ClusterRole", "purelb:agent-namespaced");
+    assert.ok(
+      !list(namespaced.rules).map(record).some((rule) => list(rule.resources).includes("nodes")),
+      "no other grant on nodes",
+    );
+  },
+);
+
 clusterTest("deploy: the default LBNodeAgent and the example ServiceGroup", async () => {
   const objects = await kustomize();
   const lbna = find(objects, "LBNodeAgent", "default");

@@ -18,3 +18,5 @@ export * from "./transport.ts";
 export * from "./types.ts";
 export * from "./workqueue.ts";
 export * from "./slim.ts";
+export * from "./object_cache.ts";
+export * from "./selector.ts";

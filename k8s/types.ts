@@ -11,6 +11,7 @@
  */
 
 import { isRecord, jsonTypeName } from "../json/mod.ts";
+import type { LabelSelector } from "./selector.ts";
 
 /** API group of our custom resources. */
 export const PURELB_GROUP = "purelb.io";
@@ -253,6 +254,12 @@ export interface LBNodeAgentLocalSpec {
 /** `spec` of an LBNodeAgent. */
 export interface LBNodeAgentSpec {
   readonly local?: LBNodeAgentLocalSpec;
+  /**
+   * The nodes this LBNodeAgent applies to (a label selector on Node objects); none or `{}`
+   * selects every node not selected by a more specific one. Checked here for its shape only:
+   * k8s/selector.ts says whether its operators and values make sense.
+   */
+  readonly nodeSelector?: LabelSelector;
 }
 
 /**
@@ -352,6 +359,17 @@ function mapOf(entry: Check): Check {
   };
 }
 
+function listOf(element: Check): Check {
+  return (value, path) => {
+    if (!Array.isArray(value)) return `${label(path)}: must be a list, not ${jsonTypeName(value)}`;
+    for (const [index, item] of value.entries()) {
+      const problem = element(item, `${path}[${index}]`);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  };
+}
+
 interface FieldRule {
   readonly check: Check;
   readonly required: boolean;
@@ -407,6 +425,14 @@ const checkLBNodeAgent = objectWith({
       localint: optional(isString),
       extlbint: optional(isString),
       sendgarp: optional(isBoolean),
+    })),
+    nodeSelector: optional(objectWith({
+      matchLabels: optional(mapOf(isString)),
+      matchExpressions: optional(listOf(objectWith({
+        key: required(isString),
+        operator: required(isString),
+        values: optional(listOf(isString)),
+      }))),
     })),
   })),
   status: optional(mapOf(() => undefined)),

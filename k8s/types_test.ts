@@ -71,6 +71,29 @@ const VALID_AGENTS: ReadonlyArray<{ readonly name: string; readonly value: unkno
   { name: "empty local (defaults not applied)", value: agent({ spec: { local: {} } }) },
   { name: "no local (announce nothing)", value: agent({ spec: {} }) },
   { name: "free-form status", value: agent({ status: { anything: [1, "two"] } }) },
+  {
+    name: "a node selector",
+    value: agent({
+      spec: {
+        local: {},
+        nodeSelector: {
+          matchLabels: { "example.com/edge": "true" },
+          matchExpressions: [
+            { key: "zone", operator: "In", values: ["a", "b"] },
+            { key: "drain", operator: "DoesNotExist" },
+          ],
+        },
+      },
+    }),
+  },
+  { name: "an empty node selector", value: agent({ spec: { local: {}, nodeSelector: {} } }) },
+  {
+    // The operator's meaning is k8s/selector.ts's to check, with a message for the user.
+    name: "an unknown operator (shape only)",
+    value: agent({
+      spec: { local: {}, nodeSelector: { matchExpressions: [{ key: "a", operator: "Is" }] } },
+    }),
+  },
 ];
 
 const INVALID_AGENTS: ReadonlyArray<{ readonly value: unknown; readonly problem: string }> = [
@@ -93,6 +116,30 @@ const INVALID_AGENTS: ReadonlyArray<{ readonly value: unknown; readonly problem:
     problem: "spec.local.sendgarp: must be a boolean, not a string",
   },
   { value: agent({ status: [] }), problem: "status: must be an object, not a list" },
+  {
+    value: agent({ spec: { nodeSelector: ["edge"] } }),
+    problem: "spec.nodeSelector: must be an object, not a list",
+  },
+  {
+    value: agent({ spec: { nodeSelector: { matchLabels: { edge: true } } } }),
+    problem: 'spec.nodeSelector.matchLabels["edge"]: must be a string, not a boolean',
+  },
+  {
+    value: agent({ spec: { nodeSelector: { matchExpressions: { key: "edge" } } } }),
+    problem: "spec.nodeSelector.matchExpressions: must be a list, not an object",
+  },
+  {
+    value: agent({ spec: { nodeSelector: { matchExpressions: [{ key: "edge" }] } } }),
+    problem: "spec.nodeSelector.matchExpressions[0].operator: is required",
+  },
+  {
+    value: agent({
+      spec: {
+        nodeSelector: { matchExpressions: [{ key: "edge", operator: "In", values: "a" }] },
+      },
+    }),
+    problem: "spec.nodeSelector.matchExpressions[0].values: must be a list, not a string",
+  },
 ];
 
 Deno.test("asLBNodeAgent accepts every shape the CRD schema allows, as the same object", () => {

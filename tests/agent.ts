@@ -124,8 +124,12 @@ export class AgentTestApi extends TestApi {
     this.coordination = typedApi(this.connection, CoordinationV1Api);
   }
 
-  /** Creates an LBNodeAgent with `spec.local`. */
-  async createNodeAgent(name: string, local: Record<string, unknown>): Promise<void> {
+  /** Creates an LBNodeAgent with `spec.local` (and `spec.nodeSelector`, if given). */
+  async createNodeAgent(
+    name: string,
+    local: Record<string, unknown>,
+    nodeSelector?: Record<string, unknown>,
+  ): Promise<void> {
     await this.custom.createNamespacedCustomObject({
       group: "purelb.io",
       version: "v1",
@@ -135,8 +139,25 @@ export class AgentTestApi extends TestApi {
         apiVersion: "purelb.io/v1",
         kind: "LBNodeAgent",
         metadata: { name },
-        spec: { local },
+        spec: { local, ...(nodeSelector === undefined ? {} : { nodeSelector }) },
       },
+    });
+  }
+
+  /** Creates a Node object (cluster-scoped: {@linkcode AgentTestApi.deleteNode} it afterwards). */
+  async createNode(name: string, labels: Record<string, string>): Promise<void> {
+    await this.core.createNode({ body: { metadata: { name, labels } } });
+  }
+
+  /** Sets (a string) or removes (`null`) labels of a Node. */
+  async labelNode(name: string, labels: Record<string, string | null>): Promise<void> {
+    await this.core.patchNode({ name, body: { metadata: { labels } } }, mergePatch());
+  }
+
+  /** Deletes a Node object if it exists. */
+  async deleteNode(name: string): Promise<void> {
+    await this.core.deleteNode({ name }).catch((error) => {
+      if (apiStatusCode(error) !== 404) throw error;
     });
   }
 

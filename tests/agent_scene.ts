@@ -49,6 +49,18 @@ export interface SceneOptions {
   readonly groups: Readonly<Record<string, unknown>>;
   /** The LBNodeAgent's `spec.local`; `undefined` creates none. */
   readonly nodeAgent: Readonly<Record<string, unknown>> | undefined;
+  /** More LBNodeAgents by name: `spec.local` and `spec.nodeSelector`. */
+  readonly nodeAgents?: Readonly<
+    Record<
+      string,
+      { readonly local: Record<string, unknown>; readonly nodeSelector?: Record<string, unknown> }
+    >
+  >;
+  /**
+   * Node objects to create (as admin) with these labels, by node name; removed afterwards.
+   * Without them a scene has no Node objects (each agent's node then has no labels).
+   */
+  readonly nodeLabels?: Readonly<Record<string, Record<string, string>>>;
   /** Extra agent flags. */
   readonly agentArgs?: readonly string[];
   /** Start agents only on these nodes (default: all). */
@@ -75,6 +87,13 @@ export async function withScene(
       await api.createGroup(name, { local });
     }
     if (options.nodeAgent !== undefined) await api.createNodeAgent("default", options.nodeAgent);
+    for (const [name, { local, nodeSelector }] of Object.entries(options.nodeAgents ?? {})) {
+      await api.createNodeAgent(name, local, nodeSelector);
+    }
+    for (const [node, labels] of Object.entries(options.nodeLabels ?? {})) {
+      await api.deleteNode(node); // a leftover of an interrupted run
+      await api.createNode(node, labels);
+    }
     const kubeconfig = await agentServiceAccount(cluster, namespace, dir);
     lan = await createLan({
       nodes: [...NODES],
@@ -142,6 +161,9 @@ export async function withScene(
   } finally {
     await Promise.all(all.map((agent) => agent.stop()));
     await api.deleteAll().catch((error) => console.error(`cleanup: ${error}`));
+    for (const node of Object.keys(options.nodeLabels ?? {})) {
+      await api.deleteNode(node).catch((error) => console.error(`cleanup: ${error}`));
+    }
     api.close();
     await lan?.destroy();
     await removeAgentBinding(cluster, namespace).catch(() => {});

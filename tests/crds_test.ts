@@ -3,6 +3,9 @@ import { CustomObjectsApi, typedApi } from "../k8s/client.ts";
 import { clusterTest } from "./cluster.ts";
 import { errorMessage } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
+import { asLBNodeAgent } from "../k8s/types.ts";
+import { applyingSettings } from "../agent/settings.ts";
+import { parse } from "yaml";
 
 const GROUP = "purelb.io";
 const LOCAL = { local: { v4pools: [{ pool: "192.0.2.0/28", subnet: "192.0.2.0/24" }] } };
@@ -186,3 +189,132 @@ clusterTest("LBNodeAgent gets defaults and refuses a bad interface name", async 
   assert.ok(message.includes("spec.local.extlbint:"), message);
   await c.deleteNamespace(ns);
 });
+
+clusterTest(
+  "LBNodeAgent nodeSelector: a label selector, checked at admission naming the field",
+  async (c) => {
+    const ns = await c.createNamespace("crd-lbna-selector");
+    const api = typedApi(new ApiConnection(c.adminConfig()), CustomObjectsApi);
+    const where = { group: GROUP, version: VERSION, namespace: ns, plural: "lbnodeagents" };
+    const nodeSelector = {
+      matchLabels: { "example.com/role": "edge", "node-role.kubernetes.io/edge": "" },
+      matchExpressions: [
+        { key: "zone", operator: "In", values: ["a", "b"] },
+        { key: "zone", operator: "NotIn", values: ["c"] },
+        { key: "example.com/drain", operator: "DoesNotExist" },
+        { key: "example.com/edge", operator: "Exists", values: [] },
+      ],
+    };
+    await api.createNamespacedCustomObject({
+      ...where,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: "LBNodeAgent",
+        metadata: { name: "edge" },
+        spec: { local: {}, nodeSelector },
+      },
+    });
+    const stored = await api.getNamespacedCustomObject({ ...where, name: "edge" }) as {
+      spec: { nodeSelector: unknown };
+    };
+    assert.deepEqual(stored.spec.nodeSelector, nodeSelector);
+
+    const cases: ReadonlyArray<{ nodeSelector: unknown; field: string; says: RegExp }> = [
+      {
+        nodeSelector: { matchExpressions: [{ key: "zone", operator: "Equals", values: ["a"] }] },
+        field: "spec.nodeSelector.matchExpressions[0].operator",
+        says: /"In", "NotIn", "Exists", "DoesNotExist"/,
+      },
+      {
+        nodeSelector: { matchExpressions: [{ key: "zone", operator: "In" }] },
+        field: "spec.nodeSelector.matchExpressions[0].values",
+        says: /must list values for operator In or NotIn/,
+      },
+      {
+        nodeSelector: { matchExpressions: [{ key: "zone", operator: "NotIn", values: [] }] },
+        field: "spec.nodeSelector.matchExpressions[0].values",
+        says: /must list values for operator In or NotIn/,
+      },
+      {
+        nodeSelector: {
+          matchExpressions: [
+            { key: "zone", operator: "Exists" },
+            { key: "zone", operator: "DoesNotExist", values: ["a"] },
+          ],
+        },
+        field: "spec.nodeSelector.matchExpressions[1].values",
+        says: /must not list values for operator Exists or DoesNotExist/,
+      },
+      {
+        nodeSelector: { matchExpressions: [{ operator: "Exists" }] },
+        field: "spec.nodeSelector.matchExpressions[0].key",
+        says: /Required value/,
+      },
+      {
+        nodeSelector: { matchLabels: { zone: 1 } },
+        field: "spec.nodeSelector.matchLabels.zone",
+        says: /must be of type string/,
+      },
+      {
+        nodeSelector: { matchLabels: { "Example.COM/zone": "a" } },
+        field: "spec.nodeSelector.matchLabels",
+        says: /keys must be a label key/,
+      },
+      {
+        nodeSelector: { matchLabels: { zone: "a b" } },
+        field: "spec.nodeSelector.matchLabels[zone]",
+        says: /must be a label value/,
+      },
+      {
+        nodeSelector: { matchExpressions: [{ key: "bad key!", operator: "Exists" }] },
+        field: "spec.nodeSelector.matchExpressions[0].key",
+        says: /must be a label key/,
+      },
+      {
+        nodeSelector: {
+          matchExpressions: [{ key: "zone", operator: "In", values: ["ok", "-no"] }],
+        },
+        field: "spec.nodeSelector.matchExpressions[0].values[1]",
+        says: /must be a label value/,
+      },
+    ];
+    for (const { nodeSelector, field, says } of cases) {
+      const message = await createExpectingRejection(api, ns, "lbnodeagents", "LBNodeAgent", {
+        local: {},
+        nodeSelector,
+      });
+      assert.ok(message.includes(`${field}:`), `message names ${field}: ${message}`);
+      assert.match(message, says);
+    }
+    await c.deleteNamespace(ns);
+  },
+);
+
+clusterTest(
+  "the README's LBNodeAgent examples are admitted and select what they say",
+  async (c) => {
+    const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+    const examples = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((match) => parse(match[1] ?? "") as unknown)
+      .flatMap((value) => {
+        const agent = asLBNodeAgent(value);
+        return agent?.spec.nodeSelector === undefined ? [] : [agent];
+      });
+    assert.ok(examples.length > 0, "the README shows an LBNodeAgent with a nodeSelector");
+    const ns = await c.createNamespace("crd-readme");
+    const api = typedApi(new ApiConnection(c.adminConfig()), CustomObjectsApi);
+    for (const example of examples) {
+      await api.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: ns,
+        plural: "lbnodeagents",
+        body: { ...example, metadata: { name: example.metadata.name } },
+      });
+      const edge = applyingSettings([example], { "example.com/edge": "true" });
+      assert.equal(edge.kind, "selected", example.metadata.name);
+      assert.equal(applyingSettings([example], {}).kind, "notSelected", example.metadata.name);
+    }
+    await c.deleteNamespace(ns);
+  },
+);
