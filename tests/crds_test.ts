@@ -5,7 +5,7 @@ import { errorMessage } from "../k8s/errors.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 import { asLBNodeAgent } from "../k8s/types.ts";
 import { applyingSettings } from "../agent/settings.ts";
-import { parse } from "yaml";
+import { parseAllDocuments } from "yaml";
 
 const GROUP = "purelb.io";
 const LOCAL = { local: { v4pools: [{ pool: "192.0.2.0/28", subnet: "192.0.2.0/24" }] } };
@@ -295,7 +295,8 @@ clusterTest(
   async (c) => {
     const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
     const examples = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
-      .map((match) => parse(match[1] ?? "") as unknown)
+      .flatMap((match) => parseAllDocuments(match[1] ?? ""))
+      .map((document): unknown => document.toJS())
       .flatMap((value) => {
         const agent = asLBNodeAgent(value);
         return agent?.spec.nodeSelector === undefined ? [] : [agent];
