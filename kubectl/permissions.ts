@@ -12,12 +12,15 @@ import { parse as parseYaml } from "yaml";
 import { isRecord } from "../json/mod.ts";
 import { SERVICE_ACCOUNT_DIR } from "../k8s/config.ts";
 
-/** The variables the plugin reads: where the kubeconfig is, and whether it runs in a Pod. */
+/** The variables the plugin reads: where the kubeconfig is, whether it runs in a Pod. */
 export const PLUGIN_ENV = [
   "HOME",
   "KUBECONFIG",
   "KUBERNETES_SERVICE_HOST",
   "KUBERNETES_SERVICE_PORT",
+  // Read by npm yaml while it parses.
+  "LOG_STREAM",
+  "LOG_TOKENS",
 ] as const;
 
 /**

@@ -27,8 +27,10 @@ export interface GroupVerdict {
 /** Everything found in the file. */
 export interface ValidationReport {
   readonly groups: readonly GroupVerdict[];
-  /** Problems of the file itself: YAML errors, documents that are no ServiceGroup. */
+  /** Problems of the file itself: YAML errors, no ServiceGroup at all (the command fails). */
   readonly problems: readonly string[];
+  /** Documents of other kinds, left out (the command does not fail for them). */
+  readonly skipped: readonly string[];
 }
 
 /**
@@ -46,6 +48,7 @@ export interface ValidationReport {
  */
 export function validateServiceGroups(text: string, source: string): ValidationReport {
   const problems: string[] = [];
+  const skipped: string[] = [];
   const found: { object: Record<string, unknown>; document: number }[] = [];
   parseAllDocuments(text).forEach((document, index) => {
     const number = index + 1;
@@ -64,7 +67,7 @@ export function validateServiceGroups(text: string, source: string): ValidationR
       if (!isRecord(object)) {
         problems.push(`${source}: document ${number} is not an object`);
       } else if (object["kind"] !== SERVICE_GROUP_KIND) {
-        problems.push(
+        skipped.push(
           `${source}: document ${number} is a ${String(object["kind"] ?? "(no kind)")}, ` +
             `not a ServiceGroup: skipped`,
         );
@@ -119,7 +122,7 @@ export function validateServiceGroups(text: string, source: string): ValidationR
   if (groups.length === 0 && problems.length === 0) {
     problems.push(`${source}: no ServiceGroup found`);
   }
-  return { groups, problems };
+  return { groups, problems, skipped };
 }
 
 /** True when the file has an invalid group or a problem (the command exits 1). */
@@ -152,6 +155,7 @@ export function renderValidation(report: ValidationReport, format: OutputFormat)
       for (const error of group.errors) lines.push(`  ${error}`);
     }
   }
+  if (format === "wide") lines.push(...report.skipped);
   for (const problem of report.problems) lines.push(problem);
   return lines.join("\n");
 }
