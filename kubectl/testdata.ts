@@ -51,6 +51,20 @@ export const BAD_SPECS: Readonly<Record<string, unknown>> = {
     local: { v6pools: [{ pool: "2001:db8::/120", subnet: "2001:db8::/64", aggregation: "/129" }] },
   },
   fence: { local: { v4pools: [] }, enforceNamespaces: true },
+  reversed: { local: { v4pools: [{ pool: "192.0.2.250-192.0.2.240", subnet: "192.0.2.0/24" }] } },
+  mixed: { local: { v4pools: [{ pool: "192.0.2.1-2001:db8::1", subnet: "192.0.2.0/24" }] } },
+  inside: {
+    local: {
+      v4pools: [
+        { pool: "192.0.2.0/28", subnet: "192.0.2.0/24" },
+        { pool: "192.0.2.8-192.0.2.20", subnet: "192.0.2.0/24" },
+      ],
+    },
+  },
+  wide: {
+    local: { v4pools: [{ pool: "192.0.2.0/28", subnet: "192.0.2.0/24", aggregation: "/33" }] },
+  },
+  family: { local: { v6pools: [{ pool: "192.0.2.0/28", subnet: "192.0.2.0/24" }] } },
 };
 
 /** Good specs. */
