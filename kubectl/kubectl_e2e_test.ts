@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { clusterTest, rootClusterTest, type TestCluster } from "../tests/cluster.ts";
 import { NODES, withScene } from "../tests/agent_scene.ts";
 import { withAllocator } from "../tests/allocator.ts";
@@ -396,6 +397,53 @@ Deno.test({
       /^kubectl purelb: cannot reach the API server at http:\/\/127\.0\.0\.1:\d+: /,
     );
     assert.equal(gone.stderr.trim().split("\n").length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "the installed kubectl-purelb wrapper runs the plugin: exit 0 for good groups, 1 for bad",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "purelb-kubectl-" });
+  try {
+    const repo = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
+    const install = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        join(repo, "kubectl/install.ts"),
+        "--dir",
+        dir,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(install.success, new TextDecoder().decode(install.stderr));
+    const wrapper = join(dir, "kubectl-purelb");
+    assert.equal(((await Deno.stat(wrapper)).mode ?? 0) & 0o777, 0o755);
+    await Deno.writeTextFile(join(dir, "good.yaml"), groupsYaml(GOOD_SPECS));
+    await Deno.writeTextFile(join(dir, "bad.yaml"), groupsYaml(BAD_SPECS));
+    const run = async (file: string) => {
+      const out = await new Deno.Command(wrapper, {
+        args: ["validate", "-f", join(dir, file)],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(120_000),
+      }).output();
+      return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+    };
+    const good = await run("good.yaml");
+    assert.equal(good.code, 0, good.stdout);
+    assert.match(good.stdout, /^servicegroup\/default: valid\n/);
+    const bad = await run("bad.yaml");
+    assert.equal(bad.code, 1, bad.stdout);
+    assert.match(bad.stdout, /^servicegroup\/bare: invalid\n/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
