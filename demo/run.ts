@@ -9,7 +9,6 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { CoreV1Event, V1Service } from "@kubernetes/client-node";
 import { BinaryBuildError, ensureBinaries } from "../tests/controlplane/binaries.ts";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
 import { createLan, type Lan, testbedIpPath, tryExec } from "../tests/netns/mod.ts";
@@ -36,7 +35,9 @@ import {
   PURELB_NAMESPACE,
   unmetExpectations,
 } from "./scenario.ts";
-import { buildRows, type Holding, renderTable, type Row, type ServiceView } from "./table.ts";
+import { type Holding, renderTable, type Row } from "./table.ts";
+import { PluginReader } from "../kubectl/api.ts";
+import { statusRows } from "../kubectl/status.ts";
 
 /** How the demo runs. */
 export interface DemoOptions {
@@ -126,40 +127,14 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function timeOf(event: CoreV1Event): number {
-  const when = event.lastTimestamp ?? event.eventTime ?? event.firstTimestamp;
-  return when === undefined ? 0 : Date.parse(String(when));
-}
-
-/** The services as the table needs them: known samples first, in scenario order. */
-function serviceViews(
-  services: readonly V1Service[],
-  failures: readonly CoreV1Event[],
-): ServiceView[] {
+/** Rows of the known samples first, in scenario order (a service's rows stay together). */
+function inScenarioOrder(rows: readonly Row[]): Row[] {
   const order = [...EXPECTED.keys()];
   const rank = (name: string) => {
     const i = order.indexOf(name);
     return i < 0 ? order.length : i;
   };
-  const latestFailure = new Map<string, CoreV1Event>();
-  for (const event of failures) {
-    const name = event.involvedObject.name ?? "";
-    const seen = latestFailure.get(name);
-    if (seen === undefined || timeOf(event) >= timeOf(seen)) latestFailure.set(name, event);
-  }
-  return services
-    .map((svc): ServiceView => {
-      const name = svc.metadata?.name ?? "";
-      return {
-        name,
-        addresses: (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? "").filter(
-          Boolean,
-        ),
-        pool: svc.metadata?.annotations?.["purelb.io/allocated-from"],
-        failure: latestFailure.get(name)?.message,
-      };
-    })
-    .sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name));
+  return [...rows].sort((a, b) => rank(a.service) - rank(b.service));
 }
 
 /** Everything the demo started, for the orderly and the emergency clean-up. */
@@ -254,11 +229,17 @@ class Stage {
   }
 }
 
-/** What the demo reads every refresh. */
+/**
+ * What the demo reads every refresh: the plugin's status (`kubectl purelb status`, the same
+ * reads and the same rows), with what `ip` shows in each node's namespace as the holders.
+ */
 async function observe(api: DemoApi, lan: Lan): Promise<Row[]> {
-  const [services, failures, held] = await Promise.all([
-    api.services(DEMO_NAMESPACE),
-    api.events(DEMO_NAMESPACE, "AllocationFailed"),
+  const reader = new PluginReader((path) => api.request("GET", path), api.access.server);
+  const [services, failures, leases, nodeAgents, held] = await Promise.all([
+    reader.services(DEMO_NAMESPACE),
+    reader.allocationFailures(DEMO_NAMESPACE),
+    reader.leases(PURELB_NAMESPACE),
+    reader.nodeAgents(PURELB_NAMESPACE),
     Promise.all(
       lan.nodes.map(async (node): Promise<Holding[]> =>
         (await addressesIn(node.netns)).map((h) => ({
@@ -269,7 +250,11 @@ async function observe(api: DemoApi, lan: Lan): Promise<Row[]> {
       ),
     ),
   ]);
-  return buildRows(serviceViews(services, failures), held.flat());
+  const rows = statusRows(
+    { services, failures, leases, nodeAgents, qualifyNames: false, nowMs: Date.now() },
+    { observed: held.flat() },
+  );
+  return inScenarioOrder(rows);
 }
 
 /** Shows the table: redrawn in a terminal, printed when it changes otherwise. */
@@ -518,6 +503,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     );
     console.log(`After the hand-over (the agent of ${from} is stopped):\n\n${renderTable(rows)}\n`);
 
+    const tryPlugin = [
+      "Try the plugin against this control plane (in another terminal, in this checkout):",
+      `  npx -y deno@2.8.3 task kubectl-purelb -- status --kubeconfig ${cp.kubeconfigPath}`,
+      `  npx -y deno@2.8.3 task kubectl-purelb -- election ${address} --kubeconfig ` +
+      cp.kubeconfigPath,
+      `  npx -y deno@2.8.3 task kubectl-purelb -- pools -o wide --kubeconfig ${cp.kubeconfigPath}`,
+    ];
     if (!options.once) {
       const liveUntil = Date.now() + LIVE_LIMIT_MS;
       while (Date.now() < liveUntil) {
@@ -532,6 +524,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           result,
           netboxLine(),
           `The agent of ${from} is stopped; its addresses moved to the other nodes.`,
+          ...tryPlugin,
           "Ctrl-C stops everything and cleans up",
         ]);
         await sleep(REFRESH_MS);
