@@ -263,3 +263,39 @@ Deno.test("membership: reads what a previous run recorded and keeps it until tol
     await running;
   }
 });
+
+Deno.test("membership: the addresses carried go into purelb.io/announcing at once; other annotations are kept", async () => {
+  const api = new FakeLeases();
+  const membership = new NodeMembership({
+    api: api as unknown as LeaseClient,
+    namespace: "purelb-system",
+    nodeName: "node-a",
+    leaseDurationMs: 6_000,
+    renewMs: 5_000,
+  });
+  membership.setSubnets(["192.0.2.11/24"]);
+  membership.setLocalAddresses(["192.0.2.50"]);
+  const running = membership.run();
+  const annotations = () => api.leases.get(nodeLeaseName("node-a"))?.metadata?.annotations ?? {};
+  try {
+    await waitFor(() => api.writes >= 1, 2_000, "the Lease created");
+    assert.equal(annotations()["purelb.io/announcing"], undefined, "not set: not written");
+    membership.setAnnouncing([{ interfaceName: "eth0", address: "192.0.2.50" }]);
+    // Well before the next renewal (5 s).
+    await waitFor(
+      () => annotations()["purelb.io/announcing"] === "eth0,192.0.2.50",
+      1_000,
+      "the announcing entry",
+    );
+    assert.equal(annotations()["purelb.io/subnets"], "192.0.2.0/24");
+    assert.equal(annotations()["purelb.io/local-addresses"], "192.0.2.50");
+    const writes = api.writes;
+    membership.setAnnouncing([{ interfaceName: "eth0", address: "192.0.2.50" }]);
+    membership.setAnnouncing([]);
+    await waitFor(() => annotations()["purelb.io/announcing"] === "", 1_000, "emptied");
+    assert.equal(api.writes, writes + 1, "one write for the change, none for the repeat");
+  } finally {
+    await membership.stop();
+    await running;
+  }
+});
