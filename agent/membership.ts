@@ -290,6 +290,8 @@ export class NodeMembership {
     const stop = this.#stopping.signal;
     while (!stop.aborted) {
       const startedAt = performance.now();
+      // A change asked for while this write is under way is written right after it.
+      const wantedBefore = this.#wanted();
       try {
         await this.#renew();
         this.#renewed(startedAt);
@@ -298,7 +300,6 @@ export class NodeMembership {
         this.#options.onError?.(`renewing Lease ${this.#leaseName}: ${errorMessage(error)}`);
       }
       if (stop.aborted) break;
-      const wantedBefore = this.#wanted();
       const elapsed = performance.now() - startedAt;
       // After a failure, retry sooner (but not in a tight loop).
       const waitMs = this.#written === undefined
