@@ -84,6 +84,7 @@ export type AgentMembership = Pick<
   | "previousLocalAddresses"
   | "setLocalAddresses"
   | "setSubnets"
+  | "setAnnouncing"
 >;
 
 /** Options of {@link AgentController}. */
@@ -188,6 +189,8 @@ export class AgentController {
   #joinedAtRenewals = 0;
   /** Local addresses this node carried after the last reconcile (GARP on new ones). */
   #wonLocal = new Set<string>();
+  /** The interface of each of {@link AgentController.#wonLocal}. */
+  #wonLocalInterfaces = new Map<string, string>();
   #live: LiveLeases = { leaseNames: new Set(), count: 0 };
   /** What the next reconcile must do at least (see {@link ReconcileDepth}). */
   #depth: ReconcileDepth = "full";
@@ -378,6 +381,7 @@ export class AgentController {
     const state = await this.#options.netlink.readState();
     const result = await this.#apply(state, settings, "withdrawAll");
     this.#wonLocal = new Set();
+    this.#wonLocalInterfaces = new Map();
     this.#options.metrics.setAnnounced([]);
     this.#serviceEvents.withdrawnAll();
     return result;
@@ -592,6 +596,7 @@ export class AgentController {
       failed += result.failed.length;
     }
     this.#wonLocal = new Set();
+    this.#wonLocalInterfaces = new Map();
     this.#options.metrics.setAnnounced([]);
     this.#serviceEvents.withdrawnAll();
     this.#unselectedCleared = failed === 0;
@@ -619,7 +624,19 @@ export class AgentController {
     if (!isDeepStrictEqual(decision.plan.assignments, last.assignments)) return false;
     this.#serviceEvents.warnings(decision.plan.warnings);
     this.#afterApply(decision.plan.decisions, settings);
+    this.#publishAnnouncing(new Set());
     return true;
+  }
+
+  /**
+   * Publishes in the Lease the local addresses carried now (won, less `notAdded`: adds that
+   * failed); `undefined`: none (everything withdrawn).
+   */
+  #publishAnnouncing(notAdded: ReadonlySet<string> | undefined): void {
+    const entries = notAdded === undefined ? [] : [...this.#wonLocalInterfaces].flatMap((
+      [address, interfaceName],
+    ) => notAdded.has(address) ? [] : [{ interfaceName, address }]);
+    this.#options.membership.setAnnouncing(entries);
   }
 
   /**
@@ -661,6 +678,10 @@ export class AgentController {
       mode === "decide" ? this.#wonLocal : [],
       failed.flatMap(({ change }) => change.kind === "delete" ? [change.address] : []),
     );
+    const notAdded = new Set(
+      failed.flatMap(({ change }) => change.kind === "add" ? [change.address] : []),
+    );
+    this.#publishAnnouncing(mode === "decide" ? notAdded : undefined);
     return { applied, alreadyDone, failed };
   }
 
@@ -751,9 +772,11 @@ export class AgentController {
   /** Gratuitous announcements for newly won local addresses, events, metrics. */
   #afterApply(decisions: readonly AddressDecision[], settings: AnnounceSettings): void {
     const wonLocal = new Set<string>();
+    const interfaces = new Map<string, string>();
     for (const decision of decisions) {
       if (!decision.announce || decision.kind !== "local") continue;
       wonLocal.add(decision.address);
+      interfaces.set(decision.address, decision.interfaceName);
       if (!this.#wonLocal.has(decision.address) && settings.sendGarp) {
         this.#gratuitous.send(decision.interfaceName, decision.address);
       }
@@ -762,6 +785,7 @@ export class AgentController {
     const announcements = announcementsOf(decisions);
     this.#serviceEvents.announcing(announcements);
     this.#wonLocal = wonLocal;
+    this.#wonLocalInterfaces = interfaces;
     this.#options.metrics.setAnnounced(
       announcements.map(({ service, address }) => ({ service, ip: address })),
     );

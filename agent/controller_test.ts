@@ -217,6 +217,12 @@ class FakeMembership implements AgentMembership {
   readonly subnets: (readonly string[])[] = [];
   /** Every setLocalAddresses call. */
   readonly localAddresses: (readonly string[])[] = [];
+  /** Every setAnnouncing call, as `interface,address` texts. */
+  readonly announcing: (readonly string[])[] = [];
+
+  setAnnouncing(entries: Iterable<{ interfaceName: string; address: string }>): void {
+    this.announcing.push([...entries].map((e) => `${e.interfaceName},${e.address}`).sort());
+  }
 
   setLocalAddresses(addresses: Iterable<string>): void {
     this.localAddresses.push([...addresses].sort());
@@ -538,6 +544,28 @@ Deno.test("a local address won: recorded, added on the local interface with its 
       "Withdrew 192.0.2.50 from node node-a interface eth0",
     ]);
     assert.ok(!f.netlink.addressesOn("eth0").includes("192.0.2.50/24"));
+  });
+});
+
+Deno.test("the Lease lists the local addresses carried, with their interface; virtual ones are not listed", async () => {
+  const services = [service("web", ["192.0.2.50"]), service("api", ["198.51.100.10"])];
+  await withAgent({ services }, async (f) => {
+    await until("ready", () => readiness(f) === "ready");
+    assert.deepEqual(f.membership.announcing.at(-1), ["eth0,192.0.2.50"]);
+    f.netlink.failure = (change) =>
+      change.kind === "add" && change.address === "192.0.2.52"
+        ? "RTNETLINK answers: busy"
+        : undefined;
+    f.services.put(service("web", ["192.0.2.52"]));
+    await until("a failed add is not listed", () => f.membership.announcing.at(-1)?.length === 0);
+    f.netlink.failure = () => undefined;
+    f.controller.kick();
+    await until(
+      "192.0.2.52 listed instead",
+      () => f.membership.announcing.at(-1)?.join(" ") === "eth0,192.0.2.52",
+    );
+    f.services.remove("web", "shop");
+    await until("nothing listed", () => f.membership.announcing.at(-1)?.length === 0);
   });
 });
 

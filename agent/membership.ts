@@ -5,7 +5,8 @@
  * successful renewal for a full duration), and deletes the Lease on a graceful stop. It also
  * keeps in the Lease (`purelb.io/local-addresses`) which local addresses the agent may have
  * put on the node's interfaces, and reads back at start what a previous run recorded there
- * ({@link RecordedLocalAddresses}).
+ * ({@link RecordedLocalAddresses}), and which local addresses it carries now, on which
+ * interface (`purelb.io/announcing`, read by the allocator).
  *
  * @module
  */
@@ -14,9 +15,16 @@ import type { V1Lease } from "@kubernetes/client-node";
 import { getLogger } from "@logtape/logtape";
 import { type CoordinationApi, MicroTime } from "../k8s/api.ts";
 import { apiStatusCode, errorMessage } from "../k8s/errors.ts";
-import { LOCAL_ADDRESSES_ANNOTATION, NODE_LEASE_PREFIX, SUBNETS_ANNOTATION } from "../k8s/types.ts";
+import {
+  ANNOUNCING_ANNOTATION,
+  LOCAL_ADDRESSES_ANNOTATION,
+  NODE_LEASE_PREFIX,
+  SUBNETS_ANNOTATION,
+} from "../k8s/types.ts";
 import { canonicalAddress } from "../ipam/mod.ts";
 import {
+  type AnnouncedAddress,
+  formatAnnouncingAnnotation,
   formatSubnetsAnnotation,
   type NodeLeaseRecord,
   parseSubnetsAnnotation,
@@ -153,6 +161,8 @@ export class NodeMembership {
   /** `undefined` until first set: the Lease keeps the text a previous run wrote. */
   #localAddresses: string | undefined;
   #previousLocalAddresses: ReadonlySet<string> | undefined;
+  /** `undefined` until first set: the Lease keeps the text a previous run wrote. */
+  #announcing: string | undefined;
   #written: V1Lease | undefined;
   /** `performance.now()` when the last successful renewal was sent. */
   #lastRenewAt = -Infinity;
@@ -220,6 +230,22 @@ export class NodeMembership {
     this.#wake?.();
   }
 
+  /** The announcing annotation text last asked for (`undefined`: never set). */
+  get announcing(): string | undefined {
+    return this.#announcing;
+  }
+
+  /**
+   * Sets the local addresses this node carries now and their interfaces; a change is written
+   * at once (not at the next renewal).
+   */
+  setAnnouncing(entries: Iterable<AnnouncedAddress>): void {
+    const text = formatAnnouncingAnnotation(entries);
+    if (text === this.#announcing) return;
+    this.#announcing = text;
+    this.#wake?.();
+  }
+
   /**
    * Sets the CIDRs to publish; a change is written at once (not at the next renewal). Entries
    * that are not CIDRs throw a `SubnetsAnnotationError`.
@@ -264,6 +290,8 @@ export class NodeMembership {
     const stop = this.#stopping.signal;
     while (!stop.aborted) {
       const startedAt = performance.now();
+      // A change asked for while this write is under way is written right after it.
+      const wantedBefore = this.#wanted();
       try {
         await this.#renew();
         this.#renewed(startedAt);
@@ -272,7 +300,6 @@ export class NodeMembership {
         this.#options.onError?.(`renewing Lease ${this.#leaseName}: ${errorMessage(error)}`);
       }
       if (stop.aborted) break;
-      const wantedBefore = this.#wanted();
       const elapsed = performance.now() - startedAt;
       // After a failure, retry sooner (but not in a tight loop).
       const waitMs = this.#written === undefined
@@ -284,7 +311,7 @@ export class NodeMembership {
 
   /** What a write must carry beyond the renewal itself, to notice changes. */
   #wanted(): string {
-    return `${this.#subnets}\n${this.#localAddresses ?? "-"}`;
+    return `${this.#subnets}\n${this.#localAddresses ?? "-"}\n${this.#announcing ?? "-"}`;
   }
 
   #sleep(ms: number): Promise<void> {
@@ -330,6 +357,7 @@ export class NodeMembership {
           ...(this.#localAddresses === undefined
             ? {}
             : { [LOCAL_ADDRESSES_ANNOTATION]: this.#localAddresses }),
+          ...(this.#announcing === undefined ? {} : { [ANNOUNCING_ANNOTATION]: this.#announcing }),
         },
       },
       spec: {

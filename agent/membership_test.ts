@@ -263,3 +263,79 @@ Deno.test("membership: reads what a previous run recorded and keeps it until tol
     await running;
   }
 });
+
+Deno.test("membership: the addresses carried go into purelb.io/announcing at once; other annotations are kept", async () => {
+  const api = new FakeLeases();
+  const membership = new NodeMembership({
+    api: api as unknown as LeaseClient,
+    namespace: "purelb-system",
+    nodeName: "node-a",
+    leaseDurationMs: 6_000,
+    renewMs: 5_000,
+  });
+  membership.setSubnets(["192.0.2.11/24"]);
+  membership.setLocalAddresses(["192.0.2.50"]);
+  const running = membership.run();
+  const annotations = () => api.leases.get(nodeLeaseName("node-a"))?.metadata?.annotations ?? {};
+  try {
+    await waitFor(() => api.writes >= 1, 2_000, "the Lease created");
+    assert.equal(annotations()["purelb.io/announcing"], undefined, "not set: not written");
+    membership.setAnnouncing([{ interfaceName: "eth0", address: "192.0.2.50" }]);
+    // Well before the next renewal (5 s).
+    await waitFor(
+      () => annotations()["purelb.io/announcing"] === "eth0,192.0.2.50",
+      1_000,
+      "the announcing entry",
+    );
+    assert.equal(annotations()["purelb.io/subnets"], "192.0.2.0/24");
+    assert.equal(annotations()["purelb.io/local-addresses"], "192.0.2.50");
+    const writes = api.writes;
+    membership.setAnnouncing([{ interfaceName: "eth0", address: "192.0.2.50" }]);
+    membership.setAnnouncing([]);
+    await waitFor(() => annotations()["purelb.io/announcing"] === "", 1_000, "emptied");
+    assert.equal(api.writes, writes + 1, "one write for the change, none for the repeat");
+  } finally {
+    await membership.stop();
+    await running;
+  }
+});
+
+Deno.test("membership: a change asked for while a Lease write is under way is written right after it", async () => {
+  class SlowLeases extends FakeLeases {
+    gate: Promise<void> = Promise.resolve();
+    started = 0;
+    override async replaceNamespacedLease(
+      param: { name: string; namespace: string; body: V1Lease },
+    ): Promise<V1Lease> {
+      this.started++;
+      await this.gate;
+      return super.replaceNamespacedLease(param);
+    }
+  }
+  const api = new SlowLeases();
+  const membership = new NodeMembership({
+    api: api as unknown as LeaseClient,
+    namespace: "purelb-system",
+    nodeName: "node-a",
+    leaseDurationMs: 6_000,
+    renewMs: 5_000,
+  });
+  const subnets = () =>
+    api.leases.get(nodeLeaseName("node-a"))?.metadata?.annotations?.["purelb.io/subnets"];
+  membership.setSubnets(["192.0.2.11/24"]);
+  const running = membership.run();
+  try {
+    await waitFor(() => api.writes >= 1, 2_000, "the Lease created");
+    let open = () => {};
+    api.gate = new Promise((resolve) => open = resolve);
+    membership.setSubnets(["198.51.100.11/24"]);
+    await waitFor(() => api.started >= 1, 1_000, "a write under way");
+    membership.setSubnets(["203.0.113.11/24"]);
+    open();
+    // Well before the next renewal (5 s).
+    await waitFor(() => subnets() === "203.0.113.0/24", 1_000, "the later change written");
+  } finally {
+    await membership.stop();
+    await running;
+  }
+});

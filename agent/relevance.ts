@@ -48,8 +48,19 @@ export function agentServiceView(service: V1Service): V1Service | undefined {
   if (service.spec?.externalTrafficPolicy !== undefined) {
     spec.externalTrafficPolicy = service.spec.externalTrafficPolicy;
   }
+  const metadata = slimMetadata(service.metadata, { uid: true, annotationPrefix: PURELB_PREFIX });
+  // The allocator's copy of the announcers is not an input here (its writes are no change).
+  if (metadata.annotations !== undefined) {
+    const {
+      [Annotations.announcingIPv4]: _v4,
+      [Annotations.announcingIPv6]: _v6,
+      ...rest
+    } = metadata.annotations;
+    if (Object.keys(rest).length === 0) delete metadata.annotations;
+    else metadata.annotations = rest;
+  }
   return {
-    metadata: slimMetadata(service.metadata, { uid: true, annotationPrefix: PURELB_PREFIX }),
+    metadata,
     spec,
     status: {
       loadBalancer: {

@@ -305,3 +305,15 @@ Deno.test("nodeLabelsView keeps the name and every label, nothing that changes w
     metadata: { name: "bare", labels: {} },
   });
 });
+
+Deno.test("agentServiceView: the allocator's announcing annotations are no change for agents", () => {
+  const plain = agentServiceView(ours());
+  const announced = agentServiceView(ours({
+    annotations: {
+      "purelb.io/announcing-IPv4": "node-a,eth0,192.0.2.10",
+      "purelb.io/announcing-IPv6": "node-a,eth0,2001:db8::10",
+    },
+  }));
+  assert.deepEqual(announced, plain);
+  assert.equal(serviceChangeMatters(plain, announced), false);
+});

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { V1Service } from "@kubernetes/client-node";
+import type { V1Lease, V1Service } from "@kubernetes/client-node";
 import type { CoreApi, CustomObjectsLiteApi } from "../k8s/api.ts";
 import { getLogger } from "@logtape/logtape";
 import {
@@ -52,6 +52,15 @@ import type { AllocatorMetrics } from "./metrics.ts";
 import { groupStatusOf, type NetboxHealth, type ServiceGroupObject } from "./groupstatus.ts";
 import { serviceChangeConcernsAllocator } from "./relevance.ts";
 import { type Work, workKey, workOfKey } from "./work.ts";
+import {
+  type AnnouncerRecord,
+  announcerRecord,
+  type AnnouncingValues,
+  announcingValues,
+  changedAddresses,
+  nextExpiryMs,
+} from "./announcing.ts";
+import { canonicalAddress } from "../ipam/mod.ts";
 
 /** The API writes the controller makes: Service status, ServiceGroup status. */
 export type AllocatorApi =
@@ -67,6 +76,11 @@ export interface AllocatorControllerOptions {
   readonly services: Cache<V1Service>;
   /** The ServiceGroups of `namespace`. */
   readonly groups: Cache<ServiceGroupObject>;
+  /**
+   * The node Leases of `namespace` (`announcingLeaseView`): the source of the Services'
+   * announcing annotations. Without it those annotations are not written.
+   */
+  readonly leases?: Cache<V1Lease>;
   readonly api: AllocatorApi;
   /** Takes and gives back addresses of Netbox ServiceGroups. */
   readonly netbox: NetboxBrokerApi;
@@ -95,6 +109,11 @@ export const GROUP_STATUS_DELAY_MS = 1_000;
 
 const DONE: Outcome = { kind: "done" };
 
+/** The announcing annotations, in the order they are compared. */
+const ANNOUNCING_KEYS = [Annotations.announcingIPv4, Annotations.announcingIPv6] as const;
+/** A Lease is looked at again this long after the moment it expires. */
+const EXPIRY_MARGIN_MS = 5;
+
 const log = getLogger(["purelb", "allocator"]);
 
 /** See the module documentation. */
@@ -115,6 +134,17 @@ export class AllocatorController {
   readonly #netboxReturns = new Map<string, FreedNetboxAddress>();
   /** Per Netbox group: how its last Netbox call went. */
   readonly #netboxHealth = new Map<string, NetboxHealth>();
+  /** Per node Lease name: what it says about announcing. */
+  readonly #announcers = new Map<string, AnnouncerRecord>();
+  /** Per (canonical) address: the Leases that list it. */
+  readonly #announcersOf = new Map<string, Set<string>>();
+  /** Per Service key: its ingress addresses (canonical). */
+  readonly #serviceAddresses = new Map<string, readonly string[]>();
+  /** Per address: the Services that have it. */
+  readonly #servicesOf = new Map<string, Set<string>>();
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Lease expiries up to this time have been acted on. */
+  #expiryCheckedAt = 0;
 
   /** Subscribes to the caches (they may be started before or after). */
   constructor(options: AllocatorControllerOptions) {
@@ -127,7 +157,23 @@ export class AllocatorController {
         options.settings,
       );
       options.metrics.watchEvents.inc({ kind: "services", relevant: String(concerns) });
-      if (concerns) this.#add({ kind: "service", key: serviceKey(svc) });
+      const key = serviceKey(svc);
+      if (concerns) this.#add({ kind: "service", key });
+      if (options.leases === undefined) return;
+      this.#indexService(key, deleted ? undefined : svc);
+      if (!deleted && this.#announcingDiffers(svc)) this.#add({ kind: "announcing", key });
+    });
+    options.leases?.onChange((type, lease, previous) => {
+      const name = lease.metadata?.name ?? "";
+      const before = type === "add"
+        ? undefined
+        : announcerRecordOf(type === "delete" ? lease : previous);
+      const after = type === "delete" ? undefined : announcerRecordOf(lease);
+      this.#indexAnnouncer(name, before, after);
+      const changed = changedAddresses(before, after, Date.now());
+      options.metrics.watchEvents.inc({ kind: "leases", relevant: String(changed.size > 0) });
+      this.#queueAnnouncingOf(changed);
+      if (this.#leading) this.#armExpiryCheck();
     });
     options.groups.onChange((type, sg) => {
       // Our own status writes come back as updates; only spec changes (generation) matter.
@@ -174,6 +220,7 @@ export class AllocatorController {
     this.#queueGroupWork(this.#allocator.groupReports());
     this.#queueEveryService();
     leadership.addEventListener("abort", () => queue.shutDown(), { once: true });
+    this.#startAnnouncing(leadership);
     await runWorkers(queue, this.#options.workers ?? 16, (key) => {
       if (leadership.aborted) return DONE;
       const work = workOfKey(key);
@@ -184,6 +231,8 @@ export class AllocatorController {
     });
     this.#leading = false;
     this.#queue = undefined;
+    clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = undefined;
     log.info("stopped leading");
   }
 
@@ -199,6 +248,8 @@ export class AllocatorController {
         return this.#returnToNetbox(work.id, leadership);
       case "netbox_sweep":
         return this.#sweepNetbox(work.group, leadership);
+      case "announcing":
+        return this.#syncAnnouncing(work.key, leadership);
       default: {
         const unknown: never = work;
         throw new TypeError(`unknown work ${JSON.stringify(unknown)}`);
@@ -602,6 +653,11 @@ export class AllocatorController {
       ? { [Annotations.allocatedBy]: ALLOCATED_BY_PURELB, [Annotations.allocatedFrom]: group }
       : { [Annotations.allocatedBy]: null, [Annotations.allocatedFrom]: null };
     if (asksReEvaluation(svc)) marksWanted[Annotations.reEvaluate] = null;
+    const announcing = this.#announcingWanted(wanted);
+    if (announcing !== undefined) {
+      // Sent with the allocation whenever it is written anyway.
+      for (const name of ANNOUNCING_KEYS) marksWanted[name] = announcing[name] ?? null;
+    }
     const marksMatch = Object.entries(marksWanted).every(([k, v]) =>
       (annotations[k] ?? null) === v
     );
@@ -620,6 +676,155 @@ export class AllocatorController {
         },
       },
     });
+  }
+
+  /**
+   * Once the Lease cache is full: every Service whose announcing annotations are not as wanted
+   * gets them, and Lease expiries are watched for.
+   */
+  #startAnnouncing(leadership: AbortSignal): void {
+    const leases = this.#options.leases;
+    if (leases === undefined) return;
+    const services = this.#options.services;
+    // The caches may have been filled before this controller subscribed.
+    this.#serviceAddresses.clear();
+    this.#servicesOf.clear();
+    for (const svc of services.list()) this.#indexService(serviceKey(svc), svc);
+    void leases.synced.then(() => {
+      if (leadership.aborted) return;
+      this.#announcers.clear();
+      this.#announcersOf.clear();
+      for (const lease of leases.list()) {
+        this.#indexAnnouncer(lease.metadata?.name ?? "", undefined, announcerRecordOf(lease));
+      }
+      this.#expiryCheckedAt = Date.now();
+      for (const svc of services.list()) {
+        if (this.#announcingDiffers(svc)) this.#add({ kind: "announcing", key: serviceKey(svc) });
+      }
+      this.#armExpiryCheck();
+    });
+  }
+
+  #indexService(key: string, svc: V1Service | undefined): void {
+    for (const address of this.#serviceAddresses.get(key) ?? []) {
+      const keys = this.#servicesOf.get(address);
+      keys?.delete(key);
+      if (keys?.size === 0) this.#servicesOf.delete(address);
+    }
+    const addresses = svc === undefined ? [] : canonicalIps(svc);
+    if (addresses.length === 0) {
+      this.#serviceAddresses.delete(key);
+      return;
+    }
+    this.#serviceAddresses.set(key, addresses);
+    for (const address of addresses) {
+      let keys = this.#servicesOf.get(address);
+      if (keys === undefined) this.#servicesOf.set(address, keys = new Set());
+      keys.add(key);
+    }
+  }
+
+  #indexAnnouncer(
+    name: string,
+    before: AnnouncerRecord | undefined,
+    after: AnnouncerRecord | undefined,
+  ): void {
+    for (const { address } of this.#announcers.get(name)?.entries ?? before?.entries ?? []) {
+      const names = this.#announcersOf.get(address);
+      names?.delete(name);
+      if (names?.size === 0) this.#announcersOf.delete(address);
+    }
+    if (after === undefined) {
+      this.#announcers.delete(name);
+      return;
+    }
+    this.#announcers.set(name, after);
+    for (const { address } of after.entries) {
+      let names = this.#announcersOf.get(address);
+      if (names === undefined) this.#announcersOf.set(address, names = new Set());
+      names.add(name);
+    }
+  }
+
+  #queueAnnouncingOf(addresses: Iterable<string>): void {
+    for (const address of addresses) {
+      for (const key of this.#servicesOf.get(address) ?? []) this.#add({ kind: "announcing", key });
+    }
+  }
+
+  /**
+   * The announcing annotations wanted for a Service given `addresses`, or `undefined` while
+   * they are not known (no Lease cache, or not full yet).
+   */
+  #announcingWanted(addresses: readonly string[]): AnnouncingValues | undefined {
+    if (this.#options.leases?.hasSynced !== true) return undefined;
+    const records = new Set<AnnouncerRecord>();
+    for (const address of addresses) {
+      const canonical = canonicalAddress(address) ?? address;
+      for (const name of this.#announcersOf.get(canonical) ?? []) {
+        const record = this.#announcers.get(name);
+        if (record !== undefined) records.add(record);
+      }
+    }
+    return announcingValues(records, addresses, Date.now());
+  }
+
+  /** The announcing annotations a Service should carry now; `undefined`: not known yet. */
+  #announcingFor(svc: V1Service): AnnouncingValues | undefined {
+    const ours = svc.metadata?.annotations?.[Annotations.allocatedBy] === ALLOCATED_BY_PURELB;
+    return this.#announcingWanted(ours ? ingressIps(svc) : []);
+  }
+
+  #announcingDiffers(svc: V1Service): boolean {
+    const wanted = this.#announcingFor(svc);
+    if (wanted === undefined) return false;
+    const annotations = svc.metadata?.annotations ?? {};
+    return ANNOUNCING_KEYS.some((name) => annotations[name] !== wanted[name]);
+  }
+
+  /** Writes a Service's announcing annotations when they differ from what is wanted. */
+  async #syncAnnouncing(key: string, leadership: AbortSignal): Promise<Outcome> {
+    const svc = this.#serviceByKey(key);
+    if (svc === undefined) return DONE;
+    const wanted = this.#announcingFor(svc);
+    if (wanted === undefined || leadership.aborted) return DONE;
+    const annotations = svc.metadata?.annotations ?? {};
+    const patch: Record<string, string | null> = {};
+    for (const name of ANNOUNCING_KEYS) {
+      if (annotations[name] !== wanted[name]) patch[name] = wanted[name] ?? null;
+    }
+    if (Object.keys(patch).length === 0) return DONE;
+    const [namespace = "", name = ""] = key.split("/");
+    await this.#options.api.patchNamespacedServiceStatus({
+      namespace,
+      name,
+      body: { metadata: { annotations: patch } },
+    });
+    return DONE;
+  }
+
+  /**
+   * The announcing annotations are looked at again the moment the next Lease that lists
+   * addresses expires (a node that stopped without deleting its Lease).
+   */
+  #armExpiryCheck(): void {
+    clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = undefined;
+    if (this.#options.leases?.hasSynced !== true) return;
+    const ms = nextExpiryMs(this.#announcers.values(), Date.now());
+    if (ms === undefined) return;
+    this.#expiryTimer = setTimeout(() => {
+      this.#expiryTimer = undefined;
+      const now = Date.now();
+      for (const record of this.#announcers.values()) {
+        const expiry = record.renewTimeMs + record.leaseDurationMs;
+        if (expiry > this.#expiryCheckedAt && expiry <= now) {
+          this.#queueAnnouncingOf(record.entries.map((e) => e.address));
+        }
+      }
+      this.#expiryCheckedAt = now;
+      if (this.#leading) this.#armExpiryCheck();
+    }, ms + EXPIRY_MARGIN_MS);
   }
 
   async #writeGroupStatus(name: string, leadership: AbortSignal): Promise<Outcome> {
@@ -655,6 +860,15 @@ export class AllocatorController {
 
 function ingressIps(svc: V1Service): string[] {
   return (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => i.ip ? [i.ip] : []);
+}
+
+/** The ingress addresses, canonical. */
+function canonicalIps(svc: V1Service): string[] {
+  return ingressIps(svc).flatMap((ip) => canonicalAddress(ip) ?? []);
+}
+
+function announcerRecordOf(lease: V1Lease | undefined): AnnouncerRecord | undefined {
+  return lease === undefined ? undefined : announcerRecord(lease);
 }
 
 function asksReEvaluation(svc: V1Service): boolean {

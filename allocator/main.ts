@@ -68,10 +68,11 @@ async function main(args: readonly string[]): Promise<number> {
   });
   const settings = { handleClasslessServices: config.handleClasslessServices };
   const informers = allocatorInformers(connection, namespace, settings);
-  const caches = [informers.services, informers.groups];
+  const caches = [informers.services, informers.groups, informers.leases];
   const controller = new AllocatorController({
     services: informers.services,
     groups: informers.groups,
+    leases: informers.leases,
     api: {
       patchNamespacedServiceStatus: (param) => core.patchNamespacedServiceStatus(param),
       patchNamespacedCustomObjectStatus: (param) => custom.patchNamespacedCustomObjectStatus(param),

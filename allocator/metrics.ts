@@ -18,7 +18,7 @@ export class AllocatorMetrics {
   readonly netboxFailures: Counter<"failure">;
   /** Cache changes by kind of object, and whether they concern the allocator. */
   readonly watchEvents: Counter<"kind" | "relevant">;
-  /** Work items processed, by kind (service, groups, group_status, netbox_return, netbox_sweep). */
+  /** Work items processed, by kind (service, groups, group_status, netbox_return, netbox_sweep, announcing). */
   readonly reconciles: Counter<"kind">;
   #pools: () => readonly GroupReport[] = () => [];
 

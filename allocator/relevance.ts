@@ -7,6 +7,7 @@
  * @module
  */
 
+import { isDeepStrictEqual } from "node:util";
 import type { V1Service } from "@kubernetes/client-node";
 import { slimMetadata } from "../k8s/slim.ts";
 import type { ServiceGroupObject } from "./groupstatus.ts";
@@ -88,7 +89,9 @@ export function allocatorServiceView(
 
 /**
  * True when a Service event needs the allocator: the Service is in scope before or after (see
- * {@link isOutOfScope}). The informer reports a change only when the cached view changed.
+ * {@link isOutOfScope}), and an update changed more than the announcing annotations (the
+ * allocator's own writes of them). The informer reports a change only when the cached view
+ * changed.
  *
  * @example
  * ```ts
@@ -101,9 +104,31 @@ export function serviceChangeConcernsAllocator(
   current: V1Service | undefined,
   settings: RequestSettings,
 ): boolean {
-  return [previous, current].some((service) =>
+  const inScope = [previous, current].some((service) =>
     service !== undefined && !isOutOfScope(service, settings)
   );
+  if (!inScope || previous === undefined || current === undefined) return inScope;
+  // The allocator's own announcing annotations are no request for an allocation.
+  return !isDeepStrictEqual(withoutAnnouncing(previous), withoutAnnouncing(current));
+}
+
+/** The Service less the announcing annotations. */
+function withoutAnnouncing(service: V1Service): V1Service {
+  const annotations = service.metadata?.annotations;
+  if (
+    annotations === undefined ||
+    (annotations[Annotations.announcingIPv4] === undefined &&
+      annotations[Annotations.announcingIPv6] === undefined)
+  ) return service;
+  const {
+    [Annotations.announcingIPv4]: _v4,
+    [Annotations.announcingIPv6]: _v6,
+    ...rest
+  } = annotations;
+  const metadata = { ...service.metadata };
+  if (Object.keys(rest).length === 0) delete metadata.annotations;
+  else metadata.annotations = rest;
+  return { ...service, metadata };
 }
 
 /**

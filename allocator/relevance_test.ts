@@ -165,3 +165,24 @@ Deno.test("the allocator's views keep the re-evaluate annotation and the tenancy
   };
   assert.deepEqual(groupView({ metadata: { name: "a" }, spec }).spec, spec);
 });
+
+Deno.test("serviceChangeConcernsAllocator: the announcing annotations alone ask for no allocation", () => {
+  const marks = { "purelb.io/allocated-by": "PureLB", "purelb.io/allocated-from": "default" };
+  const before = view(lb({}, { annotations: marks, ingress: ["192.0.2.10"] }));
+  const announced = view(lb({}, {
+    annotations: { ...marks, "purelb.io/announcing-IPv4": "node-a,eth0,192.0.2.10" },
+    ingress: ["192.0.2.10"],
+  }));
+  assert.ok(announced?.metadata?.annotations?.["purelb.io/announcing-IPv4"], "the view keeps it");
+  assert.equal(serviceChangeConcernsAllocator(before, announced, settings), false);
+  assert.equal(serviceChangeConcernsAllocator(announced, before, settings), false);
+  const regrouped = view(lb({}, {
+    annotations: {
+      ...marks,
+      "purelb.io/announcing-IPv4": "node-b,eth0,192.0.2.10",
+      "purelb.io/service-group": "other",
+    },
+    ingress: ["192.0.2.10"],
+  }));
+  assert.equal(serviceChangeConcernsAllocator(announced, regrouped, settings), true);
+});

@@ -17,7 +17,9 @@ export type Work =
   /** Give one freed Netbox address back (the controller's id of that return). */
   | { readonly kind: "netbox_return"; readonly id: string }
   /** Compare a Netbox group's addresses with Netbox. */
-  | { readonly kind: "netbox_sweep"; readonly group: string };
+  | { readonly kind: "netbox_sweep"; readonly group: string }
+  /** Make a Service's announcing annotations name the nodes that carry its addresses. */
+  | { readonly kind: "announcing"; readonly key: string };
 
 /** The queue key of a work item. */
 export function workKey(work: Work): string {
@@ -32,6 +34,8 @@ export function workKey(work: Work): string {
       return `netbox_return:${work.id}`;
     case "netbox_sweep":
       return `netbox_sweep:${work.group}`;
+    case "announcing":
+      return `announcing:${work.key}`;
     default: {
       const unknown: never = work;
       throw new TypeError(`unknown work ${JSON.stringify(unknown)}`);
@@ -48,6 +52,7 @@ export function workOfKey(key: string): Work {
   if (argument !== undefined) {
     switch (kind) {
       case "service":
+      case "announcing":
         return { kind, key: argument };
       case "group_status":
       case "netbox_sweep":

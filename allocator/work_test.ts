@@ -8,6 +8,7 @@ Deno.test("every work item survives its queue key", () => {
     { kind: "group_status", group: "default" },
     { kind: "netbox_return", id: "https://netbox.example/ lab 192.0.2.10" },
     { kind: "netbox_sweep", group: "nb" },
+    { kind: "announcing", key: "shop/web" },
   ];
   for (const work of items) assert.deepEqual(workOfKey(workKey(work)), work);
   assert.equal(new Set(items.map(workKey)).size, items.length, "distinct items, distinct keys");

@@ -17,6 +17,11 @@
  *
  * @module
  */
+export {
+  type AnnouncedAddress,
+  formatAnnouncingAnnotation,
+  parseAnnouncingAnnotation,
+} from "./announcing.ts";
 export { electionHash, electionInput, rankCandidates, winner } from "./hash.ts";
 export {
   candidatesFor,

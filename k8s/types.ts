@@ -31,8 +31,9 @@ export const LB_NODE_AGENT_PLURAL = "lbnodeagents";
 
 /**
  * Service annotations (README "Service annotations and fields"). `serviceGroup`, `addresses`,
- * `allowSharedIp`, `allowLocal` and `reEvaluate` are set by users, `allocatedBy` and
- * `allocatedFrom` by the allocator (which also removes `reEvaluate`).
+ * `allowSharedIp`, `allowLocal` and `reEvaluate` are set by users, `allocatedBy`,
+ * `allocatedFrom`, `announcingIPv4` and `announcingIPv6` by the allocator (which also removes
+ * `reEvaluate`).
  *
  * @example
  * ```ts
@@ -55,6 +56,13 @@ export const Annotations = {
   allocatedFrom: "purelb.io/allocated-from",
   /** One-shot: decide this Service's group again; the allocator removes it once done. */
   reEvaluate: "purelb.io/re-evaluate",
+  /**
+   * Set by the allocator: the nodes announcing the Service's IPv4 local addresses, in PureLB's
+   * wire form (space-separated `node,interface,address` entries); absent when none does.
+   */
+  announcingIPv4: "purelb.io/announcing-IPv4",
+  /** As {@linkcode Annotations.announcingIPv4}, for IPv6 addresses. */
+  announcingIPv6: "purelb.io/announcing-IPv6",
 } as const;
 
 /** One of the annotation names in {@linkcode Annotations}. */
@@ -75,6 +83,11 @@ export const SUBNETS_ANNOTATION = "purelb.io/subnets";
  * starts, so that addresses added by a previous run are still recognised as its own.
  */
 export const LOCAL_ADDRESSES_ANNOTATION = "purelb.io/local-addresses";
+/**
+ * Annotation on a node's Lease: the local addresses the node carries now (won and applied), as
+ * space-separated `interface,address` entries, sorted. The allocator copies them to Services.
+ */
+export const ANNOUNCING_ANNOTATION = "purelb.io/announcing";
 /** A node's Lease is named this prefix followed by the node name. */
 export const NODE_LEASE_PREFIX = "purelb-node-";
 /** Label that ties an EndpointSlice to its Service (whoever manages the slice). */

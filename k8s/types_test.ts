@@ -32,6 +32,8 @@ Deno.test("names match what PureLB users already rely on", () => {
     "purelb.io/allocated-from",
     "purelb.io/allow-local",
     "purelb.io/allow-shared-ip",
+    "purelb.io/announcing-IPv4",
+    "purelb.io/announcing-IPv6",
     "purelb.io/re-evaluate",
     "purelb.io/service-group",
   ]);

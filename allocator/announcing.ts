@@ -1,0 +1,181 @@
+/**
+ * Which node announces each local address of a Service, from the agents' node Leases, in
+ * PureLB's wire form for the `purelb.io/announcing-IPv4` / `-IPv6` Service annotations. Pure:
+ * the controller feeds it cached Leases and the clock.
+ *
+ * @module
+ */
+
+import type { V1Lease } from "@kubernetes/client-node";
+import { slimMetadata } from "../k8s/slim.ts";
+import { Annotations, ANNOUNCING_ANNOTATION, NODE_LEASE_PREFIX } from "../k8s/types.ts";
+import { type AnnouncedAddress, parseAnnouncingAnnotation } from "../election/mod.ts";
+import { canonicalAddress, tryParseAddress } from "../ipam/mod.ts";
+
+/** What the allocator reads of one node Lease. */
+export interface AnnouncerRecord {
+  readonly nodeName: string;
+  /** Last renewal, milliseconds since the epoch. */
+  readonly renewTimeMs: number;
+  readonly leaseDurationMs: number;
+  /** The local addresses the node carries, with their interfaces. */
+  readonly entries: readonly AnnouncedAddress[];
+}
+
+/** The two Service annotations: their wanted text, `undefined` for none. */
+export type AnnouncingValues = Readonly<
+  Record<typeof Annotations.announcingIPv4 | typeof Annotations.announcingIPv6, string | undefined>
+>;
+
+/**
+ * The allocator's view of a Lease of its namespace: for a node Lease, its name, holder, renew
+ * time, duration and `purelb.io/announcing` annotation; nothing of any other (the leader Lease
+ * is not cached, so its renewals cost nothing).
+ *
+ * @example
+ * ```ts
+ * announcingLeaseView({ metadata: { name: "purelb-allocator", namespace: "purelb-system" } });
+ * // undefined
+ * ```
+ */
+export function announcingLeaseView(lease: V1Lease): V1Lease | undefined {
+  const metadata = slimMetadata(lease.metadata);
+  if (!(metadata.name ?? "").startsWith(NODE_LEASE_PREFIX)) return undefined;
+  const announcing = lease.metadata?.annotations?.[ANNOUNCING_ANNOTATION];
+  if (announcing !== undefined) metadata.annotations = { [ANNOUNCING_ANNOTATION]: announcing };
+  const spec: NonNullable<V1Lease["spec"]> = {};
+  if (lease.spec?.holderIdentity !== undefined) spec.holderIdentity = lease.spec.holderIdentity;
+  if (lease.spec?.renewTime !== undefined) spec.renewTime = lease.spec.renewTime;
+  if (lease.spec?.leaseDurationSeconds !== undefined) {
+    spec.leaseDurationSeconds = lease.spec.leaseDurationSeconds;
+  }
+  return { metadata, spec };
+}
+
+/**
+ * The record of a node Lease, or `undefined` for another Lease or one without renew time or
+ * duration. The node is the holder identity, else the name after the prefix.
+ *
+ * @example
+ * ```ts
+ * announcerRecord({
+ *   metadata: { name: "purelb-node-a", annotations: { "purelb.io/announcing": "eth0,192.0.2.5" } },
+ *   spec: { holderIdentity: "a", renewTime: "2024-01-01T00:00:00.000000Z" as never, leaseDurationSeconds: 6 },
+ * })?.entries; // [{ interfaceName: "eth0", address: "192.0.2.5" }]
+ * ```
+ */
+export function announcerRecord(lease: V1Lease): AnnouncerRecord | undefined {
+  const name = lease.metadata?.name ?? "";
+  if (!name.startsWith(NODE_LEASE_PREFIX)) return undefined;
+  const renewTimeMs = Date.parse(String(lease.spec?.renewTime ?? ""));
+  const seconds = lease.spec?.leaseDurationSeconds;
+  if (!Number.isFinite(renewTimeMs) || seconds === undefined || seconds <= 0) return undefined;
+  return {
+    nodeName: lease.spec?.holderIdentity || name.slice(NODE_LEASE_PREFIX.length),
+    renewTimeMs,
+    leaseDurationMs: seconds * 1000,
+    entries: parseAnnouncingAnnotation(lease.metadata?.annotations?.[ANNOUNCING_ANNOTATION] ?? ""),
+  };
+}
+
+/** True while the record's Lease is live: renewTime + duration > now. */
+export function isLive(record: AnnouncerRecord, nowMs: number): boolean {
+  return record.renewTimeMs + record.leaseDurationMs > nowMs;
+}
+
+/**
+ * The two annotation values for a Service with `addresses`: per family, the space-separated
+ * `node,interface,address` entries of live records naming one of the addresses, sorted;
+ * `undefined` when there are none.
+ *
+ * @example
+ * ```ts
+ * const now = Date.parse("2024-01-01T00:00:01Z");
+ * const record = { nodeName: "b", renewTimeMs: now, leaseDurationMs: 6000,
+ *   entries: [{ interfaceName: "eth0", address: "192.0.2.5" }] };
+ * announcingValues([record], ["192.0.2.5", "2001:db8::5"], now);
+ * // { "purelb.io/announcing-IPv4": "b,eth0,192.0.2.5", "purelb.io/announcing-IPv6": undefined }
+ * ```
+ */
+export function announcingValues(
+  records: Iterable<AnnouncerRecord>,
+  addresses: readonly string[],
+  nowMs: number,
+): AnnouncingValues {
+  const wanted = new Set(addresses.flatMap((a) => canonicalAddress(a) ?? []));
+  const v4: string[] = [];
+  const v6: string[] = [];
+  if (wanted.size > 0) {
+    for (const record of records) {
+      if (!isLive(record, nowMs)) continue;
+      for (const { interfaceName, address } of record.entries) {
+        if (!wanted.has(address)) continue;
+        const entry = `${record.nodeName},${interfaceName},${address}`;
+        (tryParseAddress(address)?.family === "IPv6" ? v6 : v4).push(entry);
+      }
+    }
+  }
+  const text = (entries: string[]) =>
+    entries.length === 0 ? undefined : [...new Set(entries)].sort().join(" ");
+  return {
+    [Annotations.announcingIPv4]: text(v4),
+    [Annotations.announcingIPv6]: text(v6),
+  };
+}
+
+/**
+ * The addresses whose announcers may differ between two states of one Lease (either may be
+ * absent), both judged live or not at `nowMs`: all entries of a side that is live on one side
+ * only, else the entries that differ.
+ *
+ * @example
+ * ```ts
+ * const now = 1_000;
+ * const at = (entries: { interfaceName: string; address: string }[]) =>
+ *   ({ nodeName: "a", renewTimeMs: now, leaseDurationMs: 6000, entries });
+ * [...changedAddresses(at([{ interfaceName: "eth0", address: "192.0.2.5" }]), at([]), now)];
+ * // ["192.0.2.5"]
+ * ```
+ */
+export function changedAddresses(
+  before: AnnouncerRecord | undefined,
+  after: AnnouncerRecord | undefined,
+  nowMs: number,
+): ReadonlySet<string> {
+  const side = (record: AnnouncerRecord | undefined) =>
+    record !== undefined && isLive(record, nowMs)
+      ? new Set(record.entries.map((e) => `${record.nodeName},${e.interfaceName},${e.address}`))
+      : new Set<string>();
+  const a = side(before);
+  const b = side(after);
+  const changed = new Set<string>();
+  for (const [from, to] of [[a, b], [b, a]] as const) {
+    for (const entry of from) {
+      if (!to.has(entry)) changed.add(entry.slice(entry.lastIndexOf(",") + 1));
+    }
+  }
+  return changed;
+}
+
+/**
+ * Milliseconds from `nowMs` until the next live record that lists addresses expires, or
+ * `undefined` when none will.
+ *
+ * @example
+ * ```ts
+ * nextExpiryMs([{ nodeName: "a", renewTimeMs: 0, leaseDurationMs: 6000,
+ *   entries: [{ interfaceName: "eth0", address: "192.0.2.5" }] }], 1000); // 5000
+ * ```
+ */
+export function nextExpiryMs(
+  records: Iterable<AnnouncerRecord>,
+  nowMs: number,
+): number | undefined {
+  let soonest: number | undefined;
+  for (const record of records) {
+    if (record.entries.length === 0 || !isLive(record, nowMs)) continue;
+    const ms = record.renewTimeMs + record.leaseDurationMs - nowMs;
+    if (soonest === undefined || ms < soonest) soonest = ms;
+  }
+  return soonest;
+}
