@@ -10,11 +10,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { clusterTest, rootClusterTest, type TestCluster } from "../tests/cluster.ts";
 import { NODES, withScene } from "../tests/agent_scene.ts";
-import { withAllocator } from "../tests/allocator.ts";
+import { allocatorServiceAccount, startAllocator, withAllocator } from "../tests/allocator.ts";
 import { waitFor } from "../tests/wait.ts";
 import { rankCandidates } from "../election/mod.ts";
 import { kubeconfigText } from "../k8s/config.ts";
-import { mergePatch } from "../k8s/client.ts";
 import { MicroTime } from "../k8s/api.ts";
 import { pluginCommand } from "./launch.ts";
 import { BAD_SPECS, GOOD_SPECS, groupsYaml } from "./testdata.ts";
@@ -104,7 +103,11 @@ rootClusterTest(
       async ({ api, namespace, holders, waitForHolders, agent }) => {
         const kubeconfig = ["--kubeconfig", cluster.kubeconfigPath, "-n", namespace];
         for (const [i, address] of [...LOCAL, VIRTUAL].entries()) {
-          await api.createAllocatedService(`svc-${i}`, [address]);
+          // Asked for by address, in its family: the allocator started below keeps them.
+          await api.createAllocatedService(`svc-${i}`, [address], {
+            annotations: { "purelb.io/addresses": address },
+            family: address.includes(":") ? "IPv6" : "IPv4",
+          });
         }
         await waitForHolders(VIRTUAL, SELECTED);
         for (const address of LOCAL) {
@@ -143,36 +146,44 @@ rootClusterTest(
             assert.equal(row.elected, seen[0]?.node, `elected for ${row.address}`);
           }
         }
-        // Until the allocator writes purelb.io/announcing-*, status shows "-"; written in PureLB's
-        // wire form from what ip shows, status shows exactly that.
-        for (const [i, address] of LOCAL.entries()) {
-          const [held] = await holders(address);
-          const family = address.includes(":") ? "IPv6" : "IPv4";
-          await api.core.patchNamespacedService({
-            namespace,
-            name: `svc-${i}`,
-            body: {
-              metadata: {
-                annotations: {
-                  [`purelb.io/announcing-${family}`]:
-                    `${held?.node},${held?.held.interfaceName},${address}`,
-                },
-              },
-            },
-          }, mergePatch());
-        }
-        rows = await json<StatusJson[]>([
-          "status",
-          ...kubeconfig,
-          "--service-namespace",
+        // The real allocator writes purelb.io/announcing-* from the agents' Leases: status then
+        // shows, for each local address, the node and interface that ip shows.
+        const dir = await Deno.makeTempDir({ prefix: "purelb-kubectl-" });
+        const allocator = startAllocator(
+          await allocatorServiceAccount(cluster, namespace, dir),
           namespace,
-        ]);
-        for (const row of rows.filter((r) => r.kind === "local")) {
-          const seen = await holders(row.address);
-          assert.deepEqual(
-            [row.nodes, row.interface, row.state],
-            [seen.map((h) => h.node), seen[0]?.held.interfaceName, "announced"],
+        );
+        const statusMatchesIp = async () => {
+          rows = await json<StatusJson[]>([
+            "status",
+            ...kubeconfig,
+            "--service-namespace",
+            namespace,
+          ]);
+          const compared = await Promise.all(
+            rows.filter((r) => r.kind === "local").map(async (row) => {
+              const seen = await holders(row.address);
+              return {
+                shown: [row.nodes, row.interface, row.state],
+                ip: [seen.map((h) => h.node), seen[0]?.held.interfaceName, "announced"],
+              };
+            }),
           );
+          return compared;
+        };
+        try {
+          await waitFor(
+            async () =>
+              (await statusMatchesIp()).every(({ shown, ip }) =>
+                JSON.stringify(shown) === JSON.stringify(ip)
+              ),
+            30_000,
+            "status to show the nodes and interfaces of ip, from the allocator's annotations",
+          );
+          for (const { shown, ip } of await statusMatchesIp()) assert.deepEqual(shown, ip);
+        } finally {
+          await allocator.stop();
+          await Deno.remove(dir, { recursive: true });
         }
         const table = await plugin(["status", ...kubeconfig, "--service-namespace", namespace]);
         assert.equal(table.code, 0, table.stderr);

@@ -168,7 +168,12 @@ export class AgentTestApi extends TestApi {
   async createAllocatedService(
     name: string,
     addresses: readonly string[],
-    options: { readonly local?: boolean; readonly annotations?: Record<string, string> } = {},
+    options: {
+      readonly local?: boolean;
+      readonly annotations?: Record<string, string>;
+      /** Single-stack in this family (the API server's default is the cluster's first). */
+      readonly family?: "IPv4" | "IPv6";
+    } = {},
   ): Promise<void> {
     await this.core.createNamespacedService({
       namespace: this.namespace,
@@ -178,6 +183,9 @@ export class AgentTestApi extends TestApi {
           type: "LoadBalancer",
           ports: [{ port: 80, protocol: "TCP" }],
           ...(options.local ? { externalTrafficPolicy: "Local" } : {}),
+          ...(options.family === undefined
+            ? {}
+            : { ipFamilies: [options.family], ipFamilyPolicy: "SingleStack" }),
         },
       },
     });
