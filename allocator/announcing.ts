@@ -179,3 +179,50 @@ export function nextExpiryMs(
   }
   return soonest;
 }
+
+/**
+ * Which keys (Services, node Leases) list which addresses, looked up both ways: the Services an
+ * announcer change concerns, and the Leases that announce a Service's addresses.
+ *
+ * @example
+ * ```ts
+ * const index = new AddressIndex();
+ * index.set("shop/web", ["192.0.2.5", "2001:db8::5"]);
+ * index.set("shop/api", ["192.0.2.5"]);
+ * index.set("shop/web", []);
+ * if ([...index.keysOf("192.0.2.5")].join() !== "shop/api") throw new Error("unexpected");
+ * ```
+ */
+export class AddressIndex {
+  readonly #addressesOf = new Map<string, readonly string[]>();
+  readonly #keysOf = new Map<string, Set<string>>();
+
+  /** Replaces the addresses `key` lists (none: forgets `key`). */
+  set(key: string, addresses: readonly string[]): void {
+    for (const address of this.#addressesOf.get(key) ?? []) {
+      const keys = this.#keysOf.get(address);
+      keys?.delete(key);
+      if (keys?.size === 0) this.#keysOf.delete(address);
+    }
+    if (addresses.length === 0) {
+      this.#addressesOf.delete(key);
+      return;
+    }
+    this.#addressesOf.set(key, addresses);
+    for (const address of addresses) {
+      let keys = this.#keysOf.get(address);
+      if (keys === undefined) this.#keysOf.set(address, keys = new Set());
+      keys.add(key);
+    }
+  }
+
+  /** The keys that list `address`. */
+  keysOf(address: string): ReadonlySet<string> {
+    return this.#keysOf.get(address) ?? new Set();
+  }
+
+  clear(): void {
+    this.#addressesOf.clear();
+    this.#keysOf.clear();
+  }
+}

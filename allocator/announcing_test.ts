@@ -4,6 +4,7 @@ import { type EventSink, MemoryCache } from "../k8s/mod.ts";
 import { ALLOCATED_BY_PURELB, Annotations, ANNOUNCING_ANNOTATION } from "../k8s/types.ts";
 import { formatAnnouncingAnnotation, parseAnnouncingAnnotation } from "../election/mod.ts";
 import {
+  AddressIndex,
   announcerRecord,
   announcingLeaseView,
   announcingValues,
@@ -346,3 +347,18 @@ Deno.test("controller: only our Services get the annotations; a stale copy is co
     assert.deepEqual(h.patchesOf("other"), []);
     assert.equal(ALLOCATED_BY_PURELB, h.annotation("db", Annotations.allocatedBy));
   }));
+
+Deno.test("AddressIndex finds the keys of an address after any sequence of sets", () => {
+  const index = new AddressIndex();
+  index.set("a", ["192.0.2.1", "192.0.2.2"]);
+  index.set("b", ["192.0.2.2"]);
+  assert.deepEqual([...index.keysOf("192.0.2.2")].sort(), ["a", "b"]);
+  index.set("a", ["192.0.2.3"]);
+  assert.deepEqual([...index.keysOf("192.0.2.1")], []);
+  assert.deepEqual([...index.keysOf("192.0.2.2")], ["b"]);
+  assert.deepEqual([...index.keysOf("192.0.2.3")], ["a"]);
+  index.set("b", []);
+  assert.deepEqual([...index.keysOf("192.0.2.2")], []);
+  index.clear();
+  assert.deepEqual([...index.keysOf("192.0.2.3")], []);
+});

@@ -53,6 +53,7 @@ import { groupStatusOf, type NetboxHealth, type ServiceGroupObject } from "./gro
 import { serviceChangeConcernsAllocator } from "./relevance.ts";
 import { type Work, workKey, workOfKey } from "./work.ts";
 import {
+  AddressIndex,
   type AnnouncerRecord,
   announcerRecord,
   type AnnouncingValues,
@@ -136,12 +137,10 @@ export class AllocatorController {
   readonly #netboxHealth = new Map<string, NetboxHealth>();
   /** Per node Lease name: what it says about announcing. */
   readonly #announcers = new Map<string, AnnouncerRecord>();
-  /** Per (canonical) address: the Leases that list it. */
-  readonly #announcersOf = new Map<string, Set<string>>();
-  /** Per Service key: its ingress addresses (canonical). */
-  readonly #serviceAddresses = new Map<string, readonly string[]>();
-  /** Per address: the Services that have it. */
-  readonly #servicesOf = new Map<string, Set<string>>();
+  /** The (canonical) addresses each node Lease lists. */
+  readonly #announcedAddresses = new AddressIndex();
+  /** The (canonical) ingress addresses of each Service. */
+  readonly #serviceAddresses = new AddressIndex();
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Lease expiries up to this time have been acted on. */
   #expiryCheckedAt = 0;
@@ -169,7 +168,7 @@ export class AllocatorController {
         ? undefined
         : announcerRecordOf(type === "delete" ? lease : previous);
       const after = type === "delete" ? undefined : announcerRecordOf(lease);
-      this.#indexAnnouncer(name, before, after);
+      this.#indexAnnouncer(name, after);
       const changed = changedAddresses(before, after, Date.now());
       options.metrics.watchEvents.inc({ kind: "leases", relevant: String(changed.size > 0) });
       this.#queueAnnouncingOf(changed);
@@ -688,14 +687,13 @@ export class AllocatorController {
     const services = this.#options.services;
     // The caches may have been filled before this controller subscribed.
     this.#serviceAddresses.clear();
-    this.#servicesOf.clear();
     for (const svc of services.list()) this.#indexService(serviceKey(svc), svc);
     void leases.synced.then(() => {
       if (leadership.aborted) return;
       this.#announcers.clear();
-      this.#announcersOf.clear();
+      this.#announcedAddresses.clear();
       for (const lease of leases.list()) {
-        this.#indexAnnouncer(lease.metadata?.name ?? "", undefined, announcerRecordOf(lease));
+        this.#indexAnnouncer(lease.metadata?.name ?? "", announcerRecordOf(lease));
       }
       this.#expiryCheckedAt = Date.now();
       for (const svc of services.list()) {
@@ -706,49 +704,20 @@ export class AllocatorController {
   }
 
   #indexService(key: string, svc: V1Service | undefined): void {
-    for (const address of this.#serviceAddresses.get(key) ?? []) {
-      const keys = this.#servicesOf.get(address);
-      keys?.delete(key);
-      if (keys?.size === 0) this.#servicesOf.delete(address);
-    }
-    const addresses = svc === undefined ? [] : canonicalIps(svc);
-    if (addresses.length === 0) {
-      this.#serviceAddresses.delete(key);
-      return;
-    }
-    this.#serviceAddresses.set(key, addresses);
-    for (const address of addresses) {
-      let keys = this.#servicesOf.get(address);
-      if (keys === undefined) this.#servicesOf.set(address, keys = new Set());
-      keys.add(key);
-    }
+    this.#serviceAddresses.set(key, svc === undefined ? [] : canonicalIps(svc));
   }
 
-  #indexAnnouncer(
-    name: string,
-    before: AnnouncerRecord | undefined,
-    after: AnnouncerRecord | undefined,
-  ): void {
-    for (const { address } of this.#announcers.get(name)?.entries ?? before?.entries ?? []) {
-      const names = this.#announcersOf.get(address);
-      names?.delete(name);
-      if (names?.size === 0) this.#announcersOf.delete(address);
-    }
-    if (after === undefined) {
-      this.#announcers.delete(name);
-      return;
-    }
-    this.#announcers.set(name, after);
-    for (const { address } of after.entries) {
-      let names = this.#announcersOf.get(address);
-      if (names === undefined) this.#announcersOf.set(address, names = new Set());
-      names.add(name);
-    }
+  #indexAnnouncer(name: string, record: AnnouncerRecord | undefined): void {
+    if (record === undefined) this.#announcers.delete(name);
+    else this.#announcers.set(name, record);
+    this.#announcedAddresses.set(name, record?.entries.map((e) => e.address) ?? []);
   }
 
   #queueAnnouncingOf(addresses: Iterable<string>): void {
     for (const address of addresses) {
-      for (const key of this.#servicesOf.get(address) ?? []) this.#add({ kind: "announcing", key });
+      for (const key of this.#serviceAddresses.keysOf(address)) {
+        this.#add({ kind: "announcing", key });
+      }
     }
   }
 
@@ -761,7 +730,7 @@ export class AllocatorController {
     const records = new Set<AnnouncerRecord>();
     for (const address of addresses) {
       const canonical = canonicalAddress(address) ?? address;
-      for (const name of this.#announcersOf.get(canonical) ?? []) {
+      for (const name of this.#announcedAddresses.keysOf(canonical)) {
         const record = this.#announcers.get(name);
         if (record !== undefined) records.add(record);
       }
