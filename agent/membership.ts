@@ -15,6 +15,7 @@ import type { V1Lease } from "@kubernetes/client-node";
 import { getLogger } from "@logtape/logtape";
 import { type CoordinationApi, MicroTime } from "../k8s/api.ts";
 import { apiStatusCode, errorMessage } from "../k8s/errors.ts";
+import { nodeLeaseTiming } from "../k8s/node_lease.ts";
 import {
   ANNOUNCING_ANNOTATION,
   LOCAL_ADDRESSES_ANNOTATION,
@@ -123,18 +124,10 @@ export function parseLocalAddressesAnnotation(text: string): ReadonlySet<string>
  * ```
  */
 export function leaseRecord(lease: V1Lease): NodeLeaseRecord | undefined {
-  const name = lease.metadata?.name ?? "";
-  if (!name.startsWith(NODE_LEASE_PREFIX)) return undefined;
-  const renewTimeMs = Date.parse(String(lease.spec?.renewTime ?? ""));
-  const seconds = lease.spec?.leaseDurationSeconds;
-  if (!Number.isFinite(renewTimeMs) || seconds === undefined || seconds <= 0) return undefined;
-  return {
-    nodeName: lease.spec?.holderIdentity || name.slice(NODE_LEASE_PREFIX.length),
-    renewTimeMs,
-    leaseDurationMs: seconds * 1000,
-    subnets: parseSubnetsAnnotation(lease.metadata?.annotations?.[SUBNETS_ANNOTATION] ?? "")
-      .subnets,
-  };
+  const timing = nodeLeaseTiming(lease);
+  if (timing === undefined) return undefined;
+  const subnets = lease.metadata?.annotations?.[SUBNETS_ANNOTATION] ?? "";
+  return { ...timing, subnets: parseSubnetsAnnotation(subnets).subnets };
 }
 
 /**

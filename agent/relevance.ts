@@ -17,10 +17,10 @@ import type {
   V1Service,
 } from "@kubernetes/client-node";
 import { slimMetadata } from "../k8s/slim.ts";
+import { nodeLeaseView } from "../k8s/node_lease.ts";
 import {
   ALLOCATED_BY_PURELB,
   Annotations,
-  NODE_LEASE_PREFIX,
   SERVICE_NAME_LABEL,
   SUBNETS_ANNOTATION,
 } from "../k8s/types.ts";
@@ -114,17 +114,7 @@ export function agentSliceView(slice: V1EndpointSlice): V1EndpointSlice {
  * ```
  */
 export function agentLeaseView(lease: V1Lease): V1Lease {
-  const metadata = slimMetadata(lease.metadata);
-  if (!(metadata.name ?? "").startsWith(NODE_LEASE_PREFIX)) return { metadata };
-  const subnets = lease.metadata?.annotations?.[SUBNETS_ANNOTATION];
-  if (subnets !== undefined) metadata.annotations = { [SUBNETS_ANNOTATION]: subnets };
-  const spec: NonNullable<V1Lease["spec"]> = {};
-  if (lease.spec?.holderIdentity !== undefined) spec.holderIdentity = lease.spec.holderIdentity;
-  if (lease.spec?.renewTime !== undefined) spec.renewTime = lease.spec.renewTime;
-  if (lease.spec?.leaseDurationSeconds !== undefined) {
-    spec.leaseDurationSeconds = lease.spec.leaseDurationSeconds;
-  }
-  return { metadata, spec };
+  return nodeLeaseView(lease, SUBNETS_ANNOTATION) ?? { metadata: slimMetadata(lease.metadata) };
 }
 
 /**

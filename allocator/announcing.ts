@@ -7,17 +7,13 @@
  */
 
 import type { V1Lease } from "@kubernetes/client-node";
-import { slimMetadata } from "../k8s/slim.ts";
-import { Annotations, ANNOUNCING_ANNOTATION, NODE_LEASE_PREFIX } from "../k8s/types.ts";
+import { type NodeLeaseTiming, nodeLeaseTiming, nodeLeaseView } from "../k8s/node_lease.ts";
+import { Annotations, ANNOUNCING_ANNOTATION } from "../k8s/types.ts";
 import { type AnnouncedAddress, parseAnnouncingAnnotation } from "../election/mod.ts";
 import { canonicalAddress, tryParseAddress } from "../ipam/mod.ts";
 
 /** What the allocator reads of one node Lease. */
-export interface AnnouncerRecord {
-  readonly nodeName: string;
-  /** Last renewal, milliseconds since the epoch. */
-  readonly renewTimeMs: number;
-  readonly leaseDurationMs: number;
+export interface AnnouncerRecord extends NodeLeaseTiming {
   /** The local addresses the node carries, with their interfaces. */
   readonly entries: readonly AnnouncedAddress[];
 }
@@ -39,17 +35,7 @@ export type AnnouncingValues = Readonly<
  * ```
  */
 export function announcingLeaseView(lease: V1Lease): V1Lease | undefined {
-  const metadata = slimMetadata(lease.metadata);
-  if (!(metadata.name ?? "").startsWith(NODE_LEASE_PREFIX)) return undefined;
-  const announcing = lease.metadata?.annotations?.[ANNOUNCING_ANNOTATION];
-  if (announcing !== undefined) metadata.annotations = { [ANNOUNCING_ANNOTATION]: announcing };
-  const spec: NonNullable<V1Lease["spec"]> = {};
-  if (lease.spec?.holderIdentity !== undefined) spec.holderIdentity = lease.spec.holderIdentity;
-  if (lease.spec?.renewTime !== undefined) spec.renewTime = lease.spec.renewTime;
-  if (lease.spec?.leaseDurationSeconds !== undefined) {
-    spec.leaseDurationSeconds = lease.spec.leaseDurationSeconds;
-  }
-  return { metadata, spec };
+  return nodeLeaseView(lease, ANNOUNCING_ANNOTATION);
 }
 
 /**
@@ -65,17 +51,10 @@ export function announcingLeaseView(lease: V1Lease): V1Lease | undefined {
  * ```
  */
 export function announcerRecord(lease: V1Lease): AnnouncerRecord | undefined {
-  const name = lease.metadata?.name ?? "";
-  if (!name.startsWith(NODE_LEASE_PREFIX)) return undefined;
-  const renewTimeMs = Date.parse(String(lease.spec?.renewTime ?? ""));
-  const seconds = lease.spec?.leaseDurationSeconds;
-  if (!Number.isFinite(renewTimeMs) || seconds === undefined || seconds <= 0) return undefined;
-  return {
-    nodeName: lease.spec?.holderIdentity || name.slice(NODE_LEASE_PREFIX.length),
-    renewTimeMs,
-    leaseDurationMs: seconds * 1000,
-    entries: parseAnnouncingAnnotation(lease.metadata?.annotations?.[ANNOUNCING_ANNOTATION] ?? ""),
-  };
+  const timing = nodeLeaseTiming(lease);
+  if (timing === undefined) return undefined;
+  const announcing = lease.metadata?.annotations?.[ANNOUNCING_ANNOTATION] ?? "";
+  return { ...timing, entries: parseAnnouncingAnnotation(announcing) };
 }
 
 /** True while the record's Lease is live: renewTime + duration > now. */

@@ -18,5 +18,6 @@ export * from "./transport.ts";
 export * from "./types.ts";
 export * from "./workqueue.ts";
 export * from "./slim.ts";
+export * from "./node_lease.ts";
 export * from "./object_cache.ts";
 export * from "./selector.ts";
