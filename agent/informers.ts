@@ -24,7 +24,6 @@ import {
   type ReloadableCache,
   ResilientInformer,
   type RunningCache,
-  SingleObjectCache,
 } from "../k8s/mod.ts";
 import {
   LB_NODE_AGENT_PLURAL,
@@ -173,7 +172,7 @@ export function agentInformers(
     transform: agentLeaseView,
     onError: onError("leases"),
   });
-  const node = new SingleObjectCache<V1Node>(connection, {
+  const node = new ResilientInformer<V1Node>(connection, {
     name: "node",
     path: "/api/v1/nodes",
     objectName: nodeName,

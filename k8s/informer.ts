@@ -18,7 +18,7 @@
 import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { sleep } from "./backoff.ts";
-import { type ApiConnection, WatchError } from "./transport.ts";
+import { type ApiConnection, KubeApiError, WatchError } from "./transport.ts";
 import {
   cacheKey,
   type InformerEventType,
@@ -42,6 +42,12 @@ export interface InformerOptions<T extends KubernetesObject> {
    */
   readonly transform: (object: T) => T | undefined;
   readonly labelSelector?: string;
+  /**
+   * Cache only the object of this name: it is read with a GET and watched with a field selector
+   * on its name, so the informer needs the `get` and `watch` verbs but not `list` (an agent
+   * reading its own Node). A missing object is an empty cache.
+   */
+  readonly objectName?: string;
   /** Objects per page of a list. Default 500 (as client-go's reflector). */
   readonly pageSize?: number;
   readonly fieldSelector?: string;
@@ -169,7 +175,7 @@ export class ResilientInformer<T extends KubernetesObject> implements Reloadable
         const params = {
           resourceVersion: this.#resourceVersion,
           labelSelector: this.#options.labelSelector,
-          fieldSelector: this.#options.fieldSelector,
+          fieldSelector: this.#fieldSelector,
         };
         for await (const event of this.#connection.watch(this.#options.path, params, stop)) {
           this.#apply(event.type, event.object as T);
@@ -198,9 +204,10 @@ export class ResilientInformer<T extends KubernetesObject> implements Reloadable
   async #relist(): Promise<void> {
     const seen = new Set<string>();
     let resourceVersion = "";
-    for await (
-      const page of this.#pages(this.#options.labelSelector, this.#options.fieldSelector)
-    ) {
+    const pages = this.#options.objectName === undefined
+      ? this.#pages(this.#options.labelSelector, this.#options.fieldSelector)
+      : this.#getOne(this.#options.objectName);
+    for await (const page of pages) {
       for (const object of page.items ?? []) {
         seen.add(cacheKey(object.metadata?.namespace, object.metadata?.name));
         this.#upsert(object);
@@ -241,6 +248,30 @@ export class ResilientInformer<T extends KubernetesObject> implements Reloadable
         }
         this.#upsert(object);
       }
+    }
+  }
+
+  /** The watch's field selector: the informer's own, and the object's name when it has one. */
+  get #fieldSelector(): string | undefined {
+    const name = this.#options.objectName;
+    if (name === undefined) return this.#options.fieldSelector;
+    return [this.#options.fieldSelector, `metadata.name=${name}`].filter(Boolean).join(",");
+  }
+
+  /** The one object as a list page: empty when it does not exist. */
+  async *#getOne(name: string): AsyncGenerator<ListPage<T>> {
+    try {
+      const object = await this.#connection.request<T>(
+        "GET",
+        `${this.#options.path}/${encodeURIComponent(name)}`,
+        this.#stop === undefined ? {} : { signal: this.#stop.signal },
+      );
+      const resourceVersion = object.metadata?.resourceVersion ?? "";
+      yield { items: [object], metadata: { resourceVersion } };
+    } catch (error) {
+      if (!(error instanceof KubeApiError && error.code === 404)) throw error;
+      // Absent: a watch without a version starts now and reports the object if it appears.
+      yield { items: [] };
     }
   }
 

@@ -19,5 +19,4 @@ export * from "./types.ts";
 export * from "./workqueue.ts";
 export * from "./slim.ts";
 export * from "./node_lease.ts";
-export * from "./object_cache.ts";
 export * from "./selector.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { V1Node } from "@kubernetes/client-node";
 import { CoreV1Api, mergePatch, typedApi } from "./client.ts";
 import { apiStatusCode } from "./errors.ts";
-import { SingleObjectCache } from "./object_cache.ts";
+import { ResilientInformer } from "./informer.ts";
 import { slimMetadata } from "./slim.ts";
 import { ApiConnection } from "./transport.ts";
 import { clusterTest } from "../tests/cluster.ts";
@@ -14,7 +14,7 @@ function labelsOnly(node: V1Node): V1Node {
 }
 
 clusterTest(
-  "a single-object cache follows one Node with get and watch only, from absent to deleted",
+  "an informer with objectName follows one Node with get and watch only, from absent to deleted",
   async (c) => {
     const ns = await c.createNamespace("object-cache");
     const name = `cache-node-${crypto.randomUUID().slice(0, 8)}`;
@@ -26,7 +26,7 @@ clusterTest(
       verbs: ["get", "watch"],
     }]);
     const connection = new ApiConnection(await c.serviceAccountConfig(ns, "reader"));
-    const cache = new SingleObjectCache<V1Node>(connection, {
+    const cache = new ResilientInformer<V1Node>(connection, {
       name: "node",
       path: "/api/v1/nodes",
       objectName: name,
@@ -71,7 +71,7 @@ clusterTest(
         'delete:{"role":"worker"}',
       ]);
       assert.equal(cache.get("another-node"), undefined);
-      assert.equal(cache.reads, 1, "one GET, then the watch did the rest");
+      assert.equal(cache.lists, 1, "one GET, then the watch did the rest");
       assert.equal(cache.restarts, 0);
     } finally {
       await cache.stop();
@@ -85,12 +85,12 @@ clusterTest(
 );
 
 clusterTest(
-  "a single-object cache that may not read its object retries and tells why",
+  "an informer of one object that may not read it retries and tells why",
   async (c) => {
     const ns = await c.createNamespace("object-cache-denied");
     const connection = new ApiConnection(await c.serviceAccountConfig(ns, "nobody"));
     const errors: string[] = [];
-    const cache = new SingleObjectCache<V1Node>(connection, {
+    const cache = new ResilientInformer<V1Node>(connection, {
       name: "node",
       path: "/api/v1/nodes",
       objectName: "denied-node",
