@@ -93,13 +93,10 @@ export function loadClientConfig(
         : undefined,
     };
   }
-  const explicit = opts.kubeconfig || environment.env("KUBECONFIG");
-  const home = environment.env("HOME");
-  const candidates = explicit
-    ? explicit.split(":").filter((p) => p !== "")
-    : home
-    ? [`${home}/.kube/config`]
-    : [];
+  const candidates = kubeconfigCandidates(opts.kubeconfig, {
+    KUBECONFIG: environment.env("KUBECONFIG"),
+    HOME: environment.env("HOME"),
+  });
   const path = candidates.find((p) => environment.fileExists(p));
   if (!path) {
     throw new ClientConfigError(
@@ -272,4 +269,22 @@ function stringField(object: Record<string, unknown>, key: string): string | und
 function findNamed(list: unknown, name: string | undefined): Record<string, unknown> | undefined {
   if (!Array.isArray(list) || name === undefined) return undefined;
   return list.map(record).find((entry) => entry["name"] === name);
+}
+
+/**
+ * The kubeconfig files `--kubeconfig`, else `KUBECONFIG` (colon separated), else
+ * `~/.kube/config` would be looked for in.
+ *
+ * @example
+ * ```ts
+ * kubeconfigCandidates(undefined, { KUBECONFIG: "/a:/b" }); // ["/a", "/b"]
+ * ```
+ */
+export function kubeconfigCandidates(
+  explicit: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): string[] {
+  const list = explicit || env["KUBECONFIG"];
+  if (list) return list.split(":").filter((p) => p !== "");
+  return env["HOME"] ? [`${env["HOME"]}/.kube/config`] : [];
 }

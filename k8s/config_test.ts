@@ -3,6 +3,7 @@ import {
   type ClientConfigEnvironment,
   ClientConfigError,
   isInCluster,
+  kubeconfigCandidates,
   loadClientConfig,
   SERVICE_ACCOUNT_DIR,
 } from "./config.ts";
@@ -79,4 +80,13 @@ Deno.test("a kubeconfig that is not one is reported with its path", () => {
     () => loadClientConfig({ kubeconfig: "/bad" }, environment({}, { "/bad": "{}" })),
     (e: unknown) => e instanceof ClientConfigError && e.message.includes("/bad"),
   );
+});
+
+Deno.test("kubeconfig candidates: the flag, else KUBECONFIG, else ~/.kube/config", () => {
+  assert.deepEqual(kubeconfigCandidates("/x", { KUBECONFIG: "/y" }), ["/x"]);
+  assert.deepEqual(kubeconfigCandidates(undefined, { KUBECONFIG: "/a::/b" }), ["/a", "/b"]);
+  assert.deepEqual(kubeconfigCandidates(undefined, { HOME: "/home/me" }), [
+    "/home/me/.kube/config",
+  ]);
+  assert.deepEqual(kubeconfigCandidates(undefined, {}), []);
 });

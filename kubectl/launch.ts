@@ -9,12 +9,8 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { OPTIONS } from "./flags.ts";
-import {
-  kubeconfigCandidates,
-  PLUGIN_ENV,
-  pluginPermissions,
-  referencedFiles,
-} from "./permissions.ts";
+import { kubeconfigCandidates } from "../k8s/config.ts";
+import { PLUGIN_ENV, pluginPermissions, referencedFiles } from "./permissions.ts";
 
 /** The `deno run` arguments for `args` (what the launcher runs, for the tests too). */
 export function pluginCommand(

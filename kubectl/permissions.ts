@@ -24,24 +24,6 @@ export const PLUGIN_ENV = [
 ] as const;
 
 /**
- * The kubeconfig files `--kubeconfig`, else `KUBECONFIG` (colon separated), else
- * `~/.kube/config` would be looked for in.
- *
- * @example
- * ```ts
- * kubeconfigCandidates(undefined, { KUBECONFIG: "/a:/b" }); // ["/a", "/b"]
- * ```
- */
-export function kubeconfigCandidates(
-  explicit: string | undefined,
-  env: Readonly<Record<string, string | undefined>>,
-): string[] {
-  const list = explicit || env["KUBECONFIG"];
-  if (list) return list.split(":").filter((p) => p !== "");
-  return env["HOME"] ? [`${env["HOME"]}/.kube/config`] : [];
-}
-
-/**
  * The files a kubeconfig text refers to (CA, client certificate and key, token file), absolute.
  * An unreadable text refers to none.
  *

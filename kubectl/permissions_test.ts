@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { pluginCommand } from "./launch.ts";
-import { kubeconfigCandidates, pluginPermissions, referencedFiles } from "./permissions.ts";
+import { pluginPermissions, referencedFiles } from "./permissions.ts";
 import { wrapperScript } from "./install.ts";
 
 /** Runs a probe under `permissions` and returns what each attempt did. */
@@ -64,15 +64,6 @@ Deno.test("the plugin's permission set reads only the files it is given: no writ
   } finally {
     await Deno.remove(file);
   }
-});
-
-Deno.test("kubeconfig candidates: the flag, else KUBECONFIG, else ~/.kube/config", () => {
-  assert.deepEqual(kubeconfigCandidates("/x", { KUBECONFIG: "/y" }), ["/x"]);
-  assert.deepEqual(kubeconfigCandidates(undefined, { KUBECONFIG: "/a::/b" }), ["/a", "/b"]);
-  assert.deepEqual(kubeconfigCandidates(undefined, { HOME: "/home/me" }), [
-    "/home/me/.kube/config",
-  ]);
-  assert.deepEqual(kubeconfigCandidates(undefined, {}), []);
 });
 
 Deno.test("the files a kubeconfig names are granted too, relative to the kubeconfig", () => {
