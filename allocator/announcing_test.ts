@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { merged } from "../tests/merge_patch.ts";
 import type { V1Lease, V1Service } from "@kubernetes/client-node";
 import { type EventSink, MemoryCache } from "../k8s/mod.ts";
 import { ALLOCATED_BY_PURELB, Annotations, ANNOUNCING_ANNOTATION } from "../k8s/types.ts";
@@ -123,19 +124,6 @@ Deno.test("announcingLeaseView: node Leases keep what is read; the leader Lease 
 /** Lease times travel as RFC 3339 text (MicroTime), whatever the generated type says. */
 function isoTime(ms: number): Date {
   return new Date(ms).toISOString() as unknown as Date;
-}
-
-function merged(target: unknown, patch: unknown): unknown {
-  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
-  const result: Record<string, unknown> = typeof target === "object" && target !== null &&
-      !Array.isArray(target)
-    ? { ...target }
-    : {};
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete result[key];
-    else result[key] = merged(result[key], value);
-  }
-  return result;
 }
 
 class Harness {

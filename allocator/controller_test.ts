@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { merged } from "../tests/merge_patch.ts";
 import type { V1Service } from "@kubernetes/client-node";
 import { type Clock, type EventSink, type EventSubject, MemoryCache } from "../k8s/mod.ts";
 import { ALLOCATED_BY_PURELB, Annotations, type EventReason } from "../k8s/types.ts";
@@ -53,20 +54,6 @@ class ManualClock implements Clock {
     this.#timers = this.#timers.filter((t) => !t.cancelled);
     this.#now = until;
   }
-}
-
-/** A JSON merge patch (RFC 7386) applied to a copy of `target`. */
-function merged(target: unknown, patch: unknown): unknown {
-  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
-  const result: Record<string, unknown> = typeof target === "object" && target !== null &&
-      !Array.isArray(target)
-    ? { ...target }
-    : {};
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete result[key];
-    else result[key] = merged(result[key], value);
-  }
-  return result;
 }
 
 interface Patch {
