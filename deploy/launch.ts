@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { agentPermissions, allocatorPermissions } from "./permissions.ts";
+import { runInForeground } from "../netlink/process.ts";
 
 const PROGRAMS = {
   allocator: { main: "../allocator/main.ts", permissions: allocatorPermissions },
@@ -32,21 +33,13 @@ async function main(): Promise<number> {
     ? values.kubeconfig
     : Deno.env.get("KUBECONFIG");
   const { main, permissions } = PROGRAMS[program];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...permissions(kubeconfig),
-      fileURLToPath(new URL(main, import.meta.url)),
-      ...args,
-    ],
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => child.kill(signal));
-  }
-  return (await child.status).code;
+  return await runInForeground([
+    Deno.execPath(),
+    "run",
+    ...permissions(kubeconfig),
+    fileURLToPath(new URL(main, import.meta.url)),
+    ...args,
+  ]);
 }
 
 if (import.meta.main) Deno.exit(await main());

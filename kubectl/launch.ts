@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { OPTIONS } from "./flags.ts";
 import { kubeconfigCandidates } from "../k8s/config.ts";
+import { runInForeground } from "../netlink/process.ts";
 import { PLUGIN_ENV, pluginPermissions, referencedFiles } from "./permissions.ts";
 
 /** The `deno run` arguments for `args` (what the launcher runs, for the tests too). */
@@ -58,16 +59,7 @@ async function main(): Promise<number> {
       return undefined;
     }
   };
-  const child = new Deno.Command(Deno.execPath(), {
-    args: pluginCommand(args, env, readText),
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => child.kill(signal));
-  }
-  return (await child.status).code;
+  return await runInForeground([Deno.execPath(), ...pluginCommand(args, env, readText)]);
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -181,6 +181,27 @@ export async function runChecked(
 }
 
 /**
+ * Runs `command` (program first) in the foreground: the terminal is the program's, SIGINT and
+ * SIGTERM are passed on to it. Returns its exit code (for launchers).
+ */
+export async function runInForeground(command: readonly string[]): Promise<number> {
+  const [program, ...args] = command;
+  if (program === undefined || program === "") {
+    throw new CommandError(command, undefined, "", { problem: "is empty" });
+  }
+  const child = new Deno.Command(program, {
+    args,
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => child.kill(signal));
+  }
+  return (await child.status).code;
+}
+
+/**
  * Waits for `child` (stdout and stderr piped) and returns its exit code and output. It reads
  * the pipes itself: on Deno 2.8, `ChildProcess.output()` keeps about 100 KB of native memory
  * per process for good, which grew an agent that runs `ip` for every change by hundreds of
