@@ -35,6 +35,18 @@ export interface AgentConfig {
   readonly leaseRenewMs: number;
   /** How often the network state is compared with the wanted state (drift repair). */
   readonly resyncMs: number;
+  /** BGP through BIRD, when `--bgp-dir` is given; off otherwise. */
+  readonly bgp: BgpAgentConfig | undefined;
+}
+
+/** The BGP part of {@linkcode AgentConfig}. */
+export interface BgpAgentConfig {
+  /** The directory shared with BIRD: the config the agent writes and BIRD's control socket. */
+  readonly dir: string;
+  /** `birdc`'s path; the first of `BIRDC_PATHS` that exists when absent. */
+  readonly birdcPath: string | undefined;
+  /** How often BIRD's sessions are read. */
+  readonly pollMs: number;
 }
 
 /** Every flag, the environment variable it falls back to, and its help text. */
@@ -65,6 +77,20 @@ export const FLAGS = {
     help: "seconds between full comparisons of the network with the wanted state",
     default: "3",
   },
+  "bgp-dir": {
+    env: "PURELB_BGP_DIR",
+    help: "directory shared with the BIRD sidecar (bird.conf written here, bird.ctl its " +
+      "socket); BGP is off without it",
+  },
+  birdc: {
+    env: "PURELB_BIRDC",
+    help: "path of birdc (default: /usr/sbin/birdc or /usr/bin/birdc)",
+  },
+  "bgp-poll": {
+    env: "PURELB_BGP_POLL",
+    help: "seconds between reads of BIRD's sessions (BGPNodeStatus, metrics)",
+    default: "5",
+  },
 } as const;
 
 /** A node name as Kubernetes allows it (DNS subdomain), short enough for a Lease name. */
@@ -94,6 +120,7 @@ export function readAgentConfig(
         `${leaseDurationMs / 1000} s, so that one lost renewal does not end the Lease`,
     );
   }
+  const bgpDir = get("bgp-dir");
   return {
     nodeName,
     kubeconfig: get("kubeconfig"),
@@ -105,6 +132,11 @@ export function readAgentConfig(
     leaseDurationMs,
     leaseRenewMs,
     resyncMs: parseSeconds("resync", get("resync"), 0.1, 3600),
+    bgp: bgpDir === undefined ? undefined : {
+      dir: bgpDir,
+      birdcPath: get("birdc"),
+      pollMs: parseSeconds("bgp-poll", get("bgp-poll"), 0.1, 3600),
+    },
   };
 }
 

@@ -28,6 +28,7 @@ import {
   type AddressAssignment,
   type AddressChange,
   type ApplyResult,
+  defaultRouteInterfaces,
   findLink,
   type GratuitousAnnouncer,
   mayRemoveOthers,
@@ -109,6 +110,22 @@ export interface AgentControllerOptions {
   readonly resyncMs: number;
 }
 
+/** See {@linkcode AgentController.nodeFacts}. */
+export interface NodeFacts {
+  readonly dummyInterface: string | undefined;
+  readonly defaultIPv4: string | undefined;
+}
+
+/** The first IPv4 address of the first default-route interface that has one. */
+function defaultRouteIPv4(state: NetworkState): string | undefined {
+  for (const name of defaultRouteInterfaces(state)) {
+    const link = state.links.find((candidate) => candidate.name === name);
+    const address = link?.addresses.find((a) => a.family === "IPv4" && a.scope === "global");
+    if (address !== undefined) return address.local;
+  }
+  return undefined;
+}
+
 /** Readiness of the agent, with the reason when not ready. */
 export type AgentReadiness =
   | { readonly ready: true }
@@ -178,6 +195,8 @@ export class AgentController {
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Settings last applied, for withdrawing when the LBNodeAgent goes away or at stop. */
   #settings: AgentSettings | undefined;
+  /** The first IPv4 address of a default-route interface, at the last network read. */
+  #defaultIPv4: string | undefined;
   #readiness: AgentReadiness = { ready: false, reason: "caches not synced yet" };
   #lastNoAgentLog = "";
   #lastSelectorProblems = "";
@@ -271,6 +290,14 @@ export class AgentController {
     const { services, slices, groups, agents, leases, node } = this.#caches;
     return services.hasSynced && slices.hasSynced && groups.hasSynced && agents.hasSynced &&
       leases.hasSynced && node.hasSynced;
+  }
+
+  /**
+   * What the BGP controller needs to know of this node: the dummy interface of the applying
+   * LBNodeAgent and the IPv4 address that is the default BGP router ID.
+   */
+  get nodeFacts(): NodeFacts {
+    return { dummyInterface: this.#settings?.dummyInterface, defaultIPv4: this.#defaultIPv4 };
   }
 
   /** Ready, or why not (for /readyz). */
@@ -456,6 +483,7 @@ export class AgentController {
     if (depth === "quick" && this.#decisionUnchanged(settings)) return this.#armExpiryCheck();
 
     let state = await netlink.readState();
+    this.#defaultIPv4 = defaultRouteIPv4(state);
     const verified = this.#verified;
     if (
       depth === "verify" && verified !== undefined &&

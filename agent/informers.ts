@@ -13,6 +13,7 @@ import type {
   V1EndpointSlice,
   V1Lease,
   V1Node,
+  V1Secret,
   V1Service,
 } from "@kubernetes/client-node";
 import { getLogger } from "@logtape/logtape";
@@ -21,10 +22,18 @@ import {
   type Cache,
   errorMessage,
   type InformerCounts,
+  NamedObjectCaches,
   type ReloadableCache,
   ResilientInformer,
   type RunningCache,
+  slimMetadata,
 } from "../k8s/mod.ts";
+import {
+  BGP_CONFIGURATION_PLURAL,
+  BGP_GROUP,
+  BGP_VERSION,
+  type BgpConfigurationObject,
+} from "../bgp/mod.ts";
 import {
   LB_NODE_AGENT_PLURAL,
   PURELB_GROUP,
@@ -184,4 +193,45 @@ export function agentInformers(
     announcements,
     counts: [services, slices, groups, agents, leases, node],
   };
+}
+
+/** What the BGP controller reads besides the agent's own Node cache. */
+export interface BgpInformers {
+  /** The BGPConfigurations of the agent's namespace (spec, generation and conditions). */
+  readonly configs: RunningCache<BgpConfigurationObject>;
+  /** The password Secrets, each read by name (RBAC `resourceNames` can name exactly them). */
+  readonly secrets: NamedObjectCaches<V1Secret>;
+}
+
+/** The real BGP caches of the agent in `namespace`. */
+export function bgpInformers(connection: ApiConnection, namespace: string): BgpInformers {
+  const onError = (what: string) => (error: unknown, retryInMs: number) =>
+    log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
+      what,
+      retryInMs,
+      error: errorMessage(error),
+    });
+  const configs = new ResilientInformer<BgpConfigurationObject>(connection, {
+    name: "bgpconfigurations",
+    path: `/apis/${BGP_GROUP}/${BGP_VERSION}/namespaces/${namespace}/${BGP_CONFIGURATION_PLURAL}`,
+    transform: (object) => ({
+      metadata: slimMetadata(object.metadata, { generation: true }),
+      ...(object.spec === undefined ? {} : { spec: object.spec }),
+      ...(object.status === undefined ? {} : { status: object.status }),
+    }),
+    onError: onError("bgpconfigurations"),
+  });
+  const secrets = new NamedObjectCaches<V1Secret>((name) =>
+    new ResilientInformer<V1Secret>(connection, {
+      name: "secret",
+      path: `/api/v1/namespaces/${namespace}/secrets`,
+      objectName: name,
+      transform: (secret) => ({
+        metadata: slimMetadata(secret.metadata),
+        ...(secret.data === undefined ? {} : { data: secret.data }),
+      }),
+      onError: onError(`secret ${name}`),
+    })
+  );
+  return { configs, secrets };
 }

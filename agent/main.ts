@@ -9,7 +9,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { CoordinationApi, CoreApi } from "../k8s/api.ts";
+import { CoordinationApi, CoreApi, CustomObjectsLiteApi } from "../k8s/api.ts";
 import {
   ApiConnection,
   configureLogging,
@@ -24,7 +24,9 @@ import { EventRecorder } from "../k8s/events.ts";
 import { GratuitousAnnouncer, Netlink } from "../netlink/mod.ts";
 import { type AgentConfig, readAgentConfig, usage } from "./config.ts";
 import { AgentController } from "./controller.ts";
-import { agentInformers } from "./informers.ts";
+import { agentInformers, bgpInformers } from "./informers.ts";
+import { BgpController, BgpMetrics, BirdDaemon, BIRDC_PATHS } from "../bgp/mod.ts";
+import { resolveExecutable } from "../netlink/process.ts";
 import { NodeMembership } from "./membership.ts";
 import { AgentMetrics } from "./metrics.ts";
 
@@ -117,6 +119,23 @@ async function main(args: readonly string[]): Promise<number> {
     resyncMs: config.resyncMs,
   });
   controllerRef.current = running;
+  let bgp: BgpController | undefined;
+  if (config.bgp !== undefined) {
+    const birdcPath = config.bgp.birdcPath ??
+      await resolveExecutable("birdc", BIRDC_PATHS).catch(() => BIRDC_PATHS[0] ?? "birdc");
+    const bgpCaches = bgpInformers(connection, namespace);
+    bgp = new BgpController({
+      caches: { ...bgpCaches, node: informers.caches.node },
+      api: new CustomObjectsLiteApi(connection),
+      daemon: new BirdDaemon({ dir: config.bgp.dir, birdcPath }),
+      events,
+      metrics: new BgpMetrics(metrics.registry),
+      namespace,
+      nodeName: config.nodeName,
+      nodeFacts: () => running.nodeFacts,
+      pollMs: config.bgp.pollMs,
+    });
+  }
   registerInformerMetrics(metrics.registry, () => informers.counts);
   metrics.observe({
     liveNodes: () => running.liveNodeCount,
@@ -126,15 +145,21 @@ async function main(args: readonly string[]): Promise<number> {
   });
   const membershipRunning = membership.run();
   running.start();
+  bgp?.start();
 
   const server = serveOperations(config.listen, {
     registry: metrics.registry,
     healthy: () => true,
-    ready: () => running.readiness,
+    ready: () => {
+      const readiness = running.readiness;
+      const bgpProblem = bgp?.problem;
+      if (!readiness.ready || bgpProblem === undefined) return readiness;
+      return { ready: false, reason: `BGP: ${bgpProblem}` };
+    },
   });
   log.info(
     "agent for node {node} started: namespace {namespace}, netns {netns}, lease {duration} s " +
-      "renewed every {renew} s, resync {resync} s, config from {source}, operations on port {port}",
+      "renewed every {renew} s, resync {resync} s, BGP {bgp}, config from {source}, operations on port {port}",
     {
       node: config.nodeName,
       namespace,
@@ -142,6 +167,7 @@ async function main(args: readonly string[]): Promise<number> {
       duration: config.leaseDurationMs / 1000,
       renew: config.leaseRenewMs / 1000,
       resync: config.resyncMs / 1000,
+      bgp: config.bgp === undefined ? "off" : `BIRD in ${config.bgp.dir}`,
       source: clientConfig.source.kind,
       port: server.addr.port,
     },
@@ -155,6 +181,7 @@ async function main(args: readonly string[]): Promise<number> {
   const stopStarted = performance.now();
   log.info("{signal}: withdrawing and leaving", { signal });
   await running.stop();
+  await bgp?.stop();
   try {
     const result = await running.withdrawAll();
     log.info("withdrew {count} addresses", { count: result?.applied.length ?? 0 });

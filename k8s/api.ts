@@ -104,7 +104,7 @@ export class CoordinationApi {
   }
 }
 
-/** Custom resources (our ServiceGroups and LBNodeAgents). */
+/** Custom resources (ServiceGroups, LBNodeAgents, BGPConfigurations, BGPNodeStatuses). */
 export class CustomObjectsLiteApi {
   constructor(readonly connection: ApiConnection) {}
 
@@ -123,6 +123,28 @@ export class CustomObjectsLiteApi {
       "PATCH",
       `/apis/${param.group}/${param.version}/namespaces/${segment(param.namespace)}/` +
         `${param.plural}/${segment(param.name)}/status`,
+      { body: param.body, contentType: MERGE_PATCH },
+    );
+  }
+
+  /** Creates a cluster-scoped custom object (its status is ignored; patch it afterwards). */
+  createClusterCustomObject(
+    param: { group: string; version: string; plural: string; body: unknown },
+  ): Promise<unknown> {
+    return this.connection.request(
+      "POST",
+      `/apis/${param.group}/${param.version}/${param.plural}`,
+      { body: param.body },
+    );
+  }
+
+  /** A JSON merge patch of the status subresource of a cluster-scoped custom object. */
+  patchClusterCustomObjectStatus(
+    param: { group: string; version: string; plural: string; name: string; body: unknown },
+  ): Promise<unknown> {
+    return this.connection.request(
+      "PATCH",
+      `/apis/${param.group}/${param.version}/${param.plural}/${segment(param.name)}/status`,
       { body: param.body, contentType: MERGE_PATCH },
     );
   }

@@ -20,3 +20,4 @@ export * from "./workqueue.ts";
 export * from "./slim.ts";
 export * from "./node_lease.ts";
 export * from "./selector.ts";
+export * from "./named_objects.ts";

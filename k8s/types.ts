@@ -104,6 +104,10 @@ export const EventReason = {
   AnnouncingLocal: "AnnouncingLocal",
   AnnouncingVirtual: "AnnouncingVirtual",
   Withdrawn: "Withdrawn",
+  BGPConfigurationInvalid: "BGPConfigurationInvalid",
+  BGPConfigurationRefused: "BGPConfigurationRefused",
+  BGPDaemonUnavailable: "BGPDaemonUnavailable",
+  BGPSecretMissing: "BGPSecretMissing",
 } as const;
 
 /** One of the reasons in {@linkcode EventReason}. */
