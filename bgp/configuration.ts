@@ -403,7 +403,7 @@ function readRouterId(findings: Findings, global: Fields): string | undefined {
     return undefined;
   }
   if (address.value === 0n) {
-    findings.problem(field, `0.0.0.0 is not a router ID; it must not be zero`);
+    findings.problem(field, "0.0.0.0 is not a router ID; it must not be zero");
     return undefined;
   }
   return formatAddress(address);
@@ -420,8 +420,8 @@ function readGlobalFamilies(findings: Findings, global: Fields): readonly BgpFam
 
 /** The interface names Linux accepts: 1 to 15 bytes, no "/", ":" or white space, not "." or "..". */
 function isInterfaceName(name: string): boolean {
-  return /^[^/:\s]{1,15}$/.test(name) && name !== "." && name !== ".." &&
-    new TextEncoder().encode(name).length <= 15;
+  const bytes = new TextEncoder().encode(name).length;
+  return bytes >= 1 && bytes <= 15 && /^[^/:\s]+$/.test(name) && name !== "." && name !== "..";
 }
 
 /** `spec.netlinkImport`; absent is `{ enabled: true, interfaces: [] }`. */
