@@ -159,7 +159,7 @@ export interface BirdChannelState {
 export interface BirdBgpState {
   /** The protocol name (see `birdProtocolName`). */
   readonly name: string;
-  /** `BGP state:` — `Established`, `Active`, `Connect`, `Idle`, `OpenSent`, `Down`, ... */
+  /** `BGP state:` - `Established`, `Active`, `Connect`, `Idle`, `OpenSent`, `Down`, ... */
   readonly bgpState: string;
   /** The `Since` column as printed (with `timeformat protocol iso long`: `YYYY-MM-DD hh:mm:ss`). */
   readonly since: string;
