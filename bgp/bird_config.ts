@@ -97,7 +97,12 @@ function protocolNameOf(address: IpAddress): string {
  *
  * @example
  * ```ts
- * birdNeighborProblems({ ...neighbor, password: 'a"b' }); // ['password: contains `"` ...']
+ * birdNeighborProblems({
+ *   address: "192.0.2.1", addressFamily: "ipv4", peerAsn: 65000, localAsn: undefined,
+ *   description: undefined, adminDown: false, password: 'a"b', families: ["ipv4-unicast"],
+ *   holdTimeSeconds: undefined, keepaliveSeconds: undefined, connectRetrySeconds: undefined,
+ *   multihopTtl: undefined, localAddress: undefined, passive: false, bfd: undefined,
+ * }); // ['password: contains `"`, which a BIRD 2 string cannot hold']
  * ```
  */
 export function birdNeighborProblems(neighbor: RenderedNeighbor): readonly string[] {

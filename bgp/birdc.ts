@@ -55,6 +55,8 @@ const ROUTES_LINE = /^Routes:\s+(\d+) imported, (?:\d+ filtered, )?(\d+) exporte
  *
  * @example
  * ```ts
+ * const output = "peer_192_0_2_1 BGP        ---        up     2024-05-01 10:00:00  Established\n" +
+ *   "  BGP state:          Established\n";
  * const [peer] = parseBirdProtocols(output);
  * if (peer?.bgpState === "Established") console.log(peer.channels[0]?.exported);
  * ```
