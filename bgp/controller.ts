@@ -263,6 +263,12 @@ export class BgpController {
     this.#syncing ??= this.#runSyncs();
   }
 
+  /** Runs a sync now and resolves when no sync is running or wanted (tests, shutdown). */
+  async syncNow(): Promise<void> {
+    this.kick();
+    while (this.#syncing !== undefined) await this.#syncing;
+  }
+
   /** Why BGP is not working on this node, for /readyz; `undefined` when it is (or is off). */
   get problem(): string | undefined {
     const daemon = this.#daemon;
