@@ -25,7 +25,7 @@ import { GratuitousAnnouncer, Netlink } from "../netlink/mod.ts";
 import { type AgentConfig, readAgentConfig, usage } from "./config.ts";
 import { AgentController } from "./controller.ts";
 import { agentInformers, bgpInformers } from "./informers.ts";
-import { BgpController, BgpMetrics, BirdDaemon, BIRDC_PATHS } from "../bgp/mod.ts";
+import { BgpController, BgpMetrics, BIRDC_PATHS, BirdDaemon } from "../bgp/mod.ts";
 import { resolveExecutable } from "../netlink/process.ts";
 import { NodeMembership } from "./membership.ts";
 import { AgentMetrics } from "./metrics.ts";

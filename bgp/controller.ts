@@ -17,9 +17,14 @@ import { apiStatusCode, errorMessage } from "../k8s/errors.ts";
 import type { EventSink, EventSubject, EventType } from "../k8s/events.ts";
 import type { NamedObjectCaches } from "../k8s/named_objects.ts";
 import { EventReason } from "../k8s/types.ts";
-import { birdProtocolName, renderBirdConfig } from "./bird_config.ts";
+import {
+  BirdConfigError,
+  birdNeighborProblems,
+  birdProtocolName,
+  renderBirdConfig,
+} from "./bird_config.ts";
 import { neighborsForNode, readBgpConfiguration } from "./configuration.ts";
-import type { RoutingDaemon } from "./daemon.ts";
+import type { DaemonUnavailable, RoutingDaemon } from "./daemon.ts";
 import {
   BGP_CONFIGURATION_PLURAL,
   BGP_GROUP,
@@ -71,7 +76,9 @@ export interface BgpCaches {
 /** The API calls the controller makes. */
 export type BgpApi = Pick<
   CustomObjectsLiteApi,
-  "patchNamespacedCustomObjectStatus" | "createClusterCustomObject" | "patchClusterCustomObjectStatus"
+  | "patchNamespacedCustomObjectStatus"
+  | "createClusterCustomObject"
+  | "patchClusterCustomObjectStatus"
 >;
 
 /** One session for the metrics. */
@@ -306,13 +313,20 @@ export class BgpController {
 
   async #sync(): Promise<void> {
     if (!this.#options.caches.configs.hasSynced) return;
-    const plan = await this.#plan();
-    if (plan.kind === "config") await this.#apply(renderBirdConfig(plan.input));
-    else if (plan.idle !== undefined) {
-      // An invalid BGPConfiguration leaves the config BIRD runs alone; only a missing one, or
-      // a first start with nothing written yet, loads the idle config.
-      const replace = plan.reason === "NoConfiguration" || !(await this.#options.daemon.hasConfig());
-      if (replace) await this.#apply(renderBirdConfig(plan.idle));
+    let plan = await this.#plan();
+    // An invalid BGPConfiguration leaves the config BIRD runs alone; only a missing one, or a
+    // first start with nothing written yet, loads the idle config.
+    const input = plan.kind === "config" ? plan.input : plan.idle !== undefined &&
+        (plan.reason === "NoConfiguration" || !(await this.#options.daemon.hasConfig()))
+      ? plan.idle
+      : undefined;
+    if (input !== undefined) {
+      try {
+        await this.#apply(renderBirdConfig(input));
+      } catch (error) {
+        if (!(error instanceof BirdConfigError)) throw error;
+        plan = { kind: "none", reason: "RenderFailed", problem: error.message, idle: undefined };
+      }
     }
     const sessions = await this.#readSessions();
     await this.#publish(plan, sessions);
@@ -325,15 +339,17 @@ export class BgpController {
     const idle = (routerId: string | undefined): BirdConfigInput | undefined =>
       routerId === undefined
         ? undefined
-        : { routerId, asn: 0, listenPort: undefined, interfaces: [], neighbors: [] };
+        // Without neighbours the AS number is never written; any valid one will do.
+        : { routerId, asn: 64512, listenPort: undefined, interfaces: [], neighbors: [] };
     for (const object of ignored) {
       await this.#writeConditions(object, [{
         type: "Accepted",
         status: "False",
         reason: "NotInUse",
-        message: `the agents use BGPConfiguration ${
-          inUse?.metadata?.name ?? ""
-        }: one per namespace is used (the one named ${DEFAULT_CONFIGURATION_NAME}, else the ` +
+        message:
+          `the agents use BGPConfiguration ${
+            inUse?.metadata?.name ?? ""
+          }: one per namespace is used (the one named ${DEFAULT_CONFIGURATION_NAME}, else the ` +
           "first by name)",
       }]);
     }
@@ -403,10 +419,20 @@ export class BgpController {
         }
         password = found.password;
       }
-      configured.push({
-        neighbor: { ...rest, password },
-        protocol: birdProtocolName(neighbor.address),
-      });
+      const rendered: RenderedNeighbor = { ...rest, password };
+      const problems = birdNeighborProblems(rendered);
+      if (problems.length > 0) {
+        const problem = `BIRD cannot be configured with it: ${problems.join("; ")}`;
+        unconfigured.push({
+          address: neighbor.address,
+          peerAsn: neighbor.peerAsn,
+          localAsn: neighbor.localAsn ?? settings.asn,
+          problem,
+        });
+        this.#recordOnce(inUse, "Warning", EventReason.BGPConfigurationInvalid, problem);
+        continue;
+      }
+      configured.push({ neighbor: rendered, protocol: birdProtocolName(neighbor.address) });
     }
     return {
       kind: "config",
@@ -486,7 +512,7 @@ export class BgpController {
       case "cli_missing":
       case "unreachable":
         // The file is in place: a BIRD that starts reads it; the next sync asks again.
-        this.#daemon = outcome;
+        this.#daemonUnavailable(outcome);
         metrics.configured("unavailable");
         return;
     }
@@ -499,6 +525,13 @@ export class BgpController {
       if (this.#daemon.kind !== "refused") this.#daemon = { kind: "ready" };
       return outcome.protocols;
     }
+    this.#daemonUnavailable(outcome);
+    // Whatever BIRD runs after it comes back is what the file says; ask it to load that again.
+    this.#appliedText = undefined;
+    return undefined;
+  }
+
+  #daemonUnavailable(outcome: DaemonUnavailable): void {
     if (this.#daemon.kind !== outcome.kind) {
       log.warn("BIRD unavailable: {message}", { message: outcome.message });
       const { inUse } = chooseConfiguration(this.#options.caches.configs.list());
@@ -507,9 +540,6 @@ export class BgpController {
       }
     }
     this.#daemon = outcome;
-    // Whatever BIRD runs after it comes back is what the file says; ask it to load that again.
-    this.#appliedText = undefined;
-    return undefined;
   }
 
   async #publish(plan: NodePlan, sessions: readonly BirdBgpState[] | undefined): Promise<void> {
@@ -660,7 +690,9 @@ export class BgpController {
     if (name === undefined) return;
     const current = conditionsOf(object);
     // Every agent computes the same; the first to write wins and the others find it written.
-    if (sameFindings(current, findings) || sameFindings(this.#writtenConditions.get(name), findings)) {
+    if (
+      sameFindings(current, findings) || sameFindings(this.#writtenConditions.get(name), findings)
+    ) {
       return;
     }
     const conditions: readonly Condition[] = withTransitionTimes(

@@ -304,7 +304,10 @@ Deno.test("BIRD absent: reported, and the config is loaded once it answers", asy
     assert.ok(s.daemon.file?.includes("protocol bgp"), "the file waits for BIRD");
     assert.ok(s.events.some((e) => e.reason === "BGPDaemonUnavailable"));
     const status = s.nodeStatuses().at(-1);
-    assert.equal(status?.conditions.find((c) => c.type === "DaemonReady")?.reason, "DaemonUnreachable");
+    assert.equal(
+      status?.conditions.find((c) => c.type === "DaemonReady")?.reason,
+      "DaemonUnreachable",
+    );
     assert.equal(
       status?.conditions.find((c) => c.type === "SessionsEstablished")?.status,
       "Unknown",
@@ -338,12 +341,18 @@ Deno.test("a password comes from its Secret; until the Secret exists the neighbo
       2_000,
       "the neighbour reported as not configured",
     );
-    assert.match(s.nodeStatuses().at(-1)?.neighbors[0]?.lastError ?? "", /purelb-bgp-auth not found/);
+    assert.match(
+      s.nodeStatuses().at(-1)?.neighbors[0]?.lastError ?? "",
+      /purelb-bgp-auth not found/,
+    );
     assert.ok(s.events.some((e) => e.reason === "BGPSecretMissing"));
     assert.doesNotMatch(s.daemon.file ?? "", /protocol bgp/);
     const cache = s.secretCaches.get("purelb-bgp-auth");
     assert.ok(cache, "the Secret is watched by name");
-    cache.put({ metadata: { name: "purelb-bgp-auth", namespace: NAMESPACE }, data: { "tor-a": btoa("s3cret") } });
+    cache.put({
+      metadata: { name: "purelb-bgp-auth", namespace: NAMESPACE },
+      data: { "tor-a": btoa("s3cret") },
+    });
     await waitFor(
       () => Promise.resolve((s.daemon.loaded ?? "").includes("s3cret")),
       2_000,
@@ -395,7 +404,10 @@ Deno.test("an invalid BGPConfiguration leaves the running config alone; a delete
       2_000,
       "the invalid configuration reported",
     );
-    assert.match(s.events.find((e) => e.reason === "BGPConfigurationInvalid")?.message ?? "", /spec\.global\.asn/);
+    assert.match(
+      s.events.find((e) => e.reason === "BGPConfigurationInvalid")?.message ?? "",
+      /spec\.global\.asn/,
+    );
     await s.settle();
     assert.equal(s.daemon.loads, 1, "nothing loaded for an invalid configuration");
     s.configs.remove("default", NAMESPACE);

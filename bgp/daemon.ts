@@ -137,9 +137,7 @@ export class BirdDaemon implements RoutingDaemon {
     if (/Unable to connect to server control socket/i.test(text)) {
       return {
         kind: "unreachable",
-        message: `BIRD is not running or not listening on ${this.#socketPath}: ${
-          firstLine(text)
-        }`,
+        message: `BIRD is not running or not listening on ${this.#socketPath}: ${firstLine(text)}`,
       };
     }
     return { kind: "ran", text, exitCode: output.exitCode };

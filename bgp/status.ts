@@ -71,9 +71,7 @@ export function birdSinceToRfc3339(since: string): string | undefined {
   const [, year, month, day, hour, minute, second] = match.map(Number);
   if (year === undefined || month === undefined || day === undefined) return undefined;
   const local = new Date(year, month - 1, day, hour ?? 0, minute ?? 0, second ?? 0);
-  return Number.isNaN(local.getTime())
-    ? undefined
-    : `${local.toISOString().slice(0, 19)}Z`;
+  return Number.isNaN(local.getTime()) ? undefined : `${local.toISOString().slice(0, 19)}Z`;
 }
 
 /**
