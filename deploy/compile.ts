@@ -11,9 +11,11 @@
  * `DENORT_BIN`). Without internet, run the programs from source under the same permission sets:
  * `deno task allocator` / `deno task agent`.
  *
- * The agent's permission set names `ip`, `arping` and `na6` by the absolute paths found on the
- * machine that compiles it, and those paths are baked into the executable: compile it where the
- * helpers sit where the image puts them (the Dockerfile installs them in the build stage).
+ * The agent's permission set names `ip`, `arping`, `na6` and BIRD's `birdc` by the absolute paths
+ * found on the machine that compiles it, and those paths are baked into the executable (as is
+ * the BGP folder `/run/purelb-bgp`, the only one it may write): compile it where the helpers sit
+ * where the image puts them (the Dockerfile installs them in the build stage). Without `birdc`
+ * the agent still builds, with a warning: it can then announce with ARP/NDP but not drive BIRD.
  *
  * @module
  */
@@ -23,6 +25,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { agentPermissions, allocatorPermissions } from "./permissions.ts";
 import { ARPING_PATHS, IP_PATHS, NA6_PATHS } from "../netlink/mod.ts";
+import { BIRDC_PATHS } from "../bgp/model.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -80,14 +83,32 @@ export function compileArgs(program: ProgramName, opts: CompileOptions): string[
  * ```
  */
 export function missingAgentHelpers(permissions: readonly string[]): string[] {
-  const allowed = new Set(
-    permissions.filter((flag) => flag.startsWith("--allow-run="))
-      .flatMap((flag) => flag.slice("--allow-run=".length).split(",")),
-  );
+  const allowed = runnable(permissions);
   const helpers = { ip: IP_PATHS, arping: ARPING_PATHS, na6: NA6_PATHS };
   return Object.entries(helpers)
     .filter(([, paths]) => !paths.some((path) => allowed.has(path)))
     .map(([name]) => name);
+}
+
+/**
+ * Whether an agent permission set may run `birdc` by one of the paths the agent looks for
+ * (without it BGP cannot work, everything else can).
+ *
+ * @example
+ * ```ts
+ * allowsBirdc(["--allow-run=/usr/sbin/ip,/usr/sbin/birdc"]); // true
+ * ```
+ */
+export function allowsBirdc(permissions: readonly string[]): boolean {
+  const allowed = runnable(permissions);
+  return BIRDC_PATHS.some((path) => allowed.has(path));
+}
+
+function runnable(permissions: readonly string[]): Set<string> {
+  return new Set(
+    permissions.filter((flag) => flag.startsWith("--allow-run="))
+      .flatMap((flag) => flag.slice("--allow-run=".length).split(",")),
+  );
 }
 
 /** Parsed command line of the script. */
@@ -144,6 +165,12 @@ async function main(args: readonly string[]): Promise<number> {
   }
   const { programs, outDir, target } = commandLine;
   if (programs.includes("agent")) {
+    if (!allowsBirdc(agentPermissions(undefined))) {
+      console.error(
+        `compile: warning: birdc not found (${BIRDC_PATHS.join(", ")}); the agent built here ` +
+          "cannot drive BIRD, so BGP will not work with it. Install Debian's bird2 to include it.",
+      );
+    }
     const missing = missingAgentHelpers(agentPermissions(undefined));
     if (missing.length > 0) {
       console.error(

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import {
+  allowsBirdc,
   compileArgs,
   CompileError,
   missingAgentHelpers,
@@ -81,6 +82,13 @@ Deno.test("compile: an agent that could not run its helpers is refused", () => {
   assert.deepEqual(missingAgentHelpers(["--deny-run"]), ["ip", "arping", "na6"]);
   // A helper outside the agent's own search paths does not count.
   assert.deepEqual(missingAgentHelpers([`--allow-run=/opt/ip,${arping},${na6}`]), ["ip"]);
+});
+
+Deno.test("compile: birdc counts only by one of the agent's own search paths", () => {
+  assert.ok(allowsBirdc([`--allow-run=${IP_PATHS[0] ?? ""},/usr/sbin/birdc`]));
+  assert.ok(allowsBirdc(["--allow-run=/usr/bin/birdc"]));
+  assert.ok(!allowsBirdc(["--allow-run=/opt/bird/birdc"]));
+  assert.ok(!allowsBirdc(["--deny-run"]));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -209,7 +217,7 @@ Deno.test("Dockerfile: bases are pinned; the agent compiles where its helpers ar
   const helpers = stage(stages, "helpers");
   assert.match(helpers.from, /^debian:[\d.]+-slim$/);
   const install = helpers.instructions.find((i) => i.keyword === "RUN")?.rest ?? "";
-  for (const pkg of ["iproute2", "iputils-arping", "ipv6toolkit"]) {
+  for (const pkg of ["iproute2", "iputils-arping", "ipv6toolkit", "bird2"]) {
     assert.match(install, new RegExp(`\\b${pkg}\\b`), `helpers installs ${pkg}`);
   }
   assert.equal(stage(stages, "build").from, "helpers");
@@ -242,6 +250,8 @@ Deno.test("versions: images, chart and deno.json agree", async () => {
     const [file, image] of [
       ["allocator.yaml", "ghcr.io/purelb-deno/allocator"],
       ["agent.yaml", "ghcr.io/purelb-deno/lbnodeagent"],
+      // The BIRD sidecar runs the agent's image.
+      ["components/bgp/agent-patch.yaml", "ghcr.io/purelb-deno/lbnodeagent"],
     ] as const
   ) {
     const text = await Deno.readTextFile(join(REPO_ROOT, "deploy", file));

@@ -118,6 +118,33 @@ Deno.test({
       const again = (await kubectl("apply", "-k", DEPLOY)).trim().split("\n");
       assert.equal(again.length, expected.length);
       for (const line of again) assert.match(line, / unchanged$/);
+      // Turning BGP on later: the component's RBAC is created, the DaemonSet changes, nothing
+      // else does.
+      const withBgp = join(DEPLOY, "with-bgp");
+      const bgp = (await kubectl("apply", "-k", withBgp)).trim().split("\n");
+      assert.deepEqual(bgp.filter((line) => !/ unchanged$/.test(line)).sort(), [
+        "clusterrole.rbac.authorization.k8s.io/purelb:agent-bgp created",
+        "clusterrolebinding.rbac.authorization.k8s.io/purelb:agent-bgp created",
+        "daemonset.apps/lbnodeagent configured",
+        "role.rbac.authorization.k8s.io/purelb:agent-bgp created",
+        "role.rbac.authorization.k8s.io/purelb:agent-bgp-secrets created",
+        "rolebinding.rbac.authorization.k8s.io/purelb:agent-bgp created",
+        "rolebinding.rbac.authorization.k8s.io/purelb:agent-bgp-secrets created",
+      ]);
+      assert.deepEqual(
+        names(await kubectl("get", "-k", withBgp, "-o", "json")),
+        manifestNames(await kubectl("kustomize", withBgp)),
+      );
+      const containers = await kubectl(
+        "get",
+        "daemonset",
+        "lbnodeagent",
+        "-n",
+        "purelb-system",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].name}",
+      );
+      assert.equal(containers, "lbnodeagent bird");
     }),
 });
 
@@ -162,6 +189,27 @@ Deno.test({
         const crds = await kubectl("get", "crd", "-o", "name");
         assert.match(crds, /servicegroups\.purelb\.io/);
         assert.match(crds, /lbnodeagents\.purelb\.io/);
+        assert.match(crds, /configs\.bgp\.purelb\.io/);
+        assert.match(crds, /bgpnodestatuses\.bgp\.purelb\.io/);
+        // One value turns BGP on: the sidecar and its RBAC arrive with an upgrade.
+        await execOk(
+          helm,
+          ["upgrade", "purelb", CHART, ...helmArgs, "--set", "bgp.enabled=true"],
+          helmEnv,
+        );
+        const roles = await kubectl("get", "role", "-n", "purelb-system", "-o", "name");
+        assert.match(roles, /role\.rbac\.authorization\.k8s\.io\/purelb:agent-bgp\n/);
+        assert.match(roles, /purelb:agent-bgp-secrets/);
+        const containers = await kubectl(
+          "get",
+          "daemonset",
+          "lbnodeagent",
+          "-n",
+          "purelb-system",
+          "-o",
+          "jsonpath={.spec.template.spec.containers[*].name}",
+        );
+        assert.equal(containers, "lbnodeagent bird");
       });
     } finally {
       await Deno.remove(home, { recursive: true });

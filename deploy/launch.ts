@@ -1,8 +1,10 @@
 /**
  * `deno task allocator -- [flags]` / `deno task agent -- [flags]`: runs the allocator or the
  * node agent from source under exactly its permission set (the kubeconfig it is given, if any,
- * is the only file it may read besides the service account's; the agent also runs `ip` and its
- * GARP helpers by absolute path).
+ * is the only file it may read besides the service account's; the agent also runs `ip`, its
+ * GARP helpers and BIRD's `birdc` by absolute path, and may write only its BGP folder, the one
+ * `--bgp-dir` / `PURELB_BGP_DIR` names, else `/run/purelb-bgp`; `--birdc` / `PURELB_BIRDC` names
+ * another `birdc` to allow).
  *
  * @module
  */
@@ -12,9 +14,28 @@ import { fileURLToPath } from "node:url";
 import { agentPermissions, allocatorPermissions } from "./permissions.ts";
 import { runInForeground } from "../netlink/process.ts";
 
+type Flags = Readonly<Record<string, string | boolean | undefined>>;
+
+/** A flag's value from the command line, else from its variable. */
+function flagValue(values: Flags, flag: string, env: string): string | undefined {
+  const value = values[flag];
+  return typeof value === "string" ? value : Deno.env.get(env);
+}
+
 const PROGRAMS = {
-  allocator: { main: "../allocator/main.ts", permissions: allocatorPermissions },
-  agent: { main: "../agent/main.ts", permissions: agentPermissions },
+  allocator: {
+    main: "../allocator/main.ts",
+    permissions: (values: Flags) =>
+      allocatorPermissions(flagValue(values, "kubeconfig", "KUBECONFIG")),
+  },
+  agent: {
+    main: "../agent/main.ts",
+    permissions: (values: Flags) =>
+      agentPermissions(flagValue(values, "kubeconfig", "KUBECONFIG"), {
+        bgpDir: flagValue(values, "bgp-dir", "PURELB_BGP_DIR"),
+        birdc: flagValue(values, "birdc", "PURELB_BIRDC"),
+      }),
+  },
 } as const;
 
 async function main(): Promise<number> {
@@ -26,17 +47,18 @@ async function main(): Promise<number> {
   }
   const { values } = parseArgs({
     args,
-    options: { kubeconfig: { type: "string" } },
+    options: {
+      kubeconfig: { type: "string" },
+      "bgp-dir": { type: "string" },
+      birdc: { type: "string" },
+    },
     strict: false,
   });
-  const kubeconfig = typeof values.kubeconfig === "string"
-    ? values.kubeconfig
-    : Deno.env.get("KUBECONFIG");
   const { main, permissions } = PROGRAMS[program];
   return await runInForeground([
     Deno.execPath(),
     "run",
-    ...permissions(kubeconfig),
+    ...permissions(values),
     fileURLToPath(new URL(main, import.meta.url)),
     ...args,
   ]);

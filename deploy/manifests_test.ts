@@ -16,12 +16,27 @@ import {
   KUBERNETES_VERSION,
 } from "../tests/controlplane/binaries.ts";
 import { FLAGS as ALLOCATOR_FLAGS, NETBOX_TOKEN_ENV } from "../allocator/config.ts";
+import { ApiConnection, KubeApiError, type RequestOptions } from "../k8s/transport.ts";
 import { FLAGS as AGENT_FLAGS } from "../agent/config.ts";
-import { agentPermissions, allocatorPermissions } from "./permissions.ts";
+import {
+  AGENT_BGP_ENV,
+  agentPermissions,
+  allocatorPermissions,
+  DEFAULT_BGP_DIR,
+} from "./permissions.ts";
+import {
+  BGP_CONFIGURATION_PLURAL,
+  BGP_GROUP,
+  BGP_NODE_STATUS_PLURAL,
+  BIRD_CONFIG_FILE,
+  BIRD_SOCKET_FILE,
+} from "../bgp/model.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DEPLOY = join(REPO_ROOT, "deploy");
 const CHART = join(DEPLOY, "helm", "purelb");
+/** The whole install with BGP: deploy/ plus the component deploy/components/bgp. */
+const WITH_BGP = join(DEPLOY, "with-bgp");
 const NAMESPACE = "purelb-system";
 /** Labels only the chart sets (Helm's own); everything else must match kustomize exactly. */
 const HELM_ONLY_LABELS = ["app.kubernetes.io/managed-by", "helm.sh/chart"] as const;
@@ -100,8 +115,8 @@ function parseObjects(text: string, source: string): Json[] {
   return objects;
 }
 
-async function kustomize(): Promise<Json[]> {
-  return parseObjects(await execOk(await kubectl(), ["kustomize", DEPLOY]), "kubectl kustomize");
+async function kustomize(dir: string = DEPLOY): Promise<Json[]> {
+  return parseObjects(await execOk(await kubectl(), ["kustomize", dir]), "kubectl kustomize");
 }
 
 let helmPath: Promise<string> | undefined;
@@ -231,7 +246,7 @@ clusterTest("deploy: the dry run refuses what the API server would refuse", asyn
 });
 
 helmTest("helm: the chart's output passes kubectl apply --dry-run=server", async (c) => {
-  for (const set of [[], ["namespace.create=true"]]) {
+  for (const set of [[], ["namespace.create=true"], ["bgp.enabled=true"]]) {
     const objects = await helmTemplate(NAMESPACE, set);
     const stream = objects.map((o) => JSON.stringify(o)).join("\n");
     const out = await kubectlAs(c, ["apply", "--dry-run=server", "-f", "-"], stream);
@@ -468,4 +483,357 @@ function assertOperations(workload: Json, container: Json, port: number): void {
   });
   const annotations = record(record(record(record(workload.spec).template).metadata).annotations);
   assert.equal(annotations["prometheus.io/port"], String(port));
+}
+
+// ---------------------------------------------------------------------------------------------
+// BGP: deploy/with-bgp (deploy/ plus deploy/components/bgp) and the chart's bgp.enabled.
+
+/** The objects deploy/components/bgp adds (its RBAC), by kind and name. */
+const BGP_RBAC = [
+  "Role/purelb:agent-bgp",
+  "RoleBinding/purelb:agent-bgp",
+  "ClusterRole/purelb:agent-bgp",
+  "ClusterRoleBinding/purelb:agent-bgp",
+  "Role/purelb:agent-bgp-secrets",
+  "RoleBinding/purelb:agent-bgp-secrets",
+].sort();
+
+function kindName(o: Json): string {
+  return `${String(o.kind)}/${String(record(o.metadata).name)}`;
+}
+
+function container(workload: Json, name: string): Json {
+  const found = list(podSpec(workload).containers).map(record).find((c) => c.name === name);
+  assert.ok(found, `${key(workload)} has a container ${name}`);
+  return found;
+}
+
+clusterTest("deploy/with-bgp: passes kubectl apply --dry-run=server", async (c) => {
+  const out = await kubectlAs(c, ["apply", "--dry-run=server", "-k", WITH_BGP]);
+  for (const o of await kustomize(WITH_BGP)) {
+    assert.ok(out.includes(String(record(o.metadata).name)), `dry run reports ${key(o)}`);
+  }
+});
+
+clusterTest(
+  "deploy/with-bgp: the base install plus the BGP RBAC and the agent's BIRD sidecar, nothing else",
+  async () => {
+    const base = byKey(await kustomize());
+    const withBgp = byKey(await kustomize(WITH_BGP));
+    // The base grants nothing for BGP; its CRDs are there either way (Helm's crds/ are too).
+    for (const crd of ["configs.bgp.purelb.io", "bgpnodestatuses.bgp.purelb.io"]) {
+      assert.ok(find([...base.values()], "CustomResourceDefinition", crd));
+    }
+    assert.ok(
+      !JSON.stringify([...base.values()].filter((o) => /Role/.test(String(o.kind)))).includes(
+        BGP_GROUP,
+      ),
+      "no base role names bgp.purelb.io",
+    );
+    const added = [...withBgp.values()].filter((o) => !base.has(key(o))).map(kindName).sort();
+    assert.deepEqual(added, BGP_RBAC);
+    const changed = [...base.entries()]
+      .filter(([k, o]) => JSON.stringify(withBgp.get(k)) !== JSON.stringify(o))
+      .map(([k]) => k);
+    assert.deepEqual(changed, [`apps/v1/DaemonSet/${NAMESPACE}/lbnodeagent`]);
+  },
+);
+
+clusterTest("deploy/with-bgp: the agent shares /run/purelb-bgp with a BIRD container", async () => {
+  const objects = await kustomize(WITH_BGP);
+  const daemonSet = find(objects, "DaemonSet", "lbnodeagent");
+  const pod = podSpec(daemonSet);
+  assert.deepEqual(list(pod.containers).map((c) => record(c).name), ["lbnodeagent", "bird"]);
+  const volume = list(pod.volumes).map(record).find((v) => v.name === "bgp");
+  assert.deepEqual(volume, { name: "bgp", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } });
+
+  const agent = container(daemonSet, "lbnodeagent");
+  const env = envOf(agent);
+  assert.equal(env.get("PURELB_BGP_DIR")?.value, DEFAULT_BGP_DIR);
+  // The agent may read that variable and write that folder (and only that folder).
+  const permissions = agentPermissions(undefined);
+  const readable = allowedEnv(permissions);
+  const flagEnv = new Set<string>([
+    ...Object.values(AGENT_FLAGS).map((f) => f.env),
+    ...AGENT_BGP_ENV,
+  ]);
+  for (const name of env.keys()) {
+    assert.ok(flagEnv.has(name), `${name} is an agent flag's variable`);
+    assert.ok(readable.has(name), `the agent may read ${name}`);
+  }
+  assert.ok(permissions.includes(`--allow-write=${DEFAULT_BGP_DIR}`));
+  const mount = { name: "bgp", mountPath: DEFAULT_BGP_DIR };
+  assert.deepEqual(list(agent.volumeMounts).map(record).find((m) => m.name === "bgp"), mount);
+  // The agent container itself is unchanged otherwise.
+  const baseAgent = onlyContainer(find(await kustomize(), "DaemonSet", "lbnodeagent"));
+  assert.deepEqual(agent.securityContext, baseAgent.securityContext);
+  assert.deepEqual(agent.resources, baseAgent.resources);
+
+  const bird = container(daemonSet, "bird");
+  assert.equal(bird.image, agent.image, "BIRD comes with the agent's image");
+  assert.deepEqual(bird.volumeMounts, [mount]);
+  assert.deepEqual(bird.securityContext, {
+    runAsUser: 0,
+    runAsNonRoot: false,
+    privileged: false,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW"] },
+  });
+  assertResources(bird);
+  assert.deepEqual(bird.resources, {
+    requests: { cpu: "10m", memory: "32Mi" },
+    limits: { cpu: "500m", memory: "128Mi" },
+  });
+  assert.equal(bird.ports, undefined);
+  const command = list(bird.command).map(String);
+  assert.deepEqual(command.slice(0, 2), ["/bin/sh", "-c"]);
+  const script = command[2] ?? "";
+  const conf = `${DEFAULT_BGP_DIR}/${BIRD_CONFIG_FILE}`;
+  const socket = `${DEFAULT_BGP_DIR}/${BIRD_SOCKET_FILE}`;
+  assert.match(script, new RegExp(`until \\[ -s ${conf} \\]`), "waits for a non-empty config");
+  assert.ok(script.includes(`exec bird -f -c ${conf} -s ${socket}\n`), script);
+});
+
+clusterTest("deploy/with-bgp: the script of the BIRD container runs as written", async () => {
+  // The container's shell script, run here against a stand-in `bird`: it waits while the config
+  // is missing or empty, then replaces itself with `bird -f -c CONF -s SOCKET`.
+  const daemonSet = find(await kustomize(WITH_BGP), "DaemonSet", "lbnodeagent");
+  const script = String(list(container(daemonSet, "bird").command)[2]);
+  const dir = await Deno.makeTempDir({ prefix: "purelb-bird-script-" });
+  try {
+    const bgpDir = join(dir, "bgp");
+    const bin = join(dir, "bin");
+    await Deno.mkdir(bgpDir);
+    await Deno.mkdir(bin);
+    await Deno.writeTextFile(join(bin, "bird"), '#!/bin/sh\necho "bird $*"\n', { mode: 0o755 });
+    const child = new Deno.Command("/bin/sh", {
+      args: ["-c", script.replaceAll(DEFAULT_BGP_DIR, bgpDir)],
+      env: { PATH: `${bin}:/usr/bin:/bin` },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const conf = join(bgpDir, BIRD_CONFIG_FILE);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await Deno.writeTextFile(conf, ""); // empty: still waiting
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await Deno.writeTextFile(conf, "router id 192.0.2.1;\n");
+    const out = await child.output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(
+      new TextDecoder().decode(out.stdout),
+      `bird -f -c ${conf} -s ${join(bgpDir, BIRD_SOCKET_FILE)}\n`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+helmTest("helm: bgp.enabled=true renders the same objects as deploy/with-bgp", async () => {
+  const fromKustomize = byKey(await kustomize(WITH_BGP));
+  const fromHelm = byKey(
+    (await helmTemplate(NAMESPACE, ["namespace.create=true", "bgp.enabled=true"])).map(
+      withoutHelmLabels,
+    ),
+  );
+  assert.deepEqual([...fromHelm.keys()].sort(), [...fromKustomize.keys()].sort());
+  for (const [k, o] of fromKustomize) assert.deepEqual(fromHelm.get(k), o, k);
+});
+
+helmTest("helm: bgp.passwordSecrets are the only Secrets the agent may read", async () => {
+  const secretsRole = (objects: readonly Json[]) =>
+    objects.find((o) =>
+      o.kind === "Role" && record(o.metadata).name === "purelb:agent-bgp-secrets"
+    );
+  const two = await helmTemplate(NAMESPACE, [
+    "bgp.enabled=true",
+    "bgp.passwordSecrets={peer-a,peer-b}",
+  ]);
+  assert.deepEqual(list(secretsRole(two)?.rules).map(record), [{
+    apiGroups: [""],
+    resources: ["secrets"],
+    resourceNames: ["peer-a", "peer-b"],
+    verbs: ["get", "list", "watch"],
+  }]);
+  // None listed: neither the Role nor its binding.
+  const none = await helmTemplate(NAMESPACE, ["bgp.enabled=true", "bgp.passwordSecrets=null"]);
+  assert.equal(secretsRole(none), undefined);
+  assert.ok(!none.some((o) => record(o.metadata).name === "purelb:agent-bgp-secrets"));
+  assert.ok(find(none, "Role", "purelb:agent-bgp"));
+  // No Role anywhere grants Secrets otherwise, with or without BGP.
+  for (const objects of [none, await helmTemplate(NAMESPACE)]) {
+    for (const o of objects.filter((o) => /Role$/.test(String(o.kind)))) {
+      assert.ok(!JSON.stringify(o.rules).includes("secrets"), key(o));
+    }
+  }
+  // The bird image follows the agent's unless set.
+  const image = (objects: readonly Json[]) =>
+    container(find(objects, "DaemonSet", "lbnodeagent"), "bird").image;
+  assert.equal(
+    image(await helmTemplate(NAMESPACE, ["bgp.enabled=true", "lbnodeagent.image.tag=9.9"])),
+    "ghcr.io/purelb-deno/lbnodeagent:9.9",
+  );
+  assert.equal(
+    image(
+      await helmTemplate(NAMESPACE, [
+        "bgp.enabled=true",
+        "bgp.bird.image.repository=example.org/bird",
+        "bgp.bird.image.tag=2.17",
+      ]),
+    ),
+    "example.org/bird:2.17",
+  );
+});
+
+clusterTest(
+  "deploy/with-bgp: the agent's BGP RBAC allows what the agent does and nothing more",
+  async (c) => {
+    // The component's RBAC, moved to a namespace of its own (cluster-wide names made unique),
+    // tried with a real token of that namespace's `agent` service account, request by request
+    // as the agent makes them.
+    const ns = await c.createNamespace("bgp-rbac");
+    const other = await c.createNamespace("bgp-rbac-other");
+    const unique = (name: unknown) => `${String(name)}:${ns}`;
+    const rbac = (await kustomize(WITH_BGP))
+      .filter((o) => BGP_RBAC.includes(kindName(o)))
+      .map((o) => {
+        const copy: Json = structuredClone(o);
+        const meta = record(copy.metadata);
+        if (String(o.kind).startsWith("Cluster")) meta.name = unique(meta.name);
+        else meta.namespace = ns;
+        const roleRef = record(copy.roleRef);
+        if (roleRef.kind === "ClusterRole") roleRef.name = unique(roleRef.name);
+        for (const subject of list(copy.subjects)) record(subject).namespace = ns;
+        return copy;
+      });
+    assert.equal(rbac.length, BGP_RBAC.length);
+    const nodeStatus = `node-${ns}`;
+    const admin = new ApiConnection(c.adminConfig());
+    try {
+      await kubectlAs(c, ["apply", "-f", "-"], rbac.map((o) => JSON.stringify(o)).join("\n"));
+      const agent = new ApiConnection(await c.serviceAccountConfig(ns, "agent"));
+      for (const secret of ["purelb-bgp-auth", "other"]) {
+        await admin.request("POST", `/api/v1/namespaces/${ns}/secrets`, {
+          body: { metadata: { name: secret }, stringData: { password: "s3cret" } },
+        });
+      }
+      await admin.request("POST", `/api/v1/namespaces/${other}/secrets`, {
+        body: { metadata: { name: "purelb-bgp-auth" }, stringData: { password: "s3cret" } },
+      });
+      const configsOf = (namespace: string) =>
+        `/apis/${BGP_GROUP}/v1/namespaces/${namespace}/${BGP_CONFIGURATION_PLURAL}`;
+      for (const namespace of [ns, other]) {
+        await admin.request("POST", configsOf(namespace), {
+          body: {
+            apiVersion: `${BGP_GROUP}/v1`,
+            kind: "BGPConfiguration",
+            metadata: { name: "default" },
+            spec: { global: { asn: 65000 } },
+          },
+        });
+      }
+      const configs = configsOf(ns);
+      const statuses = `/apis/${BGP_GROUP}/v1/${BGP_NODE_STATUS_PLURAL}`;
+      const secrets = `/api/v1/namespaces/${ns}/secrets`;
+      const merge = "application/merge-patch+json";
+      const byName = { fieldSelector: "metadata.name=purelb-bgp-auth" };
+      const watch = { watch: "true", timeoutSeconds: "1" };
+      type Call = readonly [what: string, method: string, path: string, options?: RequestOptions];
+      const allowed: readonly Call[] = [
+        ["get a config", "GET", `${configs}/default`],
+        ["list configs", "GET", configs],
+        ["watch configs", "GET", configs, { query: watch }],
+        ["patch a config's status", "PATCH", `${configs}/default/status`, {
+          contentType: merge,
+          body: { status: { observedGeneration: 1 } },
+        }],
+        ["create its BGPNodeStatus", "POST", statuses, {
+          body: {
+            apiVersion: `${BGP_GROUP}/v1`,
+            kind: "BGPNodeStatus",
+            metadata: { name: nodeStatus },
+          },
+        }],
+        ["get it", "GET", `${statuses}/${nodeStatus}`],
+        ["patch its status", "PATCH", `${statuses}/${nodeStatus}/status`, {
+          contentType: merge,
+          body: { status: { nodeName: nodeStatus, healthy: true } },
+        }],
+        ["patch it", "PATCH", `${statuses}/${nodeStatus}`, {
+          contentType: merge,
+          body: { metadata: { labels: { "example.com/x": "y" } } },
+        }],
+        ["get the named Secret", "GET", `${secrets}/purelb-bgp-auth`],
+        ["list it by name", "GET", secrets, { query: byName }],
+        ["watch it by name", "GET", secrets, { query: { ...byName, ...watch } }],
+      ];
+      for (const [what, method, path, options] of allowed) {
+        try {
+          await agent.request(method, path, options);
+        } catch (error) {
+          assert.fail(`the agent may ${what}: ${errorText(error)}`);
+        }
+      }
+      const forbidden: readonly Call[] = [
+        ["read configs elsewhere", "GET", configsOf(other)],
+        ["change a config", "PATCH", `${configs}/default`, {
+          contentType: merge,
+          body: { spec: { global: { asn: 1 } } },
+        }],
+        ["read a config's status", "GET", `${configs}/default/status`],
+        ["delete a config", "DELETE", `${configs}/default`],
+        ["create a config", "POST", configs, {
+          body: {
+            apiVersion: `${BGP_GROUP}/v1`,
+            kind: "BGPConfiguration",
+            metadata: { name: "x" },
+          },
+        }],
+        ["list BGPNodeStatuses", "GET", statuses],
+        ["watch BGPNodeStatuses", "GET", statuses, { query: watch }],
+        ["replace a BGPNodeStatus", "PUT", `${statuses}/${nodeStatus}`, {
+          body: {
+            apiVersion: `${BGP_GROUP}/v1`,
+            kind: "BGPNodeStatus",
+            metadata: { name: nodeStatus },
+          },
+        }],
+        ["delete a BGPNodeStatus", "DELETE", `${statuses}/${nodeStatus}`],
+        ["read another Secret", "GET", `${secrets}/other`],
+        ["list Secrets", "GET", secrets],
+        ["watch Secrets", "GET", secrets, { query: watch }],
+        ["change the Secret", "PATCH", `${secrets}/purelb-bgp-auth`, {
+          contentType: merge,
+          body: { stringData: { password: "x" } },
+        }],
+        ["read the Secret elsewhere", "GET", `/api/v1/namespaces/${other}/secrets/purelb-bgp-auth`],
+      ];
+      for (const [what, method, path, options] of forbidden) {
+        const error = await agent.request(method, path, options).then(() => undefined, (e) => e);
+        assert.ok(error instanceof KubeApiError, `the agent may not ${what}`);
+        assert.equal(error.code, 403, `${what}: ${error.message}`);
+      }
+      // The status patch landed, and on the status only.
+      const written = record(await admin.request("GET", `${statuses}/${nodeStatus}`));
+      assert.deepEqual(written.status, { nodeName: nodeStatus, healthy: true });
+      agent.close();
+    } finally {
+      await admin.request("DELETE", `/apis/${BGP_GROUP}/v1/${BGP_NODE_STATUS_PLURAL}/${nodeStatus}`)
+        .catch(() => undefined);
+      for (const o of rbac.filter((o) => String(o.kind).startsWith("Cluster"))) {
+        const plural = String(o.kind).toLowerCase() + "s";
+        await admin.request(
+          "DELETE",
+          `/apis/rbac.authorization.k8s.io/v1/${plural}/${String(record(o.metadata).name)}`,
+        );
+      }
+      admin.close();
+      await c.deleteNamespace(ns);
+      await c.deleteNamespace(other);
+    }
+  },
+);
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -8,6 +8,7 @@
 import { FLAGS as ALLOCATOR_FLAGS, NETBOX_TOKEN_ENV } from "../allocator/config.ts";
 import { FLAGS as AGENT_FLAGS } from "../agent/config.ts";
 import { ARPING_PATHS, IP_PATHS, NA6_PATHS } from "../netlink/mod.ts";
+import { BIRDC_PATHS } from "../bgp/model.ts";
 
 /** Where Kubernetes mounts the service account token, CA and namespace. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -48,44 +49,86 @@ export function allocatorPermissions(kubeconfig: string | undefined): string[] {
 }
 
 /**
- * The first existing path of each helper the agent may run (`ip`, iputils `arping`, `na6`),
- * in the order the agent looks them up, and every candidate path (the agent `stat`s them).
+ * The folder the agent shares with BIRD when BGP is on (`--bgp-dir`; the emptyDir the manifests
+ * mount there): the agent writes `bird.conf` in it, BIRD puts its control socket `bird.ctl` there.
  */
-function agentExecutables(): { readonly run: string[]; readonly candidates: string[] } {
-  const lists = [IP_PATHS, ARPING_PATHS, NA6_PATHS];
+export const DEFAULT_BGP_DIR = "/run/purelb-bgp";
+
+/**
+ * The variables of the agent's two BGP flags, `--bgp-dir` and `--birdc`. The flags belong to
+ * `agent/config.ts` (whose `FLAGS` feed the permission set by themselves); they are named here
+ * as well so that the permission set has them whether or not those flags have landed there.
+ */
+export const AGENT_BGP_ENV = ["PURELB_BGP_DIR", "PURELB_BIRDC"] as const;
+
+/** What may differ in the agent's permission set (from the launcher's command line). */
+export interface AgentPermissionOptions {
+  /** The BGP folder the agent may read and write (`--bgp-dir`); default {@linkcode DEFAULT_BGP_DIR}. */
+  readonly bgpDir?: string | undefined;
+  /** The `birdc` the agent may run (`--birdc`); default the first existing of `BIRDC_PATHS`. */
+  readonly birdc?: string | undefined;
+}
+
+/** The first existing file of `paths`, in order. */
+function firstExisting(paths: readonly string[]): string | undefined {
+  return paths.find((path) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The first existing path of each helper the agent may run (`ip`, iputils `arping`, `na6`,
+ * BIRD's `birdc` unless one is given), in the order the agent looks them up, and every candidate
+ * path (the agent `stat`s them).
+ */
+function agentExecutables(
+  birdc: string | undefined,
+): { readonly run: string[]; readonly candidates: string[] } {
   const run: string[] = [];
-  for (const list of lists) {
-    const found = list.find((path) => {
-      try {
-        return Deno.statSync(path).isFile;
-      } catch {
-        return false;
-      }
-    });
+  for (const list of [IP_PATHS, ARPING_PATHS, NA6_PATHS]) {
+    const found = firstExisting(list);
     if (found !== undefined) run.push(found);
   }
-  return { run, candidates: lists.flat() };
+  const bird = birdc ?? firstExisting(BIRDC_PATHS);
+  if (bird !== undefined) run.push(bird);
+  const candidates = [IP_PATHS, ARPING_PATHS, NA6_PATHS, BIRDC_PATHS].flat();
+  if (birdc !== undefined && !candidates.includes(birdc)) candidates.push(birdc);
+  return { run, candidates };
 }
 
 /**
  * The agent: network, a short list of variables, the service account files, the kubeconfig,
- * `stat` of the helper paths, and running exactly `ip`, `arping` and `na6` by absolute path.
+ * `stat` of the helper paths, running exactly `ip`, `arping`, `na6` and `birdc` by absolute
+ * path, and reading and writing the BGP folder (nothing else is writable).
  *
  * @example
  * ```ts
  * const flags = agentPermissions("/tmp/kubeconfig"); // ["--allow-net", "--allow-env=...", ...]
+ * const dev = agentPermissions(undefined, { bgpDir: "/tmp/bgp", birdc: "/opt/bird/sbin/birdc" });
  * ```
  */
-export function agentPermissions(kubeconfig: string | undefined): string[] {
-  const env = [...COMMON_ENV, ...Object.values(AGENT_FLAGS).map((f) => f.env)];
-  const { run, candidates } = agentExecutables();
-  const read = [SERVICE_ACCOUNT_DIR, ...(kubeconfig ? [kubeconfig] : []), ...candidates];
+export function agentPermissions(
+  kubeconfig: string | undefined,
+  opts: AgentPermissionOptions = {},
+): string[] {
+  const env = [
+    ...COMMON_ENV,
+    ...AGENT_BGP_ENV,
+    ...Object.values(AGENT_FLAGS).map((f) => f.env),
+  ];
+  const bgpDir = opts.bgpDir ?? DEFAULT_BGP_DIR;
+  const { run, candidates } = agentExecutables(opts.birdc);
+  const read = [SERVICE_ACCOUNT_DIR, ...(kubeconfig ? [kubeconfig] : []), ...candidates, bgpDir];
   return [
     "--allow-net",
     `--allow-env=${[...new Set(env)].sort().join(",")}`,
     `--allow-read=${read.join(",")}`,
     ...(run.length > 0 ? [`--allow-run=${run.join(",")}`] : ["--deny-run"]),
-    "--deny-write",
+    `--allow-write=${bgpDir}`,
     "--deny-ffi",
     "--deny-sys",
     MEMORY_FLAGS,

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { agentPermissions, allocatorPermissions } from "./permissions.ts";
+import { join } from "node:path";
+import {
+  AGENT_BGP_ENV,
+  agentPermissions,
+  allocatorPermissions,
+  DEFAULT_BGP_DIR,
+} from "./permissions.ts";
+import { BIRD_CONFIG_FILE, BIRDC_PATHS } from "../bgp/model.ts";
 
 /** Runs a probe under `permissions` and returns what each attempt did. */
 async function probe(permissions: readonly string[]): Promise<Record<string, string>> {
@@ -72,4 +79,115 @@ Deno.test("only the allocator may read the Netbox token", () => {
     );
   assert.ok(allowedEnv(allocatorPermissions(undefined)).includes("NETBOX_USER_TOKEN"));
   assert.ok(!allowedEnv(agentPermissions(undefined)).includes("NETBOX_USER_TOKEN"));
+});
+
+/** The values of one `--allow-X=a,b` flag (empty when absent). */
+function allowed(flags: readonly string[], name: string): string[] {
+  const prefix = `--allow-${name}=`;
+  return flags.find((f) => f.startsWith(prefix))?.slice(prefix.length).split(",") ?? [];
+}
+
+Deno.test("the agent may run birdc and write in its BGP folder, and nothing else", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "purelb-permission-bgp-" });
+  try {
+    const bgpDir = join(dir, "bgp");
+    await Deno.mkdir(bgpDir);
+    // A stand-in birdc (the real one needs BIRD running): what matters is who may start it.
+    const birdc = join(dir, "birdc");
+    await Deno.writeTextFile(birdc, "#!/bin/sh\necho birdc ran\n", { mode: 0o755 });
+    const permissions = agentPermissions(undefined, { bgpDir, birdc });
+    const script = await Deno.makeTempFile({ suffix: ".ts" });
+    const conf = join(bgpDir, BIRD_CONFIG_FILE);
+    await Deno.writeTextFile(
+      script,
+      `
+const attempts: Record<string, () => Promise<unknown> | unknown> = {
+  runBirdc: async () => {
+    const out = await new Deno.Command(${JSON.stringify(birdc)}, { stdout: "piped" }).output();
+    if (new TextDecoder().decode(out.stdout).trim() !== "birdc ran") throw new Error("no output");
+  },
+  writeConfig: () => Deno.writeTextFile(${JSON.stringify(conf)}, "router id 192.0.2.1;"),
+  replaceConfig: async () => {
+    await Deno.writeTextFile(${JSON.stringify(`${conf}.new`)}, "x");
+    await Deno.rename(${JSON.stringify(`${conf}.new`)}, ${JSON.stringify(conf)});
+  },
+  readConfig: () => Deno.readTextFile(${JSON.stringify(conf)}),
+  writeBeside: () => Deno.writeTextFile(${JSON.stringify(join(dir, "beside"))}, "x"),
+  writeTmp: () => Deno.writeTextFile("/tmp/purelb-permission-probe", "x"),
+  spawnOther: () => new Deno.Command("/bin/true").output(),
+  spawnShell: () => new Deno.Command("/bin/sh", { args: ["-c", "true"] }).output(),
+  envBgpDir: () => Deno.env.get("PURELB_BGP_DIR"),
+  envBirdc: () => Deno.env.get("PURELB_BIRDC"),
+  envOther: () => Deno.env.get("PATH"),
+};
+const results: Record<string, string> = {};
+for (const [name, attempt] of Object.entries(attempts)) {
+  try {
+    await attempt();
+    results[name] = "allowed";
+  } catch (error) {
+    results[name] = error instanceof Error ? error.name : String(error);
+  }
+}
+console.log(JSON.stringify(results));
+`,
+    );
+    try {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", ...permissions, script],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
+        runBirdc: "allowed",
+        writeConfig: "allowed",
+        replaceConfig: "allowed",
+        readConfig: "allowed",
+        writeBeside: "NotCapable",
+        writeTmp: "NotCapable",
+        spawnOther: "NotCapable",
+        spawnShell: "NotCapable",
+        envBgpDir: "allowed",
+        envBirdc: "allowed",
+        envOther: "NotCapable",
+      });
+    } finally {
+      await Deno.remove(script);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the agent's default permission set: /run/purelb-bgp, birdc where Debian puts it", () => {
+  const flags = agentPermissions(undefined);
+  assert.equal(DEFAULT_BGP_DIR, "/run/purelb-bgp");
+  assert.deepEqual(allowed(flags, "write"), [DEFAULT_BGP_DIR]);
+  assert.ok(!flags.includes("--deny-write"));
+  const read = allowed(flags, "read");
+  assert.ok(read.includes(DEFAULT_BGP_DIR));
+  // The agent stats every place birdc may be, and may run the first that exists, if any.
+  for (const path of BIRDC_PATHS) assert.ok(read.includes(path), path);
+  const present = BIRDC_PATHS.find((path) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  });
+  const run = allowed(flags, "run");
+  assert.deepEqual(run.filter((path) => BIRDC_PATHS.includes(path)), present ? [present] : []);
+  for (const name of AGENT_BGP_ENV) assert.ok(allowed(flags, "env").includes(name), name);
+  // A birdc given explicitly replaces the search, and is the one allowed.
+  const custom = agentPermissions(undefined, { birdc: "/opt/bird/sbin/birdc", bgpDir: "/x" });
+  assert.deepEqual(
+    allowed(custom, "run").filter((p) => p.endsWith("birdc")),
+    ["/opt/bird/sbin/birdc"],
+  );
+  assert.deepEqual(allowed(custom, "write"), ["/x"]);
+  // The allocator gets none of it.
+  const allocator = allocatorPermissions(undefined);
+  assert.ok(allocator.includes("--deny-write") && allocator.includes("--deny-run"));
+  for (const name of AGENT_BGP_ENV) assert.ok(!allowed(allocator, "env").includes(name), name);
 });

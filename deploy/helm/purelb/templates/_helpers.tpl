@@ -28,6 +28,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{ .image.repository }}:{{ .image.tag | default .context.Chart.AppVersion }}
 {{- end }}
 
+{{/* The bird container's image: bgp.bird.image, by default the lbnodeagent image (it carries BIRD). */}}
+{{- define "purelb.birdImage" -}}
+{{- $agent := .Values.lbnodeagent.image }}
+{{- $bird := .Values.bgp.bird.image }}
+{{- $repository := $bird.repository | default $agent.repository }}
+{{- $tag := $bird.tag | default (ternary $agent.tag "" (empty $bird.repository)) | default .Chart.AppVersion }}
+{{- printf "%s:%v" $repository $tag }}
+{{- end }}
+
 {{/*
 Renders the YAML documents of a file under files/ (symbolic links to deploy/, so the chart and
 kustomize share one source) moved to the release namespace: metadata.namespace of namespaced
