@@ -19,7 +19,6 @@ import { FLAGS as ALLOCATOR_FLAGS, NETBOX_TOKEN_ENV } from "../allocator/config.
 import { ApiConnection, KubeApiError, type RequestOptions } from "../k8s/transport.ts";
 import { FLAGS as AGENT_FLAGS } from "../agent/config.ts";
 import {
-  AGENT_BGP_ENV,
   agentPermissions,
   allocatorPermissions,
   DEFAULT_BGP_DIR,
@@ -555,7 +554,6 @@ clusterTest("deploy/with-bgp: the agent shares /run/purelb-bgp with a BIRD conta
   const readable = allowedEnv(permissions);
   const flagEnv = new Set<string>([
     ...Object.values(AGENT_FLAGS).map((f) => f.env),
-    ...AGENT_BGP_ENV,
   ]);
   for (const name of env.keys()) {
     assert.ok(flagEnv.has(name), `${name} is an agent flag's variable`);

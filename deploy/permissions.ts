@@ -54,13 +54,6 @@ export function allocatorPermissions(kubeconfig: string | undefined): string[] {
  */
 export const DEFAULT_BGP_DIR = "/run/purelb-bgp";
 
-/**
- * The variables of the agent's two BGP flags, `--bgp-dir` and `--birdc`. The flags belong to
- * `agent/config.ts` (whose `FLAGS` feed the permission set by themselves); they are named here
- * as well so that the permission set has them whether or not those flags have landed there.
- */
-export const AGENT_BGP_ENV = ["PURELB_BGP_DIR", "PURELB_BIRDC"] as const;
-
 /** What may differ in the agent's permission set (from the launcher's command line). */
 export interface AgentPermissionOptions {
   /** The BGP folder the agent may read and write (`--bgp-dir`); default {@linkcode DEFAULT_BGP_DIR}. */
@@ -117,7 +110,6 @@ export function agentPermissions(
 ): string[] {
   const env = [
     ...COMMON_ENV,
-    ...AGENT_BGP_ENV,
     ...Object.values(AGENT_FLAGS).map((f) => f.env),
   ];
   const bgpDir = opts.bgpDir ?? DEFAULT_BGP_DIR;

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  AGENT_BGP_ENV,
   agentPermissions,
   allocatorPermissions,
   DEFAULT_BGP_DIR,
@@ -178,7 +177,7 @@ Deno.test("the agent's default permission set: /run/purelb-bgp, birdc where Debi
   });
   const run = allowed(flags, "run");
   assert.deepEqual(run.filter((path) => BIRDC_PATHS.includes(path)), present ? [present] : []);
-  for (const name of AGENT_BGP_ENV) assert.ok(allowed(flags, "env").includes(name), name);
+  for (const name of ["PURELB_BGP_DIR", "PURELB_BIRDC", "PURELB_BGP_POLL"]) assert.ok(allowed(flags, "env").includes(name), name);
   // A birdc given explicitly replaces the search, and is the one allowed.
   const custom = agentPermissions(undefined, { birdc: "/opt/bird/sbin/birdc", bgpDir: "/x" });
   assert.deepEqual(
@@ -189,5 +188,5 @@ Deno.test("the agent's default permission set: /run/purelb-bgp, birdc where Debi
   // The allocator gets none of it.
   const allocator = allocatorPermissions(undefined);
   assert.ok(allocator.includes("--deny-write") && allocator.includes("--deny-run"));
-  for (const name of AGENT_BGP_ENV) assert.ok(!allowed(allocator, "env").includes(name), name);
+  for (const name of ["PURELB_BGP_DIR", "PURELB_BIRDC", "PURELB_BGP_POLL"]) assert.ok(!allowed(allocator, "env").includes(name), name);
 });
