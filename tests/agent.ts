@@ -54,13 +54,16 @@ export interface StartAgentOptions {
   readonly extraArgs?: readonly string[];
   /** Runs `deno run ...agentPermissions agent/main.ts` (default); false = `--allow-all`. */
   readonly restricted?: boolean;
+  /** BGP on: the directory shared with this node's BIRD (`--bgp-dir`). */
+  readonly bgpDir?: string;
 }
 
 /** Starts `agent/main.ts` with the agent's permission set for one node. */
 export function startAgent(options: StartAgentOptions): AgentProcess {
-  const permissions = options.restricted === false
-    ? ["--allow-all"]
-    : agentPermissions(options.kubeconfig);
+  const permissions = options.restricted === false ? ["--allow-all"] : agentPermissions(
+    options.kubeconfig,
+    options.bgpDir === undefined ? {} : { bgpDir: options.bgpDir },
+  );
   const started = spawnProgram([
     "run",
     ...profilingFlags(),
@@ -78,6 +81,7 @@ export function startAgent(options: StartAgentOptions): AgentProcess {
     "127.0.0.1:0",
     "--log-level",
     "debug",
+    ...(options.bgpDir === undefined ? [] : ["--bgp-dir", options.bgpDir, "--bgp-poll", "0.5"]),
     ...(options.extraArgs ?? []),
   ], `the agent of ${options.node}`);
   return { ...started, node: options.node };

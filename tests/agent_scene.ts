@@ -18,6 +18,9 @@ import {
   startAgent,
 } from "./agent.ts";
 import { createLan, type Lan } from "./netns/mod.ts";
+import { createRouter, type Router, type RouterOptions } from "./netns/router.ts";
+import { type Bird, startBird } from "./netns/bird.ts";
+import { grantAgentBgpRoles, removeAgentBgpBinding } from "./programs.ts";
 import { waitFor } from "./wait.ts";
 
 /** The node names every scene uses. */
@@ -41,6 +44,14 @@ export interface Scene {
     nodes: readonly string[],
     timeoutMs?: number,
   ): Promise<readonly { node: string; held: HeldAddress }[]>;
+  /** With `bgp`: the FRR router on the LAN (host .1) and the client behind it. */
+  readonly router: Router | undefined;
+  /** With `bgp`: the BIRD of `node` (replaced by {@linkcode Scene.restartBird}). */
+  bird(node: string): Bird;
+  /** With `bgp`: starts (again) the BIRD of `node`; it waits for the agent's config. */
+  restartBird(node: string): Promise<Bird>;
+  /** With `bgp`: the directory `node`'s agent and BIRD share. */
+  bgpDir(node: string): string;
 }
 
 /** Options of {@linkcode withScene}. */
@@ -67,6 +78,15 @@ export interface SceneOptions {
   readonly startOn?: readonly string[];
   /** Runs before the agents start (e.g. to plant leftovers). */
   readonly beforeAgents?: (lan: Lan) => Promise<void>;
+  /**
+   * BGP: an FRR router on the LAN with a client behind it, BIRD in every node namespace, the
+   * agents run with `--bgp-dir` and the BGP component's RBAC.
+   */
+  readonly bgp?: {
+    readonly router?: RouterOptions;
+    /** Nodes whose BIRD is started (default: every node an agent starts on). */
+    readonly birdsOn?: readonly string[];
+  };
 }
 
 /** Runs `body` in a fresh scene and removes everything afterwards. */
@@ -81,7 +101,9 @@ export async function withScene(
   const api = new AgentTestApi(cluster, namespace);
   const agents = new Map<string, AgentProcess>();
   const all: AgentProcess[] = [];
+  const birds = new Map<string, Bird>();
   let lan: Lan | undefined;
+  let router: Router | undefined;
   try {
     for (const [name, local] of Object.entries(options.groups)) {
       await api.createGroup(name, { local });
@@ -101,6 +123,12 @@ export async function withScene(
       ipv6Subnet: "2001:db8:1::/64",
     });
     const theLan = lan;
+    const bgpDir = (node: string) => `${dir}/bgp-${node}`;
+    if (options.bgp !== undefined) {
+      await grantAgentBgpRoles(cluster, namespace);
+      router = await createRouter(theLan, options.bgp.router ?? {});
+      for (const node of NODES) await Deno.mkdir(bgpDir(node));
+    }
     await options.beforeAgents?.(theLan);
     const restart = (node: string) => {
       const agent = startAgent({
@@ -109,12 +137,22 @@ export async function withScene(
         node,
         netns: theLan.node(node).netns,
         extraArgs: options.agentArgs ?? [],
+        ...(options.bgp === undefined ? {} : { bgpDir: bgpDir(node) }),
       });
       agents.set(node, agent);
       all.push(agent);
       return agent;
     };
     for (const node of options.startOn ?? NODES) restart(node);
+    const restartBird = async (node: string) => {
+      const bird = await startBird({ netns: theLan.node(node).netns, dir: bgpDir(node) });
+      birds.set(node, bird);
+      return bird;
+    };
+    if (options.bgp !== undefined) {
+      const birdsOn = options.bgp.birdsOn ?? options.startOn ?? NODES;
+      await Promise.all(birdsOn.map((node) => restartBird(node)));
+    }
     const holders = async (address: string) => {
       const found: { node: string; held: HeldAddress }[] = [];
       for (const node of NODES) {
@@ -151,15 +189,29 @@ export async function withScene(
         });
         return last;
       },
+      router,
+      bird(node) {
+        const bird = birds.get(node);
+        if (bird === undefined) throw new Error(`no BIRD on ${node}`);
+        return bird;
+      },
+      restartBird,
+      bgpDir,
     };
     await body(scene);
   } catch (error) {
     for (const agent of all) {
       console.error(`--- agent ${agent.node} (${agent.pid}) ---\n${agent.logs().slice(-5000)}`);
     }
+    for (const [node, bird] of birds) {
+      console.error(`--- BIRD ${node} ---\n${bird.stderrText().slice(-3000)}`);
+    }
+    if (router !== undefined) console.error(`--- FRR ---\n${router.logs().slice(-3000)}`);
     throw error;
   } finally {
     await Promise.all(all.map((agent) => agent.stop()));
+    await Promise.all([...birds.values()].map((bird) => bird.stop()));
+    await router?.destroy();
     await api.deleteAll().catch((error) => console.error(`cleanup: ${error}`));
     for (const node of Object.keys(options.nodeLabels ?? {})) {
       await api.deleteNode(node).catch((error) => console.error(`cleanup: ${error}`));
@@ -167,6 +219,7 @@ export async function withScene(
     api.close();
     await lan?.destroy();
     await removeAgentBinding(cluster, namespace).catch(() => {});
+    if (options.bgp !== undefined) await removeAgentBgpBinding(cluster, namespace).catch(() => {});
     await cluster.deleteNamespace(namespace).catch(() => {});
     await Deno.remove(dir, { recursive: true });
   }

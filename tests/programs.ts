@@ -7,6 +7,9 @@
  */
 
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { V1PolicyRule, V1RoleRef } from "@kubernetes/client-node";
+import { parseAllDocuments } from "yaml";
 import { RbacAuthorizationV1Api, typedApi } from "../k8s/client.ts";
 import { kubeconfigText } from "../k8s/config.ts";
 import { apiStatusCode, isConflict } from "../k8s/errors.ts";
@@ -181,4 +184,90 @@ export function sumOfSamples(
   }
   if (!found) throw new Error(`metric ${name}${JSON.stringify(labels)} not found`);
   return sum;
+}
+
+const BGP_RBAC_FILES = ["rbac.yaml", "secrets-rbac.yaml"].map((file) =>
+  fileURLToPath(new URL(`../deploy/components/bgp/${file}`, import.meta.url))
+);
+
+/** The name of the ClusterRoleBinding {@linkcode grantAgentBgpRoles} creates. */
+function bgpBindingName(namespace: string): string {
+  return `test-agent-bgp-${namespace}`;
+}
+
+/**
+ * Gives the `agent` service account of `namespace` what the BGP component grants
+ * (`deploy/components/bgp/*rbac.yaml`, nothing else): its ClusterRole cluster wide, its Roles
+ * re-created in `namespace`, each bound to that service account.
+ */
+export async function grantAgentBgpRoles(cluster: TestCluster, namespace: string): Promise<void> {
+  const connection = new ApiConnection(cluster.adminConfig());
+  const rbac = typedApi(connection, RbacAuthorizationV1Api);
+  const subjects = [{ kind: "ServiceAccount", name: "agent", namespace }];
+  const ignoreConflict = (error: unknown) => {
+    if (!isConflict(error)) throw error;
+  };
+  try {
+    for (const file of BGP_RBAC_FILES) {
+      for (const document of parseAllDocuments(await Deno.readTextFile(file))) {
+        const object = document.toJS() as {
+          kind?: string;
+          metadata?: { name?: string };
+          rules?: V1PolicyRule[];
+          roleRef?: V1RoleRef;
+        };
+        const name = object.metadata?.name ?? "";
+        switch (object.kind) {
+          case "ClusterRole":
+            await rbac.createClusterRole({
+              body: { metadata: { name }, rules: object.rules ?? [] },
+            })
+              .catch(ignoreConflict);
+            break;
+          case "Role":
+            await rbac.createNamespacedRole({
+              namespace,
+              body: { metadata: { name }, rules: object.rules ?? [] },
+            }).catch(ignoreConflict);
+            break;
+          case "ClusterRoleBinding":
+            if (object.roleRef === undefined) break;
+            await rbac.createClusterRoleBinding({
+              body: {
+                metadata: { name: bgpBindingName(namespace) },
+                roleRef: object.roleRef,
+                subjects,
+              },
+            }).catch(ignoreConflict);
+            break;
+          case "RoleBinding":
+            if (object.roleRef === undefined) break;
+            await rbac.createNamespacedRoleBinding({
+              namespace,
+              body: { metadata: { name }, roleRef: object.roleRef, subjects },
+            }).catch(ignoreConflict);
+            break;
+        }
+      }
+    }
+  } finally {
+    connection.close();
+  }
+}
+
+/** Deletes the ClusterRoleBinding {@linkcode grantAgentBgpRoles} made. */
+export async function removeAgentBgpBinding(
+  cluster: TestCluster,
+  namespace: string,
+): Promise<void> {
+  const connection = new ApiConnection(cluster.adminConfig());
+  try {
+    await typedApi(connection, RbacAuthorizationV1Api).deleteClusterRoleBinding({
+      name: bgpBindingName(namespace),
+    });
+  } catch (error) {
+    if (apiStatusCode(error) !== 404) throw error;
+  } finally {
+    connection.close();
+  }
 }
