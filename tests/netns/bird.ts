@@ -106,7 +106,7 @@ export async function startBird(options: BirdOptions): Promise<Bird> {
   );
   // A socket left by an earlier BIRD would pass the readiness check below.
   await Deno.remove(socketPath).catch(() => {});
-  const daemon: Daemon = startDaemon(options.netns, [
+  const daemon: Daemon = await startDaemon(options.netns, [
     birdPath,
     "-f",
     "-c",

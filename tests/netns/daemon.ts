@@ -2,14 +2,21 @@
  * Long-running programs inside a testbed namespace (routing daemons, responders): started in
  * the foreground with `ip netns exec`, registered with the LAN's safety net so an interrupted
  * run kills them, their output kept (the last 64 KiB) for error messages, and stopped by
- * signal with a deadline.
+ * signal with a deadline. Also the temporary directories they keep their files in.
+ *
+ * The LAN's safety net runs inside this process, and `deno test` ends on Ctrl-C without
+ * running signal listeners or unload handlers. So a watchdog outside it backs the net up: a
+ * shell started in its own session (`setsid -f`) that waits for this process to end, then
+ * kills the daemons and removes the directories still listed in this process's ledger
+ * (`/tmp/purelb-testbed-daemons/<pid>`). The namespaces themselves are removed by the next
+ * run's `removeOrphanedNamespaces`.
  *
  * Short commands go through `runProcess` (netlink/process.ts) instead; this is only for
  * programs that must keep running while a test works.
  *
  * @module
  */
-import { testbedIpPath } from "./exec.ts";
+import { runChecked, testbedIpPath } from "./exec.ts";
 import { trackProcess } from "./lan.ts";
 
 /** Output kept per daemon, in characters (the newest). */
@@ -24,7 +31,7 @@ const STOP_TIMEOUT_MS = 10_000;
  * ```ts
  * import { startDaemon } from "./daemon.ts";
  *
- * const sleeper = startDaemon("plb1a2b3-router", ["sleep", "30"]);
+ * const sleeper = await startDaemon("plb1a2b3-router", ["sleep", "30"]);
  * await sleeper.stop();
  * ```
  */
@@ -47,19 +54,77 @@ export interface Daemon {
   kill(): Promise<Deno.CommandStatus>;
 }
 
+/** Where each process lists what its watchdog must clean up should it end first. */
+const LEDGER_DIR = "/tmp/purelb-testbed-daemons";
+const ledgerPath = `${LEDGER_DIR}/${Deno.pid}`;
+/** Lines of the ledger: `pid <pid> <program>` and `dir <path>`. */
+const ledgerLines = new Set<string>();
+let watchdog: Promise<void> | undefined;
+
+// Waits for the owner to end, then kills each listed pid still running the listed program (a
+// recycled pid runs something else) and removes each listed directory.
+const WATCHDOG_SCRIPT = `
+exec </dev/null >/dev/null 2>&1
+owner="$1"; ledger="$2"
+while kill -0 "$owner" 2>/dev/null; do sleep 1; done
+[ -f "$ledger" ] || exit 0
+while read -r kind value program; do
+  case "$kind" in
+    pid) if tr '\\0' ' ' < "/proc/$value/cmdline" 2>/dev/null | grep -qF -- "$program"; then
+           kill -9 "$value" 2>/dev/null
+         fi ;;
+    dir) rm -rf -- "$value" ;;
+  esac
+done < "$ledger"
+rm -f -- "$ledger"
+`;
+
+function writeLedger(): void {
+  Deno.writeTextFileSync(ledgerPath, [...ledgerLines].map((line) => `${line}\n`).join(""));
+}
+
+/** Starts this process's watchdog once (it ends by itself soon after this process does). */
+function ensureWatchdog(): Promise<void> {
+  watchdog ??= (async () => {
+    await Deno.mkdir(LEDGER_DIR, { recursive: true });
+    writeLedger();
+    await runChecked([
+      "/usr/bin/setsid",
+      "-f",
+      "/bin/sh",
+      "-c",
+      WATCHDOG_SCRIPT,
+      "purelb-testbed-watchdog",
+      String(Deno.pid),
+      ledgerPath,
+    ]);
+  })();
+  return watchdog;
+}
+
+/** Lists `line` in the ledger; returns the function that takes it off again. */
+async function enterInLedger(line: string): Promise<() => void> {
+  await ensureWatchdog();
+  ledgerLines.add(line);
+  writeLedger();
+  return () => {
+    if (ledgerLines.delete(line)) writeLedger();
+  };
+}
+
 function keepNewest(text: string): string {
   return text.length > OUTPUT_LIMIT ? text.slice(text.length - OUTPUT_LIMIT) : text;
 }
 
 /**
  * Starts `command` (program first) in network namespace `netns`, stdout and stderr captured.
- * Returns at once; use {@link Daemon.exited} or a readiness check of your own.
+ * Resolves once it is spawned; use {@link Daemon.exited} or a readiness check of your own.
  *
  * @example
  * ```ts
  * import { startDaemon } from "./daemon.ts";
  *
- * const bird = startDaemon("plb1a2b3-node-a", ["/usr/sbin/bird", "-f", "-c", "/tmp/x/bird.conf"]);
+ * const bird = await startDaemon("plb1a2b3-node-a", ["/usr/sbin/bird", "-f", "-c", "/tmp/x/bird.conf"]);
  * try {
  *   // ...
  * } finally {
@@ -67,11 +132,12 @@ function keepNewest(text: string): string {
  * }
  * ```
  */
-export function startDaemon(
+export async function startDaemon(
   netns: string,
   command: readonly string[],
   options: { readonly cwd?: string } = {},
-): Daemon {
+): Promise<Daemon> {
+  await ensureWatchdog();
   const child = new Deno.Command(testbedIpPath(), {
     args: ["netns", "exec", netns, ...command],
     stdin: "null",
@@ -80,6 +146,7 @@ export function startDaemon(
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   }).spawn();
   const forget = trackProcess(child);
+  const forgetInLedger = await enterInLedger(`pid ${child.pid} ${command[0] ?? ""}`);
   let output = "";
   let stderr = "";
   const read = async (stream: ReadableStream<Uint8Array>, isStderr: boolean) => {
@@ -97,6 +164,7 @@ export function startDaemon(
     exited = true;
     await reading.catch(() => {});
     forget();
+    forgetInLedger();
     return result;
   })();
   const signal = (name: Deno.Signal) => {
@@ -132,14 +200,9 @@ export function startDaemon(
   };
 }
 
-/** Daemon directories not yet removed, for the exit-time clean-up. */
-const liveDirs = new Set<string>();
-let removesDirsAtExit = false;
-
 /**
  * A temporary directory for a daemon's config, sockets and pid files, removed by
- * {@link DaemonDir.remove} and, should the run end first (exit, or the LAN's SIGINT / SIGTERM
- * safety net), at exit.
+ * {@link DaemonDir.remove} or, should this process end first, by the watchdog.
  *
  * @example
  * ```ts
@@ -173,28 +236,17 @@ export interface DaemonDir {
  * ```
  */
 export async function makeDaemonDir(prefix: string): Promise<DaemonDir> {
+  await ensureWatchdog();
   const path = await Deno.makeTempDir({ prefix });
   await Deno.chmod(path, 0o777);
-  liveDirs.add(path);
-  if (!removesDirsAtExit) {
-    removesDirsAtExit = true;
-    globalThis.addEventListener("unload", () => {
-      for (const dir of liveDirs) {
-        try {
-          Deno.removeSync(dir, { recursive: true });
-        } catch { /* best effort at exit */ }
-      }
-      liveDirs.clear();
-    });
-  }
+  const forgetInLedger = await enterInLedger(`dir ${path}`);
   return {
     path,
     async remove() {
-      if (!liveDirs.has(path)) return;
-      liveDirs.delete(path);
       await Deno.remove(path, { recursive: true }).catch((error: unknown) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       });
+      forgetInLedger();
     },
   };
 }

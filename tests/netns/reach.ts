@@ -165,7 +165,7 @@ export async function startTcpResponder(
   reply: string,
   timeoutMs = 15_000,
 ): Promise<TcpResponder> {
-  const daemon: Daemon = startDaemon(
+  const daemon: Daemon = await startDaemon(
     netns,
     [Deno.execPath(), "eval", "--no-config", "--quiet", RESPONDER_SOURCE, String(port), reply],
     { cwd: "/" },

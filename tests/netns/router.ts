@@ -451,8 +451,11 @@ async function readLinkLocal(netns: string, interfaceName: string): Promise<stri
       const parsed: unknown = JSON.parse(json.trim() === "" ? "[]" : json);
       const first: unknown = Array.isArray(parsed) ? parsed[0] : undefined;
       const infos: unknown = isRecord(first) ? first.addr_info : undefined;
-      const info: unknown = Array.isArray(infos) ? infos[0] : undefined;
-      found = isRecord(info) && typeof info.local === "string" ? info.local : undefined;
+      // Addresses the filter leaves out are printed as `{}`: look for the one with a `local`.
+      const locals = (Array.isArray(infos) ? infos : []).flatMap((info: unknown) =>
+        isRecord(info) && typeof info.local === "string" ? [info.local] : []
+      );
+      found = locals[0];
       return found !== undefined;
     },
     10_000,
@@ -657,8 +660,8 @@ export async function createRouter(lan: Lan, options: RouterOptions = {}): Promi
     const frrDir = await makeDaemonDir("purelb-frr-");
     dir = frrDir;
     const path = frrDir.path;
-    const startFrrDaemon = (name: string, extra: readonly string[]) => {
-      const daemon = startDaemon(routerNetns, [
+    const startFrrDaemon = async (name: string, extra: readonly string[]) => {
+      const daemon = await startDaemon(routerNetns, [
         `${FRR_DAEMON_DIR}/${name}`,
         "-f",
         "/dev/null",
@@ -701,10 +704,10 @@ export async function createRouter(lan: Lan, options: RouterOptions = {}): Promi
 
     // zebra first: a bgpd that starts without it misses interface information and then
     // rejects IPv6 routes with link-local next hops ("no peer interface information").
-    startFrrDaemon("zebra", []);
+    await startFrrDaemon("zebra", []);
     await waitForSockets(["zserv.api", "zebra.vty"]);
-    startFrrDaemon("bfdd", ["--bfdctl", `${path}/bfdd.sock`]);
-    startFrrDaemon("bgpd", ["-p", "179"]);
+    await startFrrDaemon("bfdd", ["--bfdctl", `${path}/bfdd.sock`]);
+    await startFrrDaemon("bgpd", ["-p", "179"]);
     await waitForSockets(["bfdd.vty", "bgpd.vty"]);
     await waitFor(
       async () => {
