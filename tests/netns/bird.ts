@@ -117,18 +117,17 @@ export async function startBird(options: BirdOptions): Promise<Bird> {
     `${options.dir}/${BIRD_PID_FILE}`,
   ]);
   try {
+    // An exit ends the wait at once (waitFor would retry a check that throws).
     await waitFor(
-      async () => {
-        if (daemon.hasExited()) {
-          const status = await daemon.exited;
-          throw new Error(`bird exited with ${status.code}: ${daemon.stderrText().trim()}`);
-        }
-        return await socketExists(socketPath);
-      },
+      async () => daemon.hasExited() || await socketExists(socketPath),
       options.startTimeoutMs ?? 10_000,
       `BIRD's control socket ${socketPath}`,
       20,
     );
+    if (daemon.hasExited()) {
+      const status = await daemon.exited;
+      throw new Error(`bird exited with ${status.code}: ${daemon.stderrText().trim()}`);
+    }
   } catch (error) {
     await daemon.kill();
     throw error;

@@ -54,9 +54,12 @@ export interface Daemon {
   kill(): Promise<Deno.CommandStatus>;
 }
 
-/** Where each process lists what its watchdog must clean up should it end first. */
-const LEDGER_DIR = "/tmp/purelb-testbed-daemons";
-const ledgerPath = `${LEDGER_DIR}/${Deno.pid}`;
+/**
+ * Where each process lists (in a file named by its pid) what its watchdog must clean up
+ * should it end first.
+ */
+export const DAEMON_LEDGER_DIR = "/tmp/purelb-testbed-daemons";
+const ledgerPath = `${DAEMON_LEDGER_DIR}/${Deno.pid}`;
 /** Lines of the ledger: `pid <pid> <program>` and `dir <path>`. */
 const ledgerLines = new Set<string>();
 let watchdog: Promise<void> | undefined;
@@ -86,7 +89,7 @@ function writeLedger(): void {
 /** Starts this process's watchdog once (it ends by itself soon after this process does). */
 function ensureWatchdog(): Promise<void> {
   watchdog ??= (async () => {
-    await Deno.mkdir(LEDGER_DIR, { recursive: true });
+    await Deno.mkdir(DAEMON_LEDGER_DIR, { recursive: true });
     writeLedger();
     await runChecked([
       "/usr/bin/setsid",

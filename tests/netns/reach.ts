@@ -172,13 +172,11 @@ export async function startTcpResponder(
   );
   try {
     await waitFor(
-      () => {
-        if (daemon.hasExited()) throw new Error(`responder exited: ${daemon.output().trim()}`);
-        return daemon.output().includes("listening");
-      },
+      () => daemon.hasExited() || daemon.output().includes("listening"),
       timeoutMs,
       `a TCP responder on port ${port} in ${netns}`,
     );
+    if (daemon.hasExited()) throw new Error(`responder exited: ${daemon.output().trim()}`);
   } catch (error) {
     await daemon.kill();
     throw error;

@@ -685,12 +685,10 @@ export async function createRouter(lan: Lan, options: RouterOptions = {}): Promi
       return daemon;
     };
     const waitForSockets = async (names: readonly string[]) => {
+      const exitedDaemon = () => daemons.find((daemon) => daemon.hasExited());
       await waitFor(
         async () => {
-          const gone = daemons.find((daemon) => daemon.hasExited());
-          if (gone !== undefined) {
-            throw new Error(`${gone.command[0]} exited: ${gone.output().trim().slice(-800)}`);
-          }
+          if (exitedDaemon() !== undefined) return true;
           for (const name of names) if (!(await socketExists(`${path}/${name}`))) return false;
           return true;
         },
@@ -698,6 +696,10 @@ export async function createRouter(lan: Lan, options: RouterOptions = {}): Promi
         `FRR sockets ${names.join(", ")} in ${path}`,
         20,
       );
+      const gone = exitedDaemon();
+      if (gone !== undefined) {
+        throw new Error(`${gone.command[0]} exited: ${gone.output().trim().slice(-800)}`);
+      }
     };
     const vtysh = (...commands: readonly string[]) =>
       runChecked([VTYSH, "--vty_socket", path, ...commands.flatMap((command) => ["-c", command])]);
