@@ -13,6 +13,10 @@ const PACKAGES_BY_COMMAND: Readonly<Record<string, string>> = {
   ping: "iputils-ping",
   arping: "iputils-arping",
   na6: "ipv6toolkit",
+  sysctl: "procps",
+  bird: "bird2",
+  birdc: "bird2",
+  vtysh: "frr",
 };
 
 /** True when this process runs as root (network namespaces need it). */
@@ -41,7 +45,7 @@ export async function ensureSystemPackages(log: (line: string) => void): Promise
   }
   const missing: string[] = [];
   for (const [command, pkg] of Object.entries(PACKAGES_BY_COMMAND)) {
-    if (!(await whichCommand(command))) missing.push(pkg);
+    if (!missing.includes(pkg) && !(await whichCommand(command))) missing.push(pkg);
   }
   if (missing.length === 0) return;
   log(`installing ${missing.join(", ")} with apt-get`);

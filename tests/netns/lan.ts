@@ -143,6 +143,28 @@ export function trackProcess(child: Deno.ChildProcess): () => void {
   liveProcesses.add(child);
   return () => {
     liveProcesses.delete(child);
+    disarmSafetyNetIfIdle();
+  };
+}
+
+/**
+ * Registers a namespace created next to a LAN (a router, a client beyond it) so the safety
+ * net deletes it on exit or interrupt; returns the function to call once it is deleted. Name
+ * it `<lan.lanNetns without "lan"><suffix>` so {@link removeOrphanedNamespaces} finds it too.
+ *
+ * @example
+ * ```ts
+ * const forget = trackNamespace("plb1a2b3-router");
+ * // ... ip netns add, use, ip netns del ...
+ * forget();
+ * ```
+ */
+export function trackNamespace(netns: string): () => void {
+  armSafetyNet();
+  liveNamespaces.add(netns);
+  return () => {
+    liveNamespaces.delete(netns);
+    disarmSafetyNetIfIdle();
   };
 }
 
