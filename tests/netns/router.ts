@@ -213,6 +213,25 @@ function checkAsn(asn: number, what: string): void {
   }
 }
 
+function checkWhole(value: number | undefined, lowest: number, highest: number, what: string) {
+  if (value === undefined) return;
+  if (!Number.isInteger(value) || value < lowest || value > highest) {
+    throw new LanOptionsError(`${what} must be a whole number from ${lowest} to ${highest}`);
+  }
+}
+
+function checkSettings(options: RouterOptions): void {
+  if (options.routerId !== undefined && !ipaddr.IPv4.isValidFourPartDecimal(options.routerId)) {
+    throw new LanOptionsError(`router id "${options.routerId}" is not an IPv4 address`);
+  }
+  checkWhole(options.keepaliveSeconds, 1, 65535, "keepaliveSeconds");
+  checkWhole(options.holdSeconds, 3, 65535, "holdSeconds");
+  checkWhole(options.connectRetrySeconds, 1, 65535, "connectRetrySeconds");
+  checkWhole(options.bfd?.receiveIntervalMs, 10, 60000, "bfd.receiveIntervalMs");
+  checkWhole(options.bfd?.transmitIntervalMs, 10, 60000, "bfd.transmitIntervalMs");
+  checkWhole(options.bfd?.detectMultiplier, 2, 255, "bfd.detectMultiplier");
+}
+
 function checkPeer(peer: RouterPeer): RouterPeer {
   if (!ipaddr.isValid(peer.address)) {
     throw new LanOptionsError(`peer address "${peer.address}" is not an IP address`);
@@ -524,6 +543,7 @@ export async function createRouter(lan: Lan, options: RouterOptions = {}): Promi
   });
   let peers: readonly RouterPeer[] = (options.peers ??
     lan.nodes.flatMap((node) => [nodePeer(node.ipv4), nodePeer(node.ipv6)])).map(checkPeer);
+  checkSettings(options);
   const settings = (): FrrSettings => ({
     asn,
     routerId: options.routerId ?? ipv4,
@@ -552,7 +572,7 @@ export async function createRouter(lan: Lan, options: RouterOptions = {}): Promi
     const failures: string[] = [];
     for (const netns of [routerNetns, clientNetns]) {
       const result = await runCommand([ip, "netns", "del", netns]);
-      if (result.exitCode !== 0 && !/no such file|cannot remove/i.test(result.stderr)) {
+      if (result.exitCode !== 0 && !/no such file/i.test(result.stderr)) {
         failures.push(`${netns}: ${result.stderr}`);
       }
     }
@@ -646,14 +666,12 @@ export async function createRouter(lan: Lan, options: RouterOptions = {}): Promi
       ].join("\n"),
     });
     const clientMac = await readMac(clientNetns);
-    const linkLocals = new Map<string, string>();
-    for (const node of lan.nodes) {
-      linkLocals.set(await readLinkLocal(node.netns, "eth0"), node.name);
-    }
-    const nodeByAddress = new Map<string, string>(linkLocals);
+    // Next hops are a node's IPv4, IPv6 or (what FRR prefers for IPv6) eth0 link-local.
+    const nodeByAddress = new Map<string, string>();
     for (const node of lan.nodes) {
       nodeByAddress.set(canonicalAddress(node.ipv4), node.name);
       nodeByAddress.set(canonicalAddress(node.ipv6), node.name);
+      nodeByAddress.set(await readLinkLocal(node.netns, "eth0"), node.name);
     }
     const nodeByMac = new Map(lan.nodes.map((node) => [node.mac, node.name]));
 

@@ -341,21 +341,47 @@ async function waitForNextHopNodes(
   );
 }
 
-Deno.test({
-  name: "createRouter refuses a LAN that overlaps the client network",
-  ...rootTestOptions(),
-  async fn() {
-    assertRoot();
-    const lan = await createLan({ ...LAN, nodes: ["node-a"], ipv4Subnet: "203.0.113.0/24" });
-    try {
-      await assert.rejects(
-        createRouter(lan),
-        (error: unknown) => error instanceof LanOptionsError && /203\.0\.113/.test(error.message),
-      );
-    } finally {
-      await lan.destroy();
-    }
-  },
+/** A LAN that was never built: createRouter checks its options before touching it. */
+function unbuiltLan(ipv4: string, ipv6: string): Lan {
+  const node: LanHost = {
+    name: "node-a",
+    netns: "plb00000-node-a",
+    interfaceName: "eth0",
+    mac: "02:00:00:00:00:11",
+    ipv4,
+    ipv4PrefixLength: 24,
+    ipv6,
+    ipv6PrefixLength: 64,
+  };
+  return {
+    id: "00000",
+    lanNetns: "plb00000-lan",
+    bridgeName: "br0",
+    nodes: [node],
+    client: { ...node, name: "client", netns: "plb00000-client" },
+    dummyInterfaceName: "kube-lb0",
+    namespaces: ["plb00000-lan", "plb00000-node-a", "plb00000-client"],
+    node: () => node,
+    destroy: () => Promise.resolve(),
+  };
+}
+
+Deno.test("createRouter refuses a LAN overlapping the client network, and bad options", async () => {
+  const refused = async (lan: Lan, options: RouterOptions, pattern: RegExp) => {
+    await assert.rejects(
+      createRouter(lan, options),
+      (error: unknown) => error instanceof LanOptionsError && pattern.test(error.message),
+    );
+  };
+  const lan = unbuiltLan("192.0.2.11", "2001:db8:1::11");
+  await refused(unbuiltLan("203.0.113.11", "2001:db8:1::11"), {}, /203\.0\.113\.0\/24/);
+  await refused(unbuiltLan("192.0.2.11", "2001:db8:2::11"), {}, /2001:db8:2::\/64/);
+  await refused(lan, { asn: 0 }, /not an AS number/);
+  await refused(lan, { routerId: "2001:db8::1" }, /router id/);
+  await refused(lan, { holdSeconds: 2 }, /holdSeconds/);
+  await refused(lan, { bfd: { ...FAST_BFD, detectMultiplier: 1 } }, /detectMultiplier/);
+  await refused(lan, { password: "two words" }, /password/);
+  await refused(lan, { peers: [{ address: "node-a", asn: 65001 }] }, /not an IP address/);
 });
 
 Deno.test({
