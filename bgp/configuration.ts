@@ -322,7 +322,8 @@ export function readBgpConfiguration(object: unknown): BgpConfigurationReading {
 
 /**
  * The neighbours of `settings` whose `nodeSelector` matches a node's `labels`, in spec order;
- * a neighbour without a `nodeSelector` is a neighbour of every node.
+ * a neighbour without a `nodeSelector` is a neighbour of every node. When two selected entries
+ * have the same address, the first is `selected` and the later one `shadowed`.
  *
  * @example
  * ```ts
@@ -338,18 +339,25 @@ export function readBgpConfiguration(object: unknown): BgpConfigurationReading {
  *   },
  * });
  * if (reading.kind === "valid") {
- *   neighborsForNode(reading.settings, { rack: "r1" }).length; // 1
- *   neighborsForNode(reading.settings, { rack: "r2" }).length; // 0
+ *   neighborsForNode(reading.settings, { rack: "r1" }).selected.length; // 1
+ *   neighborsForNode(reading.settings, { rack: "r2" }).selected.length; // 0
  * }
  * ```
  */
 export function neighborsForNode(
   settings: BgpSettings,
   labels: Readonly<Record<string, string>>,
-): readonly BgpNeighbor[] {
-  return settings.neighbors.filter((neighbor) =>
-    neighbor.nodeSelector === undefined || selectorMatches(neighbor.nodeSelector, labels)
-  );
+): { readonly selected: readonly BgpNeighbor[]; readonly shadowed: readonly BgpNeighbor[] } {
+  const selected: BgpNeighbor[] = [];
+  const shadowed: BgpNeighbor[] = [];
+  for (const neighbor of settings.neighbors) {
+    if (neighbor.nodeSelector !== undefined && !selectorMatches(neighbor.nodeSelector, labels)) {
+      continue;
+    }
+    if (selected.some((earlier) => earlier.address === neighbor.address)) shadowed.push(neighbor);
+    else selected.push(neighbor);
+  }
+  return { selected, shadowed };
 }
 
 /** A problem when `fields[key]` is present but not `expected`. */
@@ -465,21 +473,26 @@ function readNeighbors(
   unsupported: string[],
 ): NeighborReadings {
   const readings: NeighborReadings = { kept: [], rejected: [] };
-  const firstWithAddress = new Map<string, string>();
+  // Entries with the same address may select different nodes; one that selects every node
+  // clashes with any other.
+  const withAddress = new Map<string, { path: string; everyNode: boolean }[]>();
   entries.forEach((entry, index) => {
     const path = `spec.neighbors[${index}]`;
     const findings = new Findings(unsupported);
     const neighbor = readNeighbor(findings, entry, path, global);
     const address = neighbor.address;
     if (address !== undefined) {
-      const earlier = firstWithAddress.get(address);
-      if (earlier === undefined) {
-        firstWithAddress.set(address, path);
-      } else {
+      const everyNode = neighbor.settings?.nodeSelector === undefined;
+      const earlier = withAddress.get(address) ?? [];
+      const clash = earlier.find((other) => other.everyNode || everyNode);
+      if (clash !== undefined) {
         findings.problem(
           `${path}.config.neighborAddress`,
-          `${address} is already the address of ${earlier}`,
+          `${address} is already the address of ${clash.path}, and one of them selects every ` +
+            "node (give both a nodeSelector to configure this neighbour differently per node)",
         );
+      } else {
+        withAddress.set(address, [...earlier, { path, everyNode }]);
       }
     }
     if (neighbor.settings !== undefined && findings.problems.length === 0) {

@@ -216,7 +216,7 @@ Deno.test("nodeSelector chooses the nodes of a neighbour; none means every node"
     assert.deepEqual(reading.settings.neighbors[0]?.nodeSelector, expectedSelector.selector);
   }
   const addresses = (labels: Record<string, string>) =>
-    neighborsForNode(reading.settings, labels).map((n) => n.address);
+    neighborsForNode(reading.settings, labels).selected.map((n) => n.address);
   assert.deepEqual(addresses({ rack: "r1" }), ["192.0.2.1", "192.0.2.3"]);
   assert.deepEqual(addresses({ rack: "r3", zone: "a" }), ["192.0.2.2", "192.0.2.3"]);
   assert.deepEqual(addresses({}), ["192.0.2.3"]);
@@ -716,10 +716,39 @@ const NEIGHBOR_CASES: readonly {
     entry: peerWith({ neighborAddress: "2001:DB8:0::0:1" }),
     problems: [{
       field: "spec.neighbors[1].config.neighborAddress",
-      message: "2001:db8::1 is already the address of spec.neighbors[0]",
+      message: "2001:db8::1 is already the address of spec.neighbors[0], and one of them " +
+        "selects every node (give both a nodeSelector to configure this neighbour differently " +
+        "per node)",
     }],
   },
 ];
+
+Deno.test("one address in two entries with node selectors: each node gets the first that selects it", () => {
+  const reading = readBgpConfiguration({
+    spec: {
+      global: { asn: 65001 },
+      neighbors: [
+        {
+          config: { neighborAddress: "192.0.2.1", peerAsn: 65000, description: "rack a" },
+          nodeSelector: { matchLabels: { rack: "a" } },
+        },
+        {
+          config: { neighborAddress: "192.0.2.1", peerAsn: 65000, description: "zone 1" },
+          nodeSelector: { matchLabels: { zone: "1" } },
+        },
+      ],
+    },
+  });
+  assert.equal(reading.kind, "valid");
+  if (reading.kind !== "valid") return;
+  assert.deepEqual(reading.rejectedNeighbors, []);
+  const both = neighborsForNode(reading.settings, { rack: "a", zone: "1" });
+  assert.deepEqual(both.selected.map((n) => n.description), ["rack a"]);
+  assert.deepEqual(both.shadowed.map((n) => n.description), ["zone 1"]);
+  const zoneOnly = neighborsForNode(reading.settings, { zone: "1" });
+  assert.deepEqual(zoneOnly.selected.map((n) => n.description), ["zone 1"]);
+  assert.deepEqual(zoneOnly.shadowed, []);
+});
 
 for (const { name, entry, problems } of NEIGHBOR_CASES) {
   Deno.test(`a neighbour is rejected, the others kept: ${name}`, () => {

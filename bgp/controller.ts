@@ -396,12 +396,18 @@ export class BgpController {
         idle: undefined,
       };
     }
-    const neighbors = neighborsForNode(settings, labels);
+    const { selected: neighbors, shadowed } = neighborsForNode(settings, labels);
     caches.secrets.want(
       new Set(neighbors.flatMap((n) => n.passwordRef === undefined ? [] : [n.passwordRef.name])),
     );
     const configured: { neighbor: RenderedNeighbor; protocol: string }[] = [];
-    const unconfigured: UnconfiguredNeighbor[] = [];
+    const unconfigured: UnconfiguredNeighbor[] = shadowed.map((neighbor) => ({
+      address: neighbor.address,
+      peerAsn: neighbor.peerAsn,
+      localAsn: neighbor.localAsn ?? settings.asn,
+      problem: "an earlier entry of spec.neighbors with this address also selects this node; " +
+        "that one is used",
+    }));
     for (const neighbor of neighbors) {
       const { nodeSelector: _selector, passwordRef, ...rest } = neighbor;
       let password: string | undefined;
