@@ -253,7 +253,9 @@ rootClusterTest(
         const establishedAfter = afterAt - (same?.uptimeMs ?? 0);
         assert.ok(
           Math.abs(establishedAfter - establishedBefore) < 2_000,
-          `${session.address}'s session was not reset (up ${session.uptimeMs} ms, then ${same?.uptimeMs} ms ${afterAt - beforeAt} ms later)`,
+          `${session.address}'s session was not reset (up ${session.uptimeMs} ms, then ${same?.uptimeMs} ms ${
+            afterAt - beforeAt
+          } ms later)`,
         );
       }
       const sinceOf = (text: string, name: string) =>
@@ -419,7 +421,8 @@ rootClusterTest(
           const status = await nodeStatus(scene, "node-b");
           nodeB = status;
           const neighbor = status?.neighbors[0];
-          return neighbor?.state !== "Established" && /bad peer AS/i.test(neighbor?.lastError ?? "");
+          return neighbor?.state !== "Established" &&
+            /bad peer AS/i.test(neighbor?.lastError ?? "");
         },
         20_000,
         "node-b's status to show the bad peer AS",

@@ -18,11 +18,7 @@ import {
 import { FLAGS as ALLOCATOR_FLAGS, NETBOX_TOKEN_ENV } from "../allocator/config.ts";
 import { ApiConnection, KubeApiError, type RequestOptions } from "../k8s/transport.ts";
 import { FLAGS as AGENT_FLAGS } from "../agent/config.ts";
-import {
-  agentPermissions,
-  allocatorPermissions,
-  DEFAULT_BGP_DIR,
-} from "./permissions.ts";
+import { agentPermissions, allocatorPermissions, DEFAULT_BGP_DIR } from "./permissions.ts";
 import {
   BGP_CONFIGURATION_PLURAL,
   BGP_GROUP,

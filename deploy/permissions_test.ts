@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  agentPermissions,
-  allocatorPermissions,
-  DEFAULT_BGP_DIR,
-} from "./permissions.ts";
+import { agentPermissions, allocatorPermissions, DEFAULT_BGP_DIR } from "./permissions.ts";
 import { BIRD_CONFIG_FILE, BIRDC_PATHS } from "../bgp/model.ts";
 
 /** Runs a probe under `permissions` and returns what each attempt did. */
@@ -177,7 +173,9 @@ Deno.test("the agent's default permission set: /run/purelb-bgp, birdc where Debi
   });
   const run = allowed(flags, "run");
   assert.deepEqual(run.filter((path) => BIRDC_PATHS.includes(path)), present ? [present] : []);
-  for (const name of ["PURELB_BGP_DIR", "PURELB_BIRDC", "PURELB_BGP_POLL"]) assert.ok(allowed(flags, "env").includes(name), name);
+  for (const name of ["PURELB_BGP_DIR", "PURELB_BIRDC", "PURELB_BGP_POLL"]) {
+    assert.ok(allowed(flags, "env").includes(name), name);
+  }
   // A birdc given explicitly replaces the search, and is the one allowed.
   const custom = agentPermissions(undefined, { birdc: "/opt/bird/sbin/birdc", bgpDir: "/x" });
   assert.deepEqual(
@@ -188,5 +186,7 @@ Deno.test("the agent's default permission set: /run/purelb-bgp, birdc where Debi
   // The allocator gets none of it.
   const allocator = allocatorPermissions(undefined);
   assert.ok(allocator.includes("--deny-write") && allocator.includes("--deny-run"));
-  for (const name of ["PURELB_BGP_DIR", "PURELB_BIRDC", "PURELB_BGP_POLL"]) assert.ok(!allowed(allocator, "env").includes(name), name);
+  for (const name of ["PURELB_BGP_DIR", "PURELB_BIRDC", "PURELB_BGP_POLL"]) {
+    assert.ok(!allowed(allocator, "env").includes(name), name);
+  }
 });
