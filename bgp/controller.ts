@@ -231,7 +231,7 @@ export class BgpController {
   #statusObjectExists = false;
   /** What was last written to each BGPConfiguration's conditions, by name. */
   readonly #writtenConditions = new Map<string, readonly ConditionFinding[]>();
-  /** Event reason → the message last recorded for it (each distinct message once). */
+  /** `name/reason` of an Event: the message last recorded for it (each distinct message once). */
   readonly #recorded = new Map<string, string>();
   #syncWanted = false;
   #syncing: Promise<void> | undefined;
@@ -279,16 +279,11 @@ export class BgpController {
   /** Why BGP is not working on this node, for /readyz; `undefined` when it is (or is off). */
   get problem(): string | undefined {
     const daemon = this.#daemon;
-    switch (daemon.kind) {
-      case "unknown":
-      case "ready":
-        return undefined;
-      case "refused":
-        return `BIRD refused the config (${this.#options.daemon.configPath}): ${daemon.message}`;
-      case "cli_missing":
-      case "unreachable":
-        return daemon.message;
+    if (daemon.kind === "unknown" || daemon.kind === "ready") return undefined;
+    if (daemon.kind === "refused") {
+      return `BIRD refused the config (${this.#options.daemon.configPath}): ${daemon.message}`;
     }
+    return daemon.message;
   }
 
   /** The status last published (for tests and the demo). */
