@@ -38,7 +38,7 @@ Deno.test("names match what PureLB users already rely on", () => {
     "purelb.io/service-group",
   ]);
   for (const [key, value] of Object.entries(EventReason)) assert.equal(value, key);
-  assert.equal(Object.keys(EventReason).length, 9);
+  assert.equal(Object.keys(EventReason).length, 13);
 });
 
 Deno.test("the plurals and kinds match the CRD manifests", async () => {
