@@ -389,8 +389,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const stage = new Stage(options.logsDir);
   const onSignal = () => {
     say(
-      "interrupted: stopping the agents, the allocator and the control plane; removing the " +
-        "network namespaces",
+      "interrupted: stopping the agents, BIRD, the allocator, the router and the control plane; " +
+        "removing the network namespaces",
     );
     stage.killSync();
     Deno.exit(130);
@@ -650,6 +650,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       `  npx -y deno@2.8.3 task kubectl-purelb -- election ${address} --kubeconfig ` +
       cp.kubeconfigPath,
       `  npx -y deno@2.8.3 task kubectl-purelb -- pools -o wide --kubeconfig ${cp.kubeconfigPath}`,
+      "and the routing daemons (as root): the router's FRR, a node's BIRD:",
+      `  vtysh --vty_socket ${router.dir} -c "show bgp summary" -c "show ip route bgp"`,
+      `  birdc -s ${join(bgpDir(NODES[0]), "bird.ctl")} show protocols`,
     ];
     if (!options.once) {
       const liveUntil = Date.now() + LIVE_LIMIT_MS;

@@ -125,11 +125,14 @@ export function describeExpectation(expectation: Expectation): string {
     const which = a.address ?? `an ${a.family} address`;
     return a.placement === "local"
       ? `${which} on ${LAN_INTERFACE} of one node`
-      : `${which} on ${DUMMY_INTERFACE} of every node, each of them a next hop of the router ` +
-        `for it, answering pings from the client behind the router`;
+      : `${which} on ${DUMMY_INTERFACE} of every node`;
   });
   const shared = expectation.sharesWith ? `, the same as ${expectation.sharesWith}` : "";
-  return `${parts.join(" and ")} from ${expectation.pool}${shared}`;
+  const routed = expectation.addresses.some((a) => a.placement === "virtual")
+    ? "; the router has each of those nodes as a next hop for it, and the client behind the " +
+      "router gets answers"
+    : "";
+  return `${parts.join(" and ")} from ${expectation.pool}${shared}${routed}`;
 }
 
 function familyOf(address: string): "IPv4" | "IPv6" {

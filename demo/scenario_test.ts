@@ -165,7 +165,7 @@ Deno.test("describeExpectation says what each sample must reach", () => {
   assert.match(text[5] ?? "", /^192\.0\.2\.250 on eth0/);
   assert.match(
     text[6] ?? "",
-    /on kube-lb0 of every node, each of them a next hop of the router for it, answering pings from the client behind the router from virtual$/,
+    /on kube-lb0 of every node from virtual; the router has each of those nodes as a next hop for it, and the client behind the router gets answers$/,
   );
   assert.match(text[7] ?? "", /^192\.0\.2\.200 on eth0 of one node from netbox$/);
   assert.match(text[8] ?? "", /^no address; AllocationFailed/);
