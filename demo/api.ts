@@ -1,6 +1,6 @@
 /**
- * The few API calls the demo makes, as JSON over Deno's fetch: create objects from YAML,
- * read Services and Events, ask for service account tokens. Kept apart from `k8s/` on purpose:
+ * The few API calls the demo makes, as JSON over Deno's fetch: create objects from YAML (its
+ * own and the BGP component's RBAC), read Services and Events, ask for service account tokens. Kept apart from `k8s/` on purpose:
  * the demo is a client like kubectl, not part of the programs.
  *
  * @module
@@ -22,12 +22,20 @@ export class DemoApiError extends Error {
   }
 }
 
+const RBAC = "/apis/rbac.authorization.k8s.io/v1";
+
 /** Where objects of the kinds the demo creates live in the API. */
 const RESOURCES: Readonly<Record<string, { readonly base: string; readonly plural: string }>> = {
   "v1/Namespace": { base: "/api/v1", plural: "namespaces" },
   "v1/Service": { base: "/api/v1", plural: "services" },
   "purelb.io/v1/ServiceGroup": { base: "/apis/purelb.io/v1", plural: "servicegroups" },
   "purelb.io/v1/LBNodeAgent": { base: "/apis/purelb.io/v1", plural: "lbnodeagents" },
+  "bgp.purelb.io/v1/BGPConfiguration": { base: "/apis/bgp.purelb.io/v1", plural: "configs" },
+  // The BGP component's RBAC (deploy/components/bgp), applied as it is.
+  "rbac.authorization.k8s.io/v1/Role": { base: RBAC, plural: "roles" },
+  "rbac.authorization.k8s.io/v1/RoleBinding": { base: RBAC, plural: "rolebindings" },
+  "rbac.authorization.k8s.io/v1/ClusterRole": { base: RBAC, plural: "clusterroles" },
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": { base: RBAC, plural: "clusterrolebindings" },
 };
 
 /** A Kubernetes object as read from YAML. */

@@ -11,6 +11,16 @@ Deno.test("parseManifests + collectionPath: the demo's YAML files", async () => 
     "/apis/purelb.io/v1/namespaces/purelb-system/servicegroups",
     "/apis/purelb.io/v1/namespaces/purelb-system/servicegroups",
   ]);
+  assert.deepEqual(paths("bgpconfiguration.yaml", await read("bgpconfiguration.yaml")), [
+    "/apis/bgp.purelb.io/v1/namespaces/purelb-system/configs",
+  ]);
+  const rbac = new URL("../deploy/components/bgp/rbac.yaml", import.meta.url);
+  assert.deepEqual(paths("rbac.yaml", await Deno.readTextFile(rbac)), [
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/purelb-system/roles",
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/purelb-system/rolebindings",
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+  ]);
   const services = paths("services.yaml", await read("services.yaml"));
   assert.equal(services[0], "/api/v1/namespaces");
   assert.ok(services.slice(1).every((p) => p === "/api/v1/namespaces/demo/services"));

@@ -1,6 +1,7 @@
 /**
  * The demo end to end: `demo/main.ts --once` as a subprocess (what `deno task demo --once`
- * runs), its printed tables and hand-over line checked; and the demo without root.
+ * runs), its printed tables (with the router's next hops) and hand-over line checked; and the
+ * demo without root.
  *
  * @module
  */
@@ -13,7 +14,7 @@ import { testbedIpPath } from "../tests/netns/mod.ts";
 import { tryParseAddress } from "../ipam/mod.ts";
 import { notRootMessage } from "./main.ts";
 import { HANDOVER_SERVICE, NODES, unmetExpectations } from "./scenario.ts";
-import { parseTables, type Row, rowFromParsed } from "./table.ts";
+import { type DemoRow, parseDemoTables } from "./table.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
@@ -68,7 +69,7 @@ function inRange(address: string, first: string, last: string): boolean {
     lo.value <= a.value && a.value <= hi.value;
 }
 
-function rowsOf(rows: readonly Row[], service: string): Row[] {
+function rowsOf(rows: readonly DemoRow[], service: string): DemoRow[] {
   return rows.filter((r) => r.service === service);
 }
 
@@ -81,10 +82,10 @@ Deno.test({
     const context = `\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
     assert.equal(result.code, 0, `the demo exited with ${result.code}${context}`);
 
-    const tables = parseTables(result.stdout);
+    const tables = parseDemoTables(result.stdout);
     assert.equal(tables.length, 2, `two tables (settled, after the hand-over)${context}`);
-    const before = (tables[0] ?? []).map(rowFromParsed);
-    const after = (tables[1] ?? []).map(rowFromParsed);
+    const before = tables[0] ?? [];
+    const after = tables[1] ?? [];
 
     // Every sample in its expected state, and the details a reader of the table relies on.
     assert.deepEqual(unmetExpectations(before, NODES.length), [], context);
@@ -95,6 +96,10 @@ Deno.test({
       assert.ok(inPool, `${row.service}: ${row.address} is outside the default pool`);
       assert.equal(row.interfaceName, "eth0");
       assert.equal(row.nodes.length, 1);
+    }
+    // The router routes only virtual addresses: no next hops for a local one.
+    for (const row of before.filter((r) => r.pool !== "virtual")) {
+      assert.deepEqual(row.routerNextHops, [], `${row.service}: ${row.address}`);
     }
     const [web] = rowsOf(before, HANDOVER_SERVICE);
     assert.ok(web, `${HANDOVER_SERVICE} is in the table`);
@@ -112,6 +117,13 @@ Deno.test({
     assert.match(virtual?.address ?? "", /^198\.51\.100\.1\d$/);
     assert.deepEqual(virtual?.nodes, [...NODES]);
     assert.equal(virtual?.interfaceName, "kube-lb0");
+    assert.deepEqual(virtual?.routerNextHops, [...NODES], "the router forwards it to every node");
+    const bgp =
+      /^BGP: the router \(\S+, AS 65000\) has (\d+) of (\d+) sessions .* got answers from (\S+)$/m
+        .exec(result.stdout);
+    assert.ok(bgp, `a BGP line${context}`);
+    assert.equal(bgp[2], String(NODES.length * 2), "one IPv4 and one IPv6 session per node");
+    assert.equal(bgp[3], virtual?.address);
     // web-netbox: a reserved address of the Netbox test server, now active there, on one node.
     const [netbox] = rowsOf(before, "web-netbox");
     assert.ok(inRange(netbox?.address ?? "", "192.0.2.200", "192.0.2.203"), `web-netbox${context}`);
@@ -142,10 +154,14 @@ Deno.test({
     assert.deepEqual(rowsOf(after, HANDOVER_SERVICE).map((r) => r.nodes), [[to]]);
     assert.deepEqual(after.filter((r) => r.nodes.some((n) => n === from)), []);
     assert.deepEqual(unmetExpectations(after, NODES.length - 1), [], context);
+    // The router dropped the stopped node for the virtual address, and only that one.
+    const others = NODES.filter((n) => n !== from);
+    assert.deepEqual(rowsOf(after, "virtual").map((r) => r.routerNextHops), [others], context);
 
     // Nothing left behind: the demo's namespaces and control plane state are gone.
     const namespaces = /network namespaces ((?:plb\S+ ?)+)\)/.exec(result.stderr)?.[1]?.split(" ");
-    assert.ok(namespaces && namespaces.length === NODES.length + 2, `namespaces named${context}`);
+    // lan, the nodes, the client; the router and the client behind it
+    assert.ok(namespaces && namespaces.length === NODES.length + 4, `namespaces named${context}`);
     const listed = await new Deno.Command(testbedIpPath(), { args: ["netns", "list"] }).output();
     const present = new TextDecoder().decode(listed.stdout);
     for (const netns of namespaces) assert.ok(!present.includes(netns), `${netns} was removed`);

@@ -13,10 +13,13 @@ import { parseArgs } from "node:util";
 const USAGE = `usage: deno task demo [-- --once] [--timeout SECONDS] [--logs DIR]
 
 Starts a Kubernetes control plane on 127.0.0.1, three "nodes" (network namespaces on one LAN,
-documentation addresses 192.0.2.0/24 and 2001:db8:1::/64) and a client, the PureLB allocator
-and one agent per node, creates sample Services and shows a live table of their addresses, pools
-and announcing nodes. Then it stops the agent announcing web-ipv4's address and shows the
-hand-over, with the gap a client pinging that address every 10 ms saw. Ctrl-C cleans up.
+documentation addresses 192.0.2.0/24 and 2001:db8:1::/64) and a client, an upstream router (FRR,
+AS 65000, host .1 of the LAN) with a second client behind it (203.0.113.100), BIRD in every node
+(AS 65001, configured by PureLB from demo/bgpconfiguration.yaml), the PureLB allocator and one
+agent per node, creates sample Services and shows a live table of their addresses, pools,
+announcing nodes and, for virtual addresses, the router's next hops. Then it stops the agent
+announcing web-ipv4's address and shows the hand-over, with the gap a client pinging that address
+every 10 ms saw, and the router dropping that node for the virtual address. Ctrl-C cleans up.
 
   --once          no live table: wait until every sample service is in its expected state,
                   print the table, do the hand-over, print the gap, clean up, exit (0 = all as
@@ -25,8 +28,9 @@ hand-over, with the gap a client pinging that address every 10 ms saw. Ctrl-C cl
   --logs DIR      keep the allocator's and agents' logs (JSON lines) in DIR
   -h, --help      this text
 
-Needs root (network namespaces), iproute2, iputils-ping, iputils-arping and ipv6toolkit (installed
-with apt-get when missing), and Go on the first run (it builds kube-apiserver, several minutes).`;
+Needs root (network namespaces), iproute2, iputils-ping, iputils-arping, ipv6toolkit, bird2 and
+frr (installed with apt-get when missing), and Go on the first run (it builds kube-apiserver,
+several minutes).`;
 
 /** The message for a run without root (pure, for the test). */
 export function notRootMessage(): string {

@@ -1,13 +1,15 @@
 /**
  * The demo itself (root only; `demo/main.ts` checks that first): a real control plane, a LAN
- * of three node namespaces and a client, the real allocator and one real agent per node (each
- * as its service account, under its production permission set), the sample Services, a live
- * table, and a hand-over measured from the client.
+ * of three node namespaces and a client, an upstream router (FRR) on the LAN with a second
+ * client behind it, the real allocator and one real agent per node (each as its service
+ * account, under its production permission set, with BGP: BIRD in every node namespace), the
+ * sample Services, a live table with the router's next hops, and a hand-over measured from the
+ * client.
  *
  * @module
  */
 
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BinaryBuildError, ensureBinaries } from "../tests/controlplane/binaries.ts";
 import { ControlPlane } from "../tests/controlplane/controlplane.ts";
@@ -20,6 +22,9 @@ import { waitFor } from "../tests/wait.ts";
 import { type ClusterAccess, kubeconfigText, parseKubeconfig } from "../k8s/config.ts";
 import { collectionPath, DemoApi, type ManifestObject } from "./api.ts";
 import { measureGap, PROBE_INTERVAL_MS } from "../tests/netns/probe.ts";
+import { createRouter, type Router } from "../tests/netns/router.ts";
+import { type Bird, startBird } from "../tests/netns/bird.ts";
+import { ping } from "../tests/netns/reach.ts";
 import {
   DEMO_NAMESPACE,
   describeExpectation,
@@ -31,11 +36,13 @@ import {
   NETBOX_FIRST,
   NETBOX_SERVICE,
   NETBOX_TENANT,
+  NODE_ASN,
   NODES,
   PURELB_NAMESPACE,
+  ROUTER_ASN,
   unmetExpectations,
 } from "./scenario.ts";
-import { type Holding, renderTable, type Row } from "./table.ts";
+import { type DemoRow, type Holding, renderDemoTable, withNextHops } from "./table.ts";
 import { PluginReader } from "../kubectl/api.ts";
 import { statusRows } from "../kubectl/status.ts";
 
@@ -55,10 +62,17 @@ const PACKAGES_BY_COMMAND: Readonly<Record<string, string>> = {
   ping: "iputils-ping",
   arping: "iputils-arping",
   na6: "ipv6toolkit",
+  bird: "bird2",
+  birdc: "bird2",
+  vtysh: "frr",
 };
 const SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
 const DEMO_DIR = fileURLToPath(new URL(".", import.meta.url));
+/** The BGP component's RBAC for the agent, applied as it is (the demo runs in purelb-system). */
+const BGP_RBAC_FILES = ["rbac.yaml", "secrets-rbac.yaml"].map((file) =>
+  fileURLToPath(new URL(`../deploy/components/bgp/${file}`, import.meta.url))
+);
 const TOKEN_SECONDS = 24 * 3600;
 /** The interactive live table stops by itself after this long. */
 const LIVE_LIMIT_MS = 3_600_000;
@@ -128,7 +142,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Rows of the known samples first, in scenario order (a service's rows stay together). */
-function inScenarioOrder(rows: readonly Row[]): Row[] {
+function inScenarioOrder<T extends DemoRow>(rows: readonly T[]): T[] {
   const order = [...EXPECTED.keys()];
   const rank = (name: string) => {
     const i = order.indexOf(name);
@@ -141,10 +155,12 @@ function inScenarioOrder(rows: readonly Row[]): Row[] {
 class Stage {
   controlPlane: ControlPlane | undefined;
   lan: Lan | undefined;
+  router: Router | undefined;
   api: DemoApi | undefined;
   allocator: AllocatorProcess | undefined;
   netbox: NetboxTestServer | undefined;
   readonly agents = new Map<string, AgentProcess>();
+  readonly birds = new Map<string, Bird>();
   tmpDir: string | undefined;
 
   constructor(readonly logsDir: string | undefined) {}
@@ -164,12 +180,34 @@ class Stage {
     ];
   }
 
+  /** Every log the demo keeps: the programs', each node's BIRD's and the router's FRR's. */
+  logs(): { name: string; text: () => string }[] {
+    const router = this.router;
+    return [
+      ...this.processes().map(({ name, process }) => ({ name, text: () => process.logs() })),
+      ...[...this.birds].map(([node, bird]) => ({
+        name: `bird-${node}`,
+        text: () => bird.stderrText(),
+      })),
+      ...(router ? [{ name: "frr-router", text: () => router.logs() }] : []),
+    ];
+  }
+
+  /** Every namespace the demo made: the LAN's, the router's and the one behind it. */
+  namespaces(): string[] {
+    const router = this.router;
+    return [
+      ...(this.lan?.namespaces ?? []),
+      ...(router ? [router.netns, router.client.netns] : []),
+    ];
+  }
+
   writeLogsSync(): void {
     if (this.logsDir === undefined) return;
     try {
       Deno.mkdirSync(this.logsDir, { recursive: true });
-      for (const { name, process } of this.processes()) {
-        Deno.writeTextFileSync(join(this.logsDir, `${name}.log`), process.logs());
+      for (const { name, text } of this.logs()) {
+        Deno.writeTextFileSync(join(this.logsDir, `${name}.log`), text());
       }
     } catch (error) {
       say(`could not write logs to ${this.logsDir}: ${error}`);
@@ -177,8 +215,8 @@ class Stage {
   }
 
   printLogTails(): void {
-    for (const { name, process } of this.processes()) {
-      const tail = process.logs().trimEnd().split("\n").slice(-15).join("\n");
+    for (const { name, text } of this.logs()) {
+      const tail = text().trimEnd().split("\n").slice(-15).join("\n");
       console.error(`--- ${name} (last lines) ---\n${tail}`);
     }
   }
@@ -195,23 +233,33 @@ class Stage {
     }
     this.controlPlane?.killSync();
     void this.netbox?.close();
-    for (const netns of this.lan?.namespaces ?? []) {
+    const ip = testbedIpPath();
+    for (const netns of this.namespaces()) {
       try {
-        new Deno.Command(testbedIpPath(), {
-          args: ["netns", "del", netns],
-          stdout: "null",
-          stderr: "null",
-        }).outputSync();
+        // BIRD and FRR run inside the namespaces: the pids there now are the demo's daemons.
+        const listed = new Deno.Command(ip, { args: ["netns", "pids", netns], stderr: "null" })
+          .outputSync();
+        for (const pid of new TextDecoder().decode(listed.stdout).split(/\s+/).filter(Boolean)) {
+          try {
+            Deno.kill(Number(pid), "SIGKILL");
+          } catch { /* exited meanwhile */ }
+        }
+        new Deno.Command(ip, { args: ["netns", "del", netns], stdout: "null", stderr: "null" })
+          .outputSync();
       } catch { /* gone already */ }
     }
-    if (this.tmpDir !== undefined) {
+    for (const dir of [this.tmpDir, this.router?.dir]) {
+      if (dir === undefined) continue;
       try {
-        Deno.removeSync(this.tmpDir, { recursive: true });
+        Deno.removeSync(dir, { recursive: true });
       } catch { /* already gone */ }
     }
   }
 
-  /** Orderly: agents withdraw, then the allocator, the LAN and the control plane go. */
+  /**
+   * Orderly: agents withdraw (their addresses and so their routes), BIRD and the allocator
+   * stop, then the router, the LAN and the control plane go.
+   */
   async stop(): Promise<void> {
     this.writeLogsSync();
     const stopOne = async (process: AllocatorProcess | AgentProcess) => {
@@ -220,20 +268,35 @@ class Stage {
       clearTimeout(timer);
     };
     await Promise.all([...this.agents.values()].map(stopOne));
+    await Promise.all([...this.birds.values()].map((bird) => bird.stop()));
     if (this.allocator) await stopOne(this.allocator);
     await this.netbox?.close();
     this.api?.close();
+    await this.router?.destroy().catch((error) => say(`removing the router: ${error}`));
     await this.lan?.destroy().catch((error) => say(`removing the namespaces: ${error}`));
     await this.controlPlane?.stop();
     if (this.tmpDir !== undefined) await Deno.remove(this.tmpDir, { recursive: true });
   }
 }
 
+/** One look at the scene: the table's rows and which of their addresses are virtual. */
+interface Observation {
+  readonly rows: DemoRow[];
+  /** The virtual addresses (in no node's subnet: routed by BGP), in table order. */
+  readonly virtual: readonly string[];
+}
+
+/** The host-route prefix of an address (the virtual pool's aggregation is /32). */
+function hostPrefix(address: string): string {
+  return `${address}/${address.includes(":") ? 128 : 32}`;
+}
+
 /**
  * What the demo reads every refresh: the plugin's status (`kubectl purelb status`, the same
- * reads and the same rows), with what `ip` shows in each node's namespace as the holders.
+ * reads and the same rows), with what `ip` shows in each node's namespace as the holders, and
+ * for each virtual address the nodes behind the router's next hops.
  */
-async function observe(api: DemoApi, lan: Lan): Promise<Row[]> {
+async function observe(api: DemoApi, lan: Lan, router: Router): Promise<Observation> {
   const reader = new PluginReader((path) => api.request("GET", path), api.access.server);
   const [services, failures, leases, nodeAgents, held] = await Promise.all([
     reader.services(DEMO_NAMESPACE),
@@ -250,11 +313,31 @@ async function observe(api: DemoApi, lan: Lan): Promise<Row[]> {
       ),
     ),
   ]);
-  const rows = statusRows(
+  const status = statusRows(
     { services, failures, leases, nodeAgents, qualifyNames: false, nowMs: Date.now() },
     { observed: held.flat() },
   );
-  return inScenarioOrder(rows);
+  const rows = await Promise.all(status.map(async (row) =>
+    withNextHops(
+      row,
+      row.kind === "virtual" ? await router.nextHopNodes(hostPrefix(row.address)) : [],
+    )
+  ));
+  const virtual = new Set(status.filter((r) => r.kind === "virtual").map((r) => r.address));
+  const ordered = inScenarioOrder(rows);
+  return {
+    rows: ordered,
+    virtual: [...new Set(ordered.map((r) => r.address))].filter((a) => virtual.has(a)),
+  };
+}
+
+/** The addresses that answer one ping (1 s at most) from `netns`. */
+async function answering(netns: string, addresses: readonly string[]): Promise<Set<string>> {
+  const results = await Promise.all(addresses.map(async (address) => {
+    const result = await ping(netns, address, { count: 1, deadlineSeconds: 1 });
+    return result.received > 0 ? [address] : [];
+  }));
+  return new Set(results.flat());
 }
 
 /** Shows the table: redrawn in a terminal, printed when it changes otherwise. */
@@ -264,9 +347,9 @@ class Display {
 
   constructor(readonly quiet: boolean) {}
 
-  show(title: string, rows: readonly Row[], footer: readonly string[]): void {
+  show(title: string, rows: readonly DemoRow[], footer: readonly string[]): void {
     if (this.quiet) return;
-    const table = renderTable(rows);
+    const table = renderDemoTable(rows);
     const text = `${title}\n\n${table}\n\n${footer.join("\n")}`.trimEnd() + "\n";
     if (this.#terminal) {
       const stamp = new Date().toLocaleTimeString();
@@ -306,8 +389,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const stage = new Stage(options.logsDir);
   const onSignal = () => {
     say(
-      "interrupted: stopping the agents, the allocator and the control plane; removing the " +
-        "network namespaces",
+      "interrupted: stopping the agents, BIRD, the allocator, the router and the control plane; " +
+        "removing the network namespaces",
     );
     stage.killSync();
     Deno.exit(130);
@@ -325,7 +408,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     );
     const log = (line: string) => console.error(`controlplane: ${line}`);
     const binaries = await ensureBinaries({ log });
-    stage.tmpDir = await Deno.makeTempDir({ prefix: "purelb-demo-" });
+    const tmpDir = await Deno.makeTempDir({ prefix: "purelb-demo-" });
+    stage.tmpDir = tmpDir;
     stage.controlPlane = await ControlPlane.start({ binaries, log });
     const cp = stage.controlPlane;
     say(
@@ -335,19 +419,31 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
     const lan = await createLan({ nodes: [...NODES], ipv4Subnet: LAN_IPV4, ipv6Subnet: LAN_IPV6 });
     stage.lan = lan;
+    const router = await createRouter(lan, { asn: ROUTER_ASN, nodeAsn: NODE_ASN });
+    stage.router = router;
+    const remote = router.client;
     const hosts = [...lan.nodes, lan.client].map((h) => `${h.name} ${h.ipv4} ${h.ipv6}`);
     say(
-      `LAN ${LAN_IPV4} ${LAN_IPV6} built: ${hosts.join(", ")} (network namespaces ` +
-        `${lan.namespaces.join(" ")})`,
+      `LAN ${LAN_IPV4} ${LAN_IPV6} built: ${hosts.join(", ")}, router ${router.ipv4} ` +
+        `${router.ipv6} (FRR, AS ${ROUTER_ASN}, a BGP neighbour of every node) and behind it ` +
+        `${remote.name} ${remote.ipv4} ${remote.ipv6} (network namespaces ` +
+        `${stage.namespaces().join(" ")})`,
     );
 
     const admin = parseKubeconfig(await Deno.readTextFile(cp.kubeconfigPath), cp.kubeconfigPath)
       .access;
     const api = new DemoApi(admin);
     stage.api = api;
-    for (const file of ["lbnodeagent.yaml", "servicegroups.yaml"]) {
-      const objects = await api.createFromYaml(join(DEMO_DIR, file));
-      say(`applied demo/${file}: ${objects.map((o) => `${o.kind} ${o.metadata.name}`).join(", ")}`);
+    const manifests = [
+      ...["lbnodeagent.yaml", "servicegroups.yaml", "bgpconfiguration.yaml"].map((file) =>
+        join(DEMO_DIR, file)
+      ),
+      ...BGP_RBAC_FILES,
+    ];
+    for (const path of manifests) {
+      const objects = await api.createFromYaml(path);
+      const shown = relative(join(DEMO_DIR, ".."), path);
+      say(`applied ${shown}: ${objects.map((o) => `${o.kind} ${o.metadata.name}`).join(", ")}`);
     }
     // The netbox group is made here, not in servicegroups.yaml: its URL has the test server's port.
     const netbox = await NetboxTestServer.start({ tenants: [NETBOX_TENANT] });
@@ -374,7 +470,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         NETBOX_USER_TOKEN: netbox.token,
       }),
     );
+    const bgpDir = (node: string) => join(tmpDir, `bgp-${node}`);
     for (const node of lan.nodes) {
+      await Deno.mkdir(bgpDir(node.name));
       stage.agents.set(
         node.name,
         stage.track(startAgent({
@@ -383,12 +481,23 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           node: node.name,
           netns: node.netns,
           extraArgs: ["--log-level", "info"],
+          bgpDir: bgpDir(node.name),
         })),
       );
     }
     say(
       `started the allocator and agents on ${NODES.join(", ")} (service accounts allocator ` +
-        `and agent, their production permission sets)`,
+        `and agent, their production permission sets; the agents with --bgp-dir)`,
+    );
+    // Each BIRD starts once its agent has written bird.conf from the BGPConfiguration.
+    const birds = await Promise.allSettled(lan.nodes.map(async (node) => {
+      stage.birds.set(node.name, await startBird({ netns: node.netns, dir: bgpDir(node.name) }));
+    }));
+    const birdFailure = birds.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (birdFailure !== undefined) throw birdFailure.reason;
+    say(
+      `started BIRD in every node namespace (AS ${NODE_ASN}; bird.conf written by the agent, ` +
+        `control socket bird.ctl, in ${join(tmpDir, "bgp-NODE")})`,
     );
     const created = await api.createFromYaml(join(DEMO_DIR, "services.yaml"));
     say(
@@ -398,19 +507,26 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
     const display = new Display(options.once);
     const deadline = Date.now() + options.timeoutMs;
-    let rows: Row[] = [];
+    let rows: DemoRow[] = [];
+    let virtual: readonly string[] = [];
+    /** Reads the scene into `rows` and `virtual`; pings the virtual addresses from behind the router. */
+    const look = async (): Promise<Set<string>> => {
+      ({ rows, virtual } = await observe(api, lan, router));
+      return await answering(remote.netns, virtual);
+    };
     let lastUnmet = "";
     let lastTable = "";
     let unchangedSince = Date.now();
     for (;;) {
       let unreadable = "";
+      let answered = new Set<string>();
       try {
-        rows = await observe(api, lan);
+        answered = await look();
       } catch (error) {
         unreadable = `could not read the scene (retrying): ${errorText(error)}`;
       }
-      const unmet = unreadable ? [unreadable] : unmetExpectations(rows, NODES.length);
-      const table = renderTable(rows);
+      const unmet = unreadable ? [unreadable] : unmetExpectations(rows, NODES.length, { answered });
+      const table = renderDemoTable(rows);
       if (table !== lastTable) {
         lastTable = table;
         unchangedSince = Date.now();
@@ -432,7 +548,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         say(`waiting for ${unmet.length} service(s): ${unmet.join("; ")}`);
       }
       if (Date.now() > deadline) {
-        console.log(renderTable(rows));
+        console.log(renderDemoTable(rows));
         say(
           `not every sample service reached its expected state within ` +
             `${options.timeoutMs / 1000} s:\n  ${unmet.join("\n  ")}`,
@@ -443,10 +559,23 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       await sleep(500);
     }
     say(`every sample service reached its expected state (${elapsed()})`);
-    console.log(`Every sample service is in its expected state:\n\n${renderTable(rows)}\n`);
+    console.log(`Every sample service is in its expected state:\n\n${renderDemoTable(rows)}\n`);
     console.log(
       [...EXPECTED].map(([name, e]) => `  ${name}: ${describeExpectation(e)}`).join("\n") + "\n",
     );
+    const sessions = await router.bgpSummary();
+    const established = sessions.filter((s) => s.state === "Established");
+    console.log(
+      `BGP: the router (${router.netns}, AS ${ROUTER_ASN}) has ${established.length} of ` +
+        `${sessions.length} sessions with the nodes (AS ${NODE_ASN}) established; the client ` +
+        `${remote.ipv4} behind it (${remote.netns}) got answers from ${virtual.join(", ")}\n`,
+    );
+    const nextHopsOf = (of: readonly DemoRow[]) =>
+      virtual.map((a) => {
+        const hops = of.find((r) => r.address === a)?.routerNextHops ?? [];
+        return `${a} via ${hops.join(",") || "nothing"}`;
+      }).join("; ");
+    const routedBefore = nextHopsOf(rows);
     const netboxLine = () => {
       const address = rows.find((r) => r.service === NETBOX_SERVICE)?.address ?? "";
       const record = netbox.find(address);
@@ -468,7 +597,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     );
     let stopping: Promise<Deno.CommandStatus> | undefined;
     const holders = async () =>
-      (await observe(api, lan)).find((r) => r.address === address)?.nodes ?? [];
+      (await observe(api, lan, router)).rows.find((r) => r.address === address)?.nodes ?? [];
     const gap = await measureGap(lan.client.netns, address, () => {
       stopping = agent.stop();
       return Promise.resolve();
@@ -491,17 +620,29 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       `${PROBE_INTERVAL_MS} ms; ${gap.answered} answered)`;
     console.log(`${result}\n`);
 
-    // Every other address of the stopped node moves too; the virtual ones stay on the others.
+    // Every other address of the stopped node moves too; the virtual ones stay on the others,
+    // and the router drops the stopped node as a next hop for them.
     const remaining = NODES.length - 1;
-    const settledAfter = (now: readonly Row[]) =>
-      unmetExpectations(now, remaining).length === 0 && now.every((r) => !r.nodes.includes(from));
+    let unmetAfter: string[] = [];
     await waitFor(
-      async () => settledAfter(rows = await observe(api, lan)),
+      async () => {
+        const answered = await look();
+        unmetAfter = unmetExpectations(rows, remaining, { answered });
+        return unmetAfter.length === 0 && rows.every((r) => !r.nodes.includes(from));
+      },
       20_000,
-      "the other " +
-        `addresses of ${from} to move`,
+      `the other addresses of ${from} to move and the router to drop it`,
+    ).catch((error: unknown) => {
+      throw new Error(`${errorText(error)}; still: ${unmetAfter.join("; ") || "none"}`, {
+        cause: error,
+      });
+    });
+    const routed = `the router's next hops: ${routedBefore} before the hand-over; ` +
+      `${nextHopsOf(rows)} after it, and the client behind the router still gets answers`;
+    console.log(
+      `After the hand-over (the agent of ${from} is stopped; ${routed}):\n\n` +
+        `${renderDemoTable(rows)}\n`,
     );
-    console.log(`After the hand-over (the agent of ${from} is stopped):\n\n${renderTable(rows)}\n`);
 
     const tryPlugin = [
       "Try the plugin against this control plane (in another terminal, in this checkout):",
@@ -509,13 +650,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       `  npx -y deno@2.8.3 task kubectl-purelb -- election ${address} --kubeconfig ` +
       cp.kubeconfigPath,
       `  npx -y deno@2.8.3 task kubectl-purelb -- pools -o wide --kubeconfig ${cp.kubeconfigPath}`,
+      "and the routing daemons (as root): the router's FRR, a node's BIRD:",
+      `  vtysh --vty_socket ${router.dir} -c "show bgp summary" -c "show ip route bgp"`,
+      `  birdc -s ${join(bgpDir(NODES[0]), "bird.ctl")} show protocols`,
     ];
     if (!options.once) {
       const liveUntil = Date.now() + LIVE_LIMIT_MS;
       while (Date.now() < liveUntil) {
         let unreadable = "";
         try {
-          rows = await observe(api, lan);
+          ({ rows, virtual } = await observe(api, lan, router));
         } catch (error) {
           unreadable = `could not read the scene (retrying): ${errorText(error)}`;
         }
@@ -523,7 +667,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           ...(unreadable ? [unreadable] : []),
           result,
           netboxLine(),
-          `The agent of ${from} is stopped; its addresses moved to the other nodes.`,
+          `The agent of ${from} is stopped; its addresses moved to the other nodes, and the ` +
+          `router forwards ${virtual.join(", ")} to the others only (ROUTER NEXT HOPS).`,
           ...tryPlugin,
           "Ctrl-C stops everything and cleans up",
         ]);
@@ -546,7 +691,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     code = 1;
   } finally {
     // A Ctrl-C during the orderly clean-up still cleans up, at once.
-    say("cleaning up: agents withdraw, allocator and control plane stop, namespaces go");
+    say(
+      "cleaning up: agents withdraw, BIRD, the allocator, the router and the control plane " +
+        "stop, namespaces go",
+    );
     await stage.stop();
     globalThis.removeEventListener("unload", onUnload);
     for (const signal of ["SIGINT", "SIGTERM"] as const) {

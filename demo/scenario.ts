@@ -1,11 +1,12 @@
 /**
- * The demo's scene (pure data): the LAN, the namespaces, and the state every sample Service of
- * `demo/services.yaml` must reach, with the check that says which have not yet.
+ * The demo's scene (pure data): the LAN, the namespaces, the BGP side (an upstream router and
+ * the client behind it), and the state every sample Service of `demo/services.yaml` must
+ * reach, with the check that says which have not yet.
  *
  * @module
  */
 
-import type { Row } from "./table.ts";
+import type { DemoRow } from "./table.ts";
 
 /** The "nodes": one network namespace each, on one LAN. */
 export const NODES = ["node-a", "node-b", "node-c"] as const;
@@ -19,6 +20,12 @@ export const DEMO_NAMESPACE = "demo";
 /** Each node's LAN interface (local addresses go there) and the dummy for virtual ones. */
 export const LAN_INTERFACE = "eth0";
 export const DUMMY_INTERFACE = "kube-lb0";
+/**
+ * BGP: the upstream router (host .1 / ::1 of the LAN, where the nodes' default routes point)
+ * is in AS 65000, every node in AS 65001 (`demo/bgpconfiguration.yaml` says the same).
+ */
+export const ROUTER_ASN = 65000;
+export const NODE_ASN = 65001;
 /** The Service whose address changes node in the hand-over. */
 export const HANDOVER_SERVICE = "web-ipv4";
 /**
@@ -35,7 +42,11 @@ export const NETBOX_SERVICE = "web-netbox";
 /** One address a Service must get. */
 export interface AddressExpectation {
   readonly family: "IPv4" | "IPv6";
-  /** `local`: one node carries it on the LAN interface; `virtual`: every node, on the dummy. */
+  /**
+   * `local`: one node carries it on the LAN interface. `virtual`: every node, on the dummy;
+   * the router has each of those nodes as a next hop for it, and the client behind the router
+   * gets an answer from it.
+   */
   readonly placement: "local" | "virtual";
   /** This exact address, when the Service asks for one. */
   readonly address?: string;
@@ -117,19 +128,35 @@ export function describeExpectation(expectation: Expectation): string {
       : `${which} on ${DUMMY_INTERFACE} of every node`;
   });
   const shared = expectation.sharesWith ? `, the same as ${expectation.sharesWith}` : "";
-  return `${parts.join(" and ")} from ${expectation.pool}${shared}`;
+  const routed = expectation.addresses.some((a) => a.placement === "virtual")
+    ? "; the router has each of those nodes as a next hop for it, and the client behind the " +
+      "router gets answers"
+    : "";
+  return `${parts.join(" and ")} from ${expectation.pool}${shared}${routed}`;
 }
 
 function familyOf(address: string): "IPv4" | "IPv6" {
   return address.includes(":") ? "IPv6" : "IPv4";
 }
 
+/** What {@linkcode unmetExpectations} checks besides the table. */
+export interface ExpectationOptions {
+  /**
+   * The virtual addresses that answered a ping from the client behind the router; when
+   * absent, reachability is not checked (the table does not show it).
+   */
+  readonly answered?: ReadonlySet<string>;
+  /** The expectations (default {@linkcode EXPECTED}). */
+  readonly expected?: ReadonlyMap<string, Expectation>;
+}
+
 /** Why `rows` of one service do not (yet) meet `expectation`; undefined when they do. */
 function mismatch(
-  rows: readonly Row[],
+  rows: readonly DemoRow[],
   expectation: Expectation,
-  allRows: readonly Row[],
+  allRows: readonly DemoRow[],
   nodeCount: number,
+  answered: ReadonlySet<string> | undefined,
 ): string | undefined {
   if (rows.length === 0) return "not in the table";
   if (expectation.kind === "failed") {
@@ -161,6 +188,10 @@ function mismatch(
       }
     } else if (row.nodes.length !== nodeCount || row.interfaceName !== DUMMY_INTERFACE) {
       return `${row.address} on [${row.nodes}] ${row.interfaceName}, expected ${nodeCount} nodes, ${DUMMY_INTERFACE}`;
+    } else if (row.routerNextHops.join(",") !== row.nodes.join(",")) {
+      return `${row.address}: the router's next hops are [${row.routerNextHops}], expected [${row.nodes}]`;
+    } else if (answered !== undefined && !answered.has(row.address)) {
+      return `${row.address}: no answer to a ping from the client behind the router`;
     }
   }
   if (expectation.sharesWith !== undefined) {
@@ -175,28 +206,30 @@ function mismatch(
 
 /**
  * Every sample service that has not reached its expected state, with why (empty: all have).
+ * `nodeCount` is the number of nodes whose agent runs (each carries every virtual address).
  *
  * @example
  * ```ts
- * import type { Row } from "./table.ts";
- * declare const rows: readonly Row[];
+ * import type { DemoRow } from "./table.ts";
+ * declare const rows: readonly DemoRow[];
  *
- * const unmet = unmetExpectations(rows, 3);
+ * const unmet = unmetExpectations(rows, 3, { answered: new Set(["198.51.100.10"]) });
  * if (unmet.length === 0) console.log("all sample services are in their expected state");
  * ```
  */
 export function unmetExpectations(
-  rows: readonly Row[],
+  rows: readonly DemoRow[],
   nodeCount: number,
-  expected: ReadonlyMap<string, Expectation> = EXPECTED,
+  options: ExpectationOptions = {},
 ): string[] {
   const unmet: string[] = [];
-  for (const [service, expectation] of expected) {
+  for (const [service, expectation] of options.expected ?? EXPECTED) {
     const why = mismatch(
       rows.filter((r) => r.service === service),
       expectation,
       rows,
       nodeCount,
+      options.answered,
     );
     if (why !== undefined) unmet.push(`${service}: ${why}`);
   }

@@ -169,7 +169,46 @@ export function renderTable(rows: readonly Row[]): string {
 /** A row as read back from text: every column's cell (`-` becomes empty). */
 export type ParsedRow = Readonly<Record<Column, string>>;
 
-const HEADER = new RegExp(`^${COLUMNS.join(" +")}$`);
+/**
+ * Every table with exactly `columns` in `text` (aligned columns as {@link renderTable} and
+ * `alignedTable` write them, possibly among other lines): a header line and the non-empty
+ * lines after it, each cell cut at the header's column starts (`-` becomes empty). A title may
+ * hold single spaces (`ROUTER NEXT HOPS`); cells never hold two in a row.
+ *
+ * @example
+ * ```ts
+ * declare const stdout: string;
+ * const [first] = parseAlignedTables(stdout, ["NAME", "STATE"] as const);
+ * first?.[0]?.STATE; // "announced"
+ * ```
+ */
+export function parseAlignedTables<C extends string>(
+  text: string,
+  columns: readonly C[],
+): Readonly<Record<C, string>>[][] {
+  const escaped = columns.map((column) => column.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const header = new RegExp(`^${escaped.join("  +")}$`);
+  const lines = text.split("\n").map((line) => line.trimEnd());
+  const tables: Readonly<Record<C, string>>[][] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const title = lines[i] ?? "";
+    if (!header.test(title)) continue;
+    const starts: number[] = [];
+    for (const column of columns) starts.push(title.indexOf(column, (starts.at(-1) ?? -1) + 1));
+    const table: Readonly<Record<C, string>>[] = [];
+    for (i++; i < lines.length && (lines[i] ?? "") !== ""; i++) {
+      const line = lines[i] ?? "";
+      const row = {} as Record<C, string>;
+      for (const [c, column] of columns.entries()) {
+        const cell = line.slice(starts[c] ?? 0, starts[c + 1]).trim();
+        row[column] = cell === "-" ? "" : cell;
+      }
+      table.push(row);
+    }
+    tables.push(table);
+  }
+  return tables;
+}
 
 /**
  * Every table in `text` (output of {@link renderTable}, possibly among other lines): a header
@@ -183,26 +222,7 @@ const HEADER = new RegExp(`^${COLUMNS.join(" +")}$`);
  * ```
  */
 export function parseTables(text: string): ParsedRow[][] {
-  const lines = text.split("\n").map((line) => line.trimEnd());
-  const tables: ParsedRow[][] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const header = lines[i] ?? "";
-    if (!HEADER.test(header)) continue;
-    const starts = COLUMNS.map((column) => header.indexOf(column));
-    const table: ParsedRow[] = [];
-    for (i++; i < lines.length && (lines[i] ?? "") !== ""; i++) {
-      const line = lines[i] ?? "";
-      const entries = COLUMNS.map((column, c) => {
-        const start = starts[c] ?? 0;
-        const end = c + 1 < starts.length ? starts[c + 1] : undefined;
-        const cell = line.slice(start, end).trim();
-        return [column, cell === "-" ? "" : cell] as const;
-      });
-      table.push(Object.fromEntries(entries) as Record<Column, string>);
-    }
-    tables.push(table);
-  }
-  return tables;
+  return parseAlignedTables(text, COLUMNS);
 }
 
 /**
