@@ -8,7 +8,13 @@
  * @module
  */
 
-import { COLUMNS, parseAlignedTables, type Row, rowFromParsed } from "../kubectl/table.ts";
+import {
+  COLUMNS,
+  parseAlignedTables,
+  type Row,
+  rowCells,
+  rowFromParsed,
+} from "../kubectl/table.ts";
 import { alignedTable } from "../kubectl/status.ts";
 
 export {
@@ -80,16 +86,7 @@ export function withNextHops(row: Row, routerNextHops: readonly string[]): DemoR
 }
 
 function cells(row: DemoRow): Record<DemoColumn, string> {
-  return {
-    SERVICE: row.service,
-    ADDRESS: row.address,
-    POOL: row.pool,
-    NODE: row.nodes.join(","),
-    INTERFACE: row.interfaceName,
-    [ROUTER_COLUMN]: row.routerNextHops.join(","),
-    STATE: row.state,
-    REASON: row.reason,
-  };
+  return { ...rowCells(row), [ROUTER_COLUMN]: row.routerNextHops.join(",") };
 }
 
 /**

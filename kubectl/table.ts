@@ -122,7 +122,8 @@ export function buildRows(
   return rows;
 }
 
-function cells(row: Row): Record<Column, string> {
+/** The text of each column of `row` (empty for none). */
+export function rowCells(row: Row): Record<Column, string> {
   return {
     SERVICE: row.service,
     ADDRESS: row.address,
@@ -155,7 +156,7 @@ export function renderTable(rows: readonly Row[]): string {
   const table: string[][] = [
     [...COLUMNS],
     ...rows.map((row) => {
-      const byColumn = cells(row);
+      const byColumn = rowCells(row);
       return COLUMNS.map((column) => cellText(byColumn[column]));
     }),
   ];

@@ -316,7 +316,8 @@ function randomId(): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("").slice(0, 5);
 }
 
-async function readMac(netns: string, interfaceName: string): Promise<string> {
+/** The MAC address of `interfaceName` in `netns`, lowercase. */
+export async function readMac(netns: string, interfaceName: string): Promise<string> {
   const json = await runChecked([
     testbedIpPath(),
     "-n",

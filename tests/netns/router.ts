@@ -17,10 +17,11 @@
  */
 import ipaddr from "ipaddr.js";
 import { parseCidr } from "../../ipam/mod.ts";
+import { isRecord } from "../../json/mod.ts";
 import { waitFor } from "../wait.ts";
 import { type Daemon, type DaemonDir, makeDaemonDir, startDaemon } from "./daemon.ts";
 import { runChecked, runCommand, testbedIpPath } from "./exec.ts";
-import { type Lan, type LanHost, LanOptionsError, trackNamespace } from "./lan.ts";
+import { type Lan, type LanHost, LanOptionsError, readMac, trackNamespace } from "./lan.ts";
 
 /** Where Debian's frr package keeps its daemons. */
 export const FRR_DAEMON_DIR = "/usr/lib/frr";
@@ -361,10 +362,6 @@ export function renderPeerChanges(before: readonly RouterPeer[], settings: FrrSe
   return `${lines.join("\n")}\n`;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * The gateways of `ip -json route show PREFIX` output, multipath `nexthops` included.
  *
@@ -665,7 +662,7 @@ export async function createRouter(lan: Lan, options: RouterOptions = {}): Promi
         "",
       ].join("\n"),
     });
-    const clientMac = await readMac(clientNetns);
+    const clientMac = await readMac(clientNetns, "eth0");
     // Next hops are a node's IPv4, IPv6 or (what FRR prefers for IPv6) eth0 link-local.
     const nodeByAddress = new Map<string, string>();
     for (const node of lan.nodes) {
@@ -848,24 +845,6 @@ export async function createRouter(lan: Lan, options: RouterOptions = {}): Promi
     await destroy().catch(() => {});
     throw error;
   }
-}
-
-async function readMac(netns: string): Promise<string> {
-  const json = await runChecked([
-    testbedIpPath(),
-    "-n",
-    netns,
-    "-json",
-    "link",
-    "show",
-    "dev",
-    "eth0",
-  ]);
-  const parsed: unknown = JSON.parse(json);
-  const first: unknown = Array.isArray(parsed) ? parsed[0] : undefined;
-  const mac = isRecord(first) ? first.address : undefined;
-  if (typeof mac !== "string") throw new Error(`no MAC address for eth0 in ${netns}`);
-  return mac.toLowerCase();
 }
 
 /** The MAC the router's neighbour table holds for `address`, if any. */
