@@ -67,9 +67,9 @@ export interface GapMeasurement {
 
 /**
  * Pings `address` from `netns` every 10 ms; once answers flow, runs `disrupt`, waits until
- * `recovered` holds and answers flow again, then returns the longest gap and the pings lost. Every wait has a
- * deadline; the ping is stopped whatever happens. `diagnose` adds to the error when no ping is
- * answered at all.
+ * `recovered` holds and answers flow again, then returns the longest gap and the pings lost.
+ * Every wait has a deadline; the ping is stopped whatever happens. `diagnose` adds to the
+ * error when no ping is answered at all.
  */
 export async function measureGap(
   netns: string,
