@@ -280,6 +280,17 @@ async function createToRoute(scene: Scene): Promise<void> {
   });
 }
 
+/** What one agent has done so far: API requests, reconciles, `ip` processes, CPU seconds. */
+async function agentWork(scene: Scene, node: string) {
+  const agent = scene.agent(node);
+  const count = (name: string) => metricValue(agent, name);
+  const apiRequests = await count("purelb_api_requests_total");
+  const reconciles = await count("purelb_lbnodeagent_reconciles_total");
+  const ipProcesses = await count("purelb_lbnodeagent_ip_processes_total");
+  const proc = await readProc(agent.pid);
+  return { apiRequests, reconciles, ipProcesses, cpuSeconds: proc?.cpuSeconds ?? NaN };
+}
+
 /** Scenario 4: 1,000 addresses at once, no reloads for them, peak RSS, withdrawal. */
 async function thousandAddresses(scene: Scene): Promise<void> {
   const router = routerOf(scene);
@@ -291,10 +302,14 @@ async function thousandAddresses(scene: Scene): Promise<void> {
   const names = addresses.map((_, i) => `bulk-${i}`);
   const loads = () => Promise.all(NODES.map((node) => configLoads(scene, node)));
   const loadsBefore = await loads();
+  const workBefore = await agentWork(scene, "node-a");
+  const writes: number[] = [];
   const start = performance.now();
   await inParallel(addresses.map((_, i) => i), BULK_CONCURRENCY, async (i) => {
     const address = addresses[i] ?? "";
+    const began = performance.now();
     await scene.api.createAllocatedService(names[i] ?? "", [address], family(address));
+    writes.push(performance.now() - began);
   });
   const writtenMs = performance.now() - start;
   let hops = 0;
@@ -307,6 +322,7 @@ async function thousandAddresses(scene: Scene): Promise<void> {
     throw new Error(`${error.message}; last ${hops}`);
   });
   const routedMs = performance.now() - start;
+  const workAfter = await agentWork(scene, "node-a");
   const agent = scene.agent("node-a");
   let announced = NaN;
   await waitFor(
@@ -322,12 +338,28 @@ async function thousandAddresses(scene: Scene): Promise<void> {
   const reloads = loadsAfter.reduce((sum, n, i) => sum + n - (loadsBefore[i] ?? 0), 0);
   const agentPeak = (await readProc(agent.pid))?.hwmMb;
   const birdPeak = (await readProc(scene.bird("node-a").pid))?.hwmMb;
+  const work = {
+    apiRequests: workAfter.apiRequests - workBefore.apiRequests,
+    reconciles: workAfter.reconciles - workBefore.reconciles,
+    ipProcesses: workAfter.ipProcesses - workBefore.ipProcesses,
+    cpuSeconds: Math.round((workAfter.cpuSeconds - workBefore.cpuSeconds) * 10) / 10,
+  };
+  writes.sort((a, b) => a - b);
   console.log(
     `4. ${BULK} virtual addresses (${ipv4.length} IPv4 /32, ${BULK - ipv4.length} IPv6 /128; ` +
       `created ${BULK_CONCURRENCY} at a time)`,
   );
   line("API writes of all creates done", `${round(writtenMs)} ms`);
+  line(
+    "  one create's API writes (Service + status)",
+    `p50 ${round(percentile(writes, 0.5))} ms, p99 ${round(percentile(writes, 0.99))} ms`,
+  );
   line(`router has all ${BULK} routes, ${BULK * NODES.length} next hops`, `${round(routedMs)} ms`);
+  line("  of which after the last API write", `${round(routedMs - writtenMs)} ms`);
+  line(
+    "node-a's agent meanwhile: API requests, reconciles, ip runs",
+    `${work.apiRequests}, ${work.reconciles}, ${work.ipProcesses}; ${work.cpuSeconds} CPU s`,
+  );
   line("node-a's purelb_bgp_announced_prefixes (both peers)", String(announced));
   line(
     "BIRD configs applied per node: before / loaded / deleted",
@@ -350,8 +382,15 @@ async function thousandAddresses(scene: Scene): Promise<void> {
     ipv6: BULK - ipv4.length,
     concurrency: BULK_CONCURRENCY,
     api_writes_ms: round(writtenMs),
+    api_write_p50_ms: round(percentile(writes, 0.5)),
+    api_write_p99_ms: round(percentile(writes, 0.99)),
     all_routes_ms: round(routedMs),
+    after_last_write_ms: round(routedMs - writtenMs),
     next_hops: hops,
+    agent_api_requests: work.apiRequests,
+    agent_reconciles: work.reconciles,
+    agent_ip_processes: work.ipProcesses,
+    agent_cpu_s: work.cpuSeconds,
     announced_prefixes_node_a: announced,
     config_reloads: reloads,
     agent_rss_mb: mb(agentProc?.rssMb),
