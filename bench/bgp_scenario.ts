@@ -24,9 +24,10 @@
  *    (198.51.100.0/24 is the only one free here), so the set is every address of that /24
  *    but the probe's and IPv6 /128s for the rest.
  *
- * Run: `deno run -A bench/bgp_scenario.ts [SERVICES]` (default 40; about 3 minutes on 2 cores). Needs
- * root (network namespaces), bird2 and frr. Uses `PURELB_TEST_KUBECONFIG` when set, else
- * starts a private control plane. Prints figures and one `BENCH {...}` line per scenario.
+ * Run: `deno run -A bench/bgp_scenario.ts [SERVICES]` (default 40; about 3 minutes on two
+ * cores). Needs root (network namespaces), bird2 and frr. Uses `PURELB_TEST_KUBECONFIG` when
+ * set, else starts a private control plane. Prints figures and one `BENCH {...}` line per
+ * scenario (scenario 2 last: its BFD half needs a scene of its own).
  *
  * @module
  */
@@ -98,8 +99,26 @@ function family(address: string): { family: "IPv4" | "IPv6" } {
   return { family: address.includes(":") ? "IPv6" : "IPv4" };
 }
 
-function isAllNodes(hops: readonly NextHop[], nodes: readonly string[] = NODES): boolean {
+function viaExactly(hops: readonly NextHop[], nodes: readonly string[]): boolean {
   return hops.map((hop) => hop.node).sort().join(",") === [...nodes].sort().join(",");
+}
+
+/** Polls the router every {@linkcode POLL_MS} until `prefix` has exactly `nodes` as next hops. */
+async function waitForHops(
+  router: Router,
+  prefix: string,
+  nodes: readonly string[],
+  deadlineMs: number,
+): Promise<void> {
+  let last: readonly NextHop[] = [];
+  await waitFor(
+    async () => viaExactly(last = await router.routes(prefix), nodes),
+    deadlineMs,
+    `${prefix} via [${nodes}] on the router`,
+    POLL_MS,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}; last via [${last.map((hop) => hop.node ?? hop.gateway)}]`);
+  });
 }
 
 /** Every BGP route in the router's kernel: destination (canonical) -> number of next hops. */
@@ -208,7 +227,7 @@ async function failover(
     const others = NODES.filter((n) => n !== node);
     const start = performance.now();
     await disrupt(node);
-    await router.waitForRoutes(hostPrefix(PROBE), (hops) => isAllNodes(hops, others), 20_000);
+    await waitForHops(router, hostPrefix(PROBE), others, 20_000);
     routerMs = performance.now() - start;
   }, () => Promise.resolve(true));
   return { node, routerMs, gapMs: gap.gapMs, lost: gap.lost };
@@ -240,7 +259,7 @@ async function createToRoute(scene: Scene): Promise<void> {
     const start = performance.now();
     await scene.api.createAllocatedService(names[i] ?? "", [address], family(address));
     writes.push(performance.now() - start);
-    await router.waitForRoutes(hostPrefix(address), (hops) => isAllNodes(hops), 10_000);
+    await waitForHops(router, hostPrefix(address), NODES, 10_000);
     (address.includes(":") ? v6 : v4).push(performance.now() - start);
   }
   const { withdrawnMs } = await withdraw(scene, names, addresses);
