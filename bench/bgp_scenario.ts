@@ -361,7 +361,7 @@ async function thousandAddresses(scene: Scene): Promise<void> {
   const reloads = loadsAfter.reduce((sum, n, i) => sum + n - (loadsBefore[i] ?? 0), 0);
   // VmHWM is kept up to date lazily by the kernel: the highest of every reading.
   const peak = async (pid: number, ...seen: (number | undefined)[]) =>
-    Math.max(...[(await readProc(pid))?.hwmMb, ...seen].map((mb) => mb ?? NaN));
+    Math.max(...[(await readProc(pid))?.hwmMb, ...seen].map((value) => value ?? NaN));
   const agentPeak = await peak(agent.pid, agentProc?.hwmMb, agentProc?.rssMb);
   const birdPeak = await peak(scene.bird("node-a").pid, birdProc?.hwmMb, birdProc?.rssMb);
   const work = {
