@@ -9,18 +9,20 @@
 
 import assert from "node:assert/strict";
 import { rootClusterTest } from "../tests/cluster.ts";
-import { NODES, operations, type Scene, withScene } from "../tests/agent_scene.ts";
+import { NODES, operations, withScene } from "../tests/agent_scene.ts";
+import {
+  applyBgpConfiguration,
+  configLoads,
+  nodeStatus,
+  routerOf,
+  waitForNextHops,
+  waitForSessions,
+} from "../tests/bgp.ts";
 import { metricValue } from "../tests/programs.ts";
 import { ping, waitForPing } from "../tests/netns/reach.ts";
 import { exec } from "../tests/netns/mod.ts";
 import { waitFor } from "../tests/wait.ts";
-import {
-  BGP_CONFIGURATION_PLURAL,
-  BGP_GROUP,
-  BGP_NODE_STATUS_PLURAL,
-  BGP_VERSION,
-} from "./model.ts";
-import type { NodeBgpStatus } from "./status.ts";
+import { BGP_CONFIGURATION_PLURAL, BGP_GROUP, BGP_VERSION } from "./model.ts";
 
 const VIRTUAL_POOL = {
   pool: "198.51.100.10-198.51.100.20",
@@ -50,96 +52,6 @@ function routerNeighbors(extra: Record<string, unknown> = {}): Record<string, un
     { config: { neighborAddress: "192.0.2.1", peerAsn: 65000 }, timers: TIMERS, ...extra },
     { config: { neighborAddress: "2001:db8:1::1", peerAsn: 65000 }, timers: TIMERS, ...extra },
   ];
-}
-
-async function applyBgpConfiguration(scene: Scene, spec: Record<string, unknown>): Promise<void> {
-  const target = {
-    group: BGP_GROUP,
-    version: BGP_VERSION,
-    namespace: scene.namespace,
-    plural: BGP_CONFIGURATION_PLURAL,
-  };
-  try {
-    const current = await scene.api.custom.getNamespacedCustomObject({
-      ...target,
-      name: "default",
-    });
-    await scene.api.custom.replaceNamespacedCustomObject({
-      ...target,
-      name: "default",
-      body: { ...(current as Record<string, unknown>), spec },
-    });
-  } catch {
-    await scene.api.custom.createNamespacedCustomObject({
-      ...target,
-      body: {
-        apiVersion: `${BGP_GROUP}/${BGP_VERSION}`,
-        kind: "BGPConfiguration",
-        metadata: { name: "default" },
-        spec,
-      },
-    });
-  }
-}
-
-async function nodeStatus(scene: Scene, node: string): Promise<NodeBgpStatus | undefined> {
-  try {
-    const object = await scene.api.custom.getClusterCustomObject({
-      group: BGP_GROUP,
-      version: BGP_VERSION,
-      plural: BGP_NODE_STATUS_PLURAL,
-      name: node,
-    }) as { status?: NodeBgpStatus };
-    return object.status;
-  } catch {
-    return undefined;
-  }
-}
-
-function routerOf(scene: Scene) {
-  const router = scene.router;
-  if (router === undefined) throw new Error("the scene has no router");
-  return router;
-}
-
-async function waitForNextHops(
-  scene: Scene,
-  prefix: string,
-  nodes: readonly string[],
-  deadlineMs = 20_000,
-): Promise<void> {
-  const wanted = [...nodes].sort().join(",");
-  let last: readonly string[] = [];
-  await waitFor(
-    async () => {
-      last = await routerOf(scene).nextHopNodes(prefix);
-      return last.join(",") === wanted;
-    },
-    deadlineMs,
-    `the router's next hops for ${prefix} to be [${wanted}]`,
-  ).catch((error: Error) => {
-    throw new Error(`${error.message}; last [${last.join(",")}]`);
-  });
-}
-
-async function configLoads(scene: Scene, node: string): Promise<number> {
-  return await metricValue(scene.agent(node), "purelb_bgp_config_loads_total", {
-    outcome: "applied",
-  });
-}
-
-/** Every node's BGPNodeStatus says its sessions with the router are established. */
-async function waitForSessions(scene: Scene, nodes: readonly string[]): Promise<void> {
-  for (const node of nodes) {
-    await waitFor(
-      async () => {
-        const status = await nodeStatus(scene, node);
-        return status?.healthy === true && status.neighbors.length === 2;
-      },
-      30_000,
-      `${node}'s BGPNodeStatus to be healthy with 2 neighbours`,
-    );
-  }
 }
 
 rootClusterTest(

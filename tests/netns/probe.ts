@@ -35,19 +35,41 @@ export function longestGap(output: string): { gapMs: number; answered: number } 
   return { gapMs: Math.round(gapMs), answered: times.length };
 }
 
+/**
+ * Pings lost in `ping` output: sequence numbers between the first and the last answered one
+ * that got no answer (duplicates count once; pings after the last answer are not counted, as
+ * they may still have been in flight).
+ *
+ * @example
+ * ```ts
+ * lostPings("64 bytes from x: icmp_seq=1\n64 bytes from x: icmp_seq=4\n"); // 2
+ * ```
+ */
+export function lostPings(output: string): number {
+  const answered = new Set(
+    [...output.matchAll(/\d+ bytes from .*icmp_seq=(\d+)/g)].map((m) => Number(m[1])),
+  );
+  if (answered.size === 0) return 0;
+  const first = Math.min(...answered);
+  const last = Math.max(...answered);
+  return last - first + 1 - answered.size;
+}
+
 /** What {@linkcode measureGap} saw. */
 export interface GapMeasurement {
   /** Longest time without an answer, milliseconds. */
   readonly gapMs: number;
   /** Pings answered in all. */
   readonly answered: number;
+  /** Pings lost between the first and the last answer ({@linkcode lostPings}). */
+  readonly lost: number;
 }
 
 /**
  * Pings `address` from `netns` every 10 ms; once answers flow, runs `disrupt`, waits until
- * `recovered` holds and answers flow again, then returns the longest gap. Every wait has a
- * deadline; the ping is stopped whatever happens. `diagnose` adds to the error when no ping is
- * answered at all.
+ * `recovered` holds and answers flow again, then returns the longest gap and the pings lost.
+ * Every wait has a deadline; the ping is stopped whatever happens. `diagnose` adds to the
+ * error when no ping is answered at all.
  */
 export async function measureGap(
   netns: string,
@@ -109,5 +131,5 @@ export async function measureGap(
     await Promise.all([reading, readingErrors]);
     forget();
   }
-  return longestGap(output);
+  return { ...longestGap(output), lost: lostPings(output) };
 }

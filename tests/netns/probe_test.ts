@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { longestGap } from "./probe.ts";
+import { longestGap, lostPings } from "./probe.ts";
 
 Deno.test("longestGap: the longest time between answered pings, by timestamp", () => {
   const output = [
@@ -17,4 +17,17 @@ Deno.test("longestGap: the longest time between answered pings, by timestamp", (
 Deno.test("longestGap: nothing or one answer is no gap", () => {
   assert.deepEqual(longestGap(""), { gapMs: 0, answered: 0 });
   assert.deepEqual(longestGap("[5.0] 64 bytes from x: icmp_seq=1\n"), { gapMs: 0, answered: 1 });
+});
+
+Deno.test("lostPings: unanswered sequence numbers between the first and the last answer", () => {
+  const output = [
+    "PING 198.51.100.1 (198.51.100.1) 56(84) bytes of data.",
+    "[1.00] 64 bytes from 198.51.100.1: icmp_seq=3 ttl=63 time=0.1 ms",
+    "[1.01] 64 bytes from 198.51.100.1: icmp_seq=4 ttl=63 time=0.1 ms",
+    "[1.02] 64 bytes from 198.51.100.1: icmp_seq=4 ttl=63 time=0.1 ms (DUP!)",
+    "[1.20] From 192.0.2.1 icmp_seq=6 Destination Host Unreachable",
+    "[1.40] 64 bytes from 198.51.100.1: icmp_seq=9 ttl=63 time=0.1 ms",
+  ].join("\n");
+  assert.equal(lostPings(output), 4);
+  assert.equal(lostPings(""), 0);
 });
