@@ -181,6 +181,8 @@ async function main(args: readonly string[]): Promise<number> {
   const stopStarted = performance.now();
   log.info("{signal}: withdrawing and leaving", { signal });
   await running.stop();
+  // Routers first: they stop sending here while the addresses still answer.
+  await bgp?.withdrawRoutes();
   await bgp?.stop();
   try {
     const result = await running.withdrawAll();

@@ -54,6 +54,10 @@ const log = getLogger(["purelb", "agent", "bgp"]);
 export const DEFAULT_CONFIGURATION_NAME = "default";
 /** The longest a BGPNodeStatus goes unwritten when nothing changes (PureLB's default). */
 const DEFAULT_HEARTBEAT_SECONDS = 60;
+/** The longest a graceful stop waits for BIRD to withdraw its routes. */
+const DRAIN_DEADLINE_MS = 2_000;
+/** Then, the time given to the routers to act on the withdrawals. */
+const DRAIN_SETTLE_MS = 100;
 /** The dummy interface when no LBNodeAgent applies yet. */
 const DEFAULT_DUMMY_INTERFACE = "kube-lb0";
 
@@ -223,8 +227,9 @@ export function configurationFindings(
 export class BgpController {
   readonly #options: BgpControllerOptions;
   #daemon: DaemonHealth = { kind: "unknown" };
-  /** The text BIRD last accepted. */
+  /** The text BIRD last accepted, and what it was rendered from. */
   #appliedText: string | undefined;
+  #appliedInput: BirdConfigInput | undefined;
   /** The text BIRD last refused (not offered again until the config changes). */
   #refusedText: string | undefined;
   #lastStatus: { readonly status: NodeBgpStatus; readonly writtenAt: number } | undefined;
@@ -252,6 +257,36 @@ export class BgpController {
     this.#options.caches.configs.start();
     this.#timer = setInterval(() => this.kick(), this.#options.pollMs);
     void this.#options.caches.configs.synced.then(() => this.kick());
+  }
+
+  /**
+   * Graceful stop, before the addresses leave the dummy interface: loads the running config
+   * without announced interfaces, so BIRD withdraws every route with an UPDATE while the
+   * addresses still answer, waits until BIRD reports nothing exported (at most
+   * {@linkcode DRAIN_DEADLINE_MS}) and then {@linkcode DRAIN_SETTLE_MS} for the routers to
+   * reprogram. The sessions stay up; a starting agent loads the full config again.
+   */
+  async withdrawRoutes(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.#syncing;
+    const input = this.#appliedInput;
+    if (input === undefined || input.interfaces.length === 0) return;
+    await this.#apply(renderBirdConfig({ ...input, interfaces: [] }), { ...input, interfaces: [] });
+    if (this.#daemon.kind !== "ready") return;
+    const deadline = Date.now() + DRAIN_DEADLINE_MS;
+    while (Date.now() < deadline) {
+      const outcome = await this.#options.daemon.protocols();
+      const exported = outcome.kind === "read"
+        ? outcome.protocols.reduce(
+          (n, protocol) => n + protocol.channels.reduce((m, c) => m + c.exported, 0),
+          0,
+        )
+        : 0;
+      if (exported === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await new Promise((resolve) => setTimeout(resolve, DRAIN_SETTLE_MS));
   }
 
   /** Stops polling and the caches; BIRD keeps its config (its sessions stay up). */
@@ -317,7 +352,7 @@ export class BgpController {
       : undefined;
     if (input !== undefined) {
       try {
-        await this.#apply(renderBirdConfig(input));
+        await this.#apply(renderBirdConfig(input), input);
       } catch (error) {
         if (!(error instanceof BirdConfigError)) throw error;
         plan = { kind: "none", reason: "RenderFailed", problem: error.message, idle: undefined };
@@ -483,7 +518,7 @@ export class BgpController {
     }
   }
 
-  async #apply(text: string): Promise<void> {
+  async #apply(text: string, input: BirdConfigInput): Promise<void> {
     if (text === this.#appliedText || text === this.#refusedText) return;
     const { daemon, metrics } = this.#options;
     await daemon.writeConfig(text);
@@ -491,6 +526,7 @@ export class BgpController {
     switch (outcome.kind) {
       case "reconfigured":
         this.#appliedText = text;
+        this.#appliedInput = input;
         this.#refusedText = undefined;
         this.#daemon = { kind: "ready" };
         this.reloads++;

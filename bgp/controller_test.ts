@@ -426,3 +426,30 @@ Deno.test("chooseConfiguration: the one named default, else the first by name", 
   assert.deepEqual(chooseConfiguration([b, a]), { inUse: a, ignored: [b] });
   assert.deepEqual(chooseConfiguration([]), { inUse: undefined, ignored: [] });
 });
+
+Deno.test("graceful stop: the routes are withdrawn by a config without announced interfaces, the sessions stay", async () => {
+  const s = scene();
+  s.configs.put(configuration("default", SPEC));
+  s.daemon.sessions = [established("192.0.2.1", 2)];
+  s.controller.start();
+  try {
+    await waitFor(() => Promise.resolve(s.daemon.loads === 1), 2_000, "first load");
+    assert.match(s.daemon.loaded ?? "", /protocol direct/);
+    // BIRD reports the withdrawal once it loaded the drained config.
+    const configure = s.daemon.configure.bind(s.daemon);
+    s.daemon.configure = async () => {
+      const outcome = await configure();
+      s.daemon.sessions = [established("192.0.2.1", 0)];
+      return outcome;
+    };
+    await s.controller.withdrawRoutes();
+    assert.equal(s.daemon.loads, 2);
+    assert.doesNotMatch(s.daemon.loaded ?? "", /protocol direct/, "nothing announced");
+    assert.match(
+      s.daemon.loaded ?? "",
+      new RegExp(`protocol bgp ${birdProtocolName("192.0.2.1")}`),
+    );
+  } finally {
+    await s.controller.stop();
+  }
+});
