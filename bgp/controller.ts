@@ -42,6 +42,7 @@ import {
   conditionsOf,
   neighborStatuses,
   type NodeBgpStatus,
+  prefixesOf,
   sameFindings,
   sessionsFinding,
   type UnconfiguredNeighbor,
@@ -267,9 +268,7 @@ export class BgpController {
    * reprogram. The sessions stay up; a starting agent loads the full config again.
    */
   async withdrawRoutes(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    await this.#syncing;
+    await this.#halt();
     const input = this.#appliedInput;
     if (input === undefined || input.interfaces.length === 0) return;
     await this.#apply(renderBirdConfig({ ...input, interfaces: [] }), { ...input, interfaces: [] });
@@ -278,10 +277,7 @@ export class BgpController {
     while (Date.now() < deadline) {
       const outcome = await this.#options.daemon.protocols();
       const exported = outcome.kind === "read"
-        ? outcome.protocols.reduce(
-          (n, protocol) => n + protocol.channels.reduce((m, c) => m + c.exported, 0),
-          0,
-        )
+        ? outcome.protocols.reduce((n, protocol) => n + prefixesOf(protocol, "exported"), 0)
         : 0;
       if (exported === 0) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -291,9 +287,7 @@ export class BgpController {
 
   /** Stops polling and the caches; BIRD keeps its config (its sessions stay up). */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    await this.#syncing;
+    await this.#halt();
     await this.#options.caches.configs.stop();
     await this.#options.caches.secrets.stop();
   }
@@ -321,9 +315,11 @@ export class BgpController {
     return daemon.message;
   }
 
-  /** The status last published (for tests and the demo). */
-  get status(): NodeBgpStatus | undefined {
-    return this.#lastStatus?.status;
+  /** No more syncs: the poll ends and the running sync finishes. */
+  async #halt(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.#syncing;
   }
 
   async #runSyncs(): Promise<void> {
@@ -594,7 +590,7 @@ export class BgpController {
       return {
         peer: neighbor.address,
         up: session?.bgpState === "Established",
-        announcedPrefixes: (session?.channels ?? []).reduce((n, c) => n + c.exported, 0),
+        announcedPrefixes: prefixesOf(session, "exported"),
       };
     }));
     const findings: ConditionFinding[] = [

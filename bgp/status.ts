@@ -98,8 +98,8 @@ export function neighborStatuses(
       localASN: neighbor.localAsn ?? globalAsn,
       state: neighbor.adminDown ? "Disabled" : session?.bgpState ?? "Unknown",
       ...(since === undefined ? {} : { sessionUpSince: since }),
-      prefixesSent: sum(session, "exported"),
-      prefixesReceived: sum(session, "imported"),
+      prefixesSent: prefixesOf(session, "exported"),
+      prefixesReceived: prefixesOf(session, "imported"),
       ...(lastError === undefined || established ? {} : { lastError }),
       ...(neighbor.description === undefined ? {} : { description: neighbor.description }),
     };
@@ -118,7 +118,11 @@ export function neighborStatuses(
   return statuses;
 }
 
-function sum(session: BirdBgpState | undefined, field: "imported" | "exported"): number {
+/** The prefixes a session sends (`exported`) or received (`imported`), over its channels. */
+export function prefixesOf(
+  session: BirdBgpState | undefined,
+  field: "imported" | "exported",
+): number {
   return (session?.channels ?? []).reduce((total, channel) => total + channel[field], 0);
 }
 
