@@ -31,6 +31,7 @@ import {
   BGP_NODE_STATUS_PLURAL,
   BGP_VERSION,
   type BgpConfigurationReading,
+  type BgpNeighbor,
   type BgpSettings,
   type BirdBgpState,
   type BirdConfigInput,
@@ -427,40 +428,36 @@ export class BgpController {
       new Set(neighbors.flatMap((n) => n.passwordRef === undefined ? [] : [n.passwordRef.name])),
     );
     const configured: { neighbor: RenderedNeighbor; protocol: string }[] = [];
-    const unconfigured: UnconfiguredNeighbor[] = shadowed.map((neighbor) => ({
-      address: neighbor.address,
-      peerAsn: neighbor.peerAsn,
-      localAsn: neighbor.localAsn ?? settings.asn,
-      problem: "an earlier entry of spec.neighbors with this address also selects this node; " +
-        "that one is used",
-    }));
+    const unconfigured: UnconfiguredNeighbor[] = [];
+    const leaveOut = (neighbor: BgpNeighbor, problem: string) =>
+      unconfigured.push({
+        address: neighbor.address,
+        peerAsn: neighbor.peerAsn,
+        localAsn: neighbor.localAsn ?? settings.asn,
+        problem,
+      });
+    for (const neighbor of shadowed) {
+      leaveOut(
+        neighbor,
+        "an earlier entry of spec.neighbors with this address also selects this node; that " +
+          "one is used",
+      );
+    }
     for (const neighbor of neighbors) {
       const { nodeSelector: _selector, passwordRef, ...rest } = neighbor;
-      let password: string | undefined;
-      if (passwordRef !== undefined) {
-        const found = this.#password(passwordRef.name, passwordRef.key);
-        if (found.kind === "missing") {
-          unconfigured.push({
-            address: neighbor.address,
-            peerAsn: neighbor.peerAsn,
-            localAsn: neighbor.localAsn ?? settings.asn,
-            problem: found.problem,
-          });
-          this.#recordOnce(inUse, "Warning", EventReason.BGPSecretMissing, found.problem);
-          continue;
-        }
-        password = found.password;
+      const password = passwordRef === undefined
+        ? undefined
+        : this.#password(passwordRef.name, passwordRef.key);
+      if (password?.kind === "missing") {
+        leaveOut(neighbor, password.problem);
+        this.#recordOnce(inUse, "Warning", EventReason.BGPSecretMissing, password.problem);
+        continue;
       }
-      const rendered: RenderedNeighbor = { ...rest, password };
+      const rendered: RenderedNeighbor = { ...rest, password: password?.password };
       const problems = birdNeighborProblems(rendered);
       if (problems.length > 0) {
         const problem = `BIRD cannot be configured with it: ${problems.join("; ")}`;
-        unconfigured.push({
-          address: neighbor.address,
-          peerAsn: neighbor.peerAsn,
-          localAsn: neighbor.localAsn ?? settings.asn,
-          problem,
-        });
+        leaveOut(neighbor, problem);
         this.#recordOnce(inUse, "Warning", EventReason.BGPConfigurationInvalid, problem);
         continue;
       }
