@@ -34,7 +34,7 @@ export interface BgpRow {
   readonly state: string;
   /** When the session came up (RFC 3339), only while it is `Established`. */
   readonly sessionUpSince: string | undefined;
-  /** How long it has been up (`5m`), empty while it is down. */
+  /** How long it has been up (`5m`), empty while it is down or its status is stale. */
   readonly upFor: string;
   readonly prefixesSent: number | undefined;
   readonly prefixesReceived: number | undefined;
@@ -163,7 +163,8 @@ function nodeRows(item: BgpNodeStatusItem, nowMs: number): BgpRow[] {
       localAS: neighbor.localASN,
       state: neighbor.state,
       sessionUpSince: upMs === undefined ? undefined : neighbor.sessionUpSince,
-      upFor: upMs === undefined ? "" : age(nowMs - upMs),
+      // A stale status cannot say the session is still up.
+      upFor: upMs === undefined || stale ? "" : age(nowMs - upMs),
       prefixesSent: neighbor.prefixesSent,
       prefixesReceived: neighbor.prefixesReceived,
       description: neighbor.description ?? "",

@@ -173,7 +173,7 @@ Deno.test("bgpRows: a row per neighbour, a row per node without one, each with i
         "node-e",
         "192.0.2.1",
         "Established",
-        "5m",
+        "",
         3,
         true,
         "status not updated for 12m (written every 60s): is the agent running?",
@@ -251,7 +251,7 @@ Deno.test("renderBgp: configuration lines, the table, wide, json, and no node at
       "node-b  -           -              -        -            -         -     no BGPConfiguration in namespace purelb-system: BGP is idle",
       "node-c  192.0.2.11  -              -        -            -         -     cannot connect to bird.ctl",
       "node-d  192.0.2.11  2001:db8:1::1  65009    Connect      -         0     BIRD refused the new config: syntax error",
-      "node-e  192.0.2.11  192.0.2.1      65000    stale        5m        3     status not updated for 12m (written every 60s): is the agent running?",
+      "node-e  192.0.2.11  192.0.2.1      65000    stale        -         3     status not updated for 12m (written every 60s): is the agent running?",
       "node-f  -           -              -        -            -         -     no status written yet: is the agent running with BGP?",
     ].join("\n"),
   );
