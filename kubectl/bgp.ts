@@ -123,9 +123,9 @@ function nodeRows(item: BgpNodeStatusItem, nowMs: number): BgpRow[] {
     : `status not updated for ${
       age(nowMs - updatedMs)
     } (written every ${heartbeat}s): is the agent running?`;
-  const common = {
-    node,
-    routerID: status?.routerID ?? "",
+  // In the order of the columns (JSON prints the keys in this order).
+  const head = { node, routerID: status?.routerID ?? "" };
+  const tail = {
     lastUpdated,
     updatedAgo: updatedMs === undefined ? "" : age(nowMs - updatedMs),
     stale,
@@ -139,7 +139,7 @@ function nodeRows(item: BgpNodeStatusItem, nowMs: number): BgpRow[] {
       ? "no status written yet: is the agent running with BGP?"
       : failing?.message ?? "no neighbours";
     return [{
-      ...common,
+      ...head,
       peer: "",
       peerAS: undefined,
       localAS: undefined,
@@ -149,6 +149,7 @@ function nodeRows(item: BgpNodeStatusItem, nowMs: number): BgpRow[] {
       prefixesSent: undefined,
       prefixesReceived: undefined,
       description: "",
+      ...tail,
       reason,
     }];
   }
@@ -157,7 +158,7 @@ function nodeRows(item: BgpNodeStatusItem, nowMs: number): BgpRow[] {
   return neighbors.map((neighbor): BgpRow => {
     const upMs = neighbor.state === "Established" ? parseTime(neighbor.sessionUpSince) : undefined;
     return {
-      ...common,
+      ...head,
       peer: neighbor.address,
       peerAS: neighbor.peerASN,
       localAS: neighbor.localASN,
@@ -168,6 +169,7 @@ function nodeRows(item: BgpNodeStatusItem, nowMs: number): BgpRow[] {
       prefixesSent: neighbor.prefixesSent,
       prefixesReceived: neighbor.prefixesReceived,
       description: neighbor.description ?? "",
+      ...tail,
       reason: stale ? staleReason : neighbor.lastError ?? daemon?.message ?? "",
     };
   });
