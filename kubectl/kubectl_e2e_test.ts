@@ -1,8 +1,9 @@
 /**
  * End-to-end: `kubectl purelb` as a subprocess under the permission set its launcher grants,
  * against the real API server: election and status against three real agents in network
- * namespaces, validate against the real allocator's `ParseFailed` conditions, and a user whose
- * RBAC does not cover Leases.
+ * namespaces, validate against the real allocator's `ParseFailed` conditions, a user whose
+ * RBAC does not cover Leases, and bgp against BGPNodeStatuses and a BGPConfiguration written
+ * through their status subresources.
  */
 
 import assert from "node:assert/strict";
@@ -19,6 +20,16 @@ import { pluginCommand } from "./launch.ts";
 import { BAD_SPECS, GOOD_SPECS, groupsYaml } from "./testdata.ts";
 import type { ElectionReport } from "./election.ts";
 import { apiStatusCode } from "../k8s/errors.ts";
+import { CustomObjectsApi, mergePatch, typedApi } from "../k8s/client.ts";
+import { ApiConnection } from "../k8s/transport.ts";
+import {
+  BGP_CONFIGURATION_PLURAL,
+  BGP_GROUP,
+  BGP_NODE_STATUS_PLURAL,
+  BGP_VERSION,
+} from "../bgp/model.ts";
+import type { Condition, NeighborStatus, NodeBgpStatus } from "../bgp/status.ts";
+import type { BgpRow } from "./bgp.ts";
 
 /** The bad groups that the CRD's OpenAPI schema refuses before the allocator sees them. */
 const SCHEMA_REFUSES = ["bare", "both", "aggregation", "fence"];
@@ -295,6 +306,270 @@ clusterTest("a user who may not read Leases gets a clear message and exit 1", as
   }
 });
 
+const ago = (seconds: number) => new Date(Date.now() - seconds * 1000).toISOString();
+
+function bgpCondition(
+  type: string,
+  status: Condition["status"],
+  reason: string,
+  message: string,
+): Condition {
+  return { type, status, reason, message, lastTransitionTime: ago(3600) };
+}
+
+function bgpStatus(
+  nodeName: string,
+  neighbors: readonly NeighborStatus[],
+  conditions: readonly Condition[],
+  lastUpdated: string,
+): NodeBgpStatus {
+  return {
+    nodeName,
+    routerID: "192.0.2.21",
+    asn: 65001,
+    neighbors,
+    neighborCount: neighbors.length,
+    healthy: false,
+    conditions,
+    heartbeatSeconds: 60,
+    lastUpdated,
+  };
+}
+
+const UNSUPPORTED = "these fields are not supported and have no effect: spec.peerGroups";
+
+clusterTest(
+  "bgp shows each node's neighbours, why they are down, stale nodes and configuration problems",
+  async (cluster) => {
+    const namespace = await cluster.createNamespace("kubectl-bgp");
+    const connection = new ApiConnection(cluster.adminConfig());
+    const api = typedApi(connection, CustomObjectsApi);
+    const where = { group: BGP_GROUP, version: BGP_VERSION, plural: BGP_NODE_STATUS_PLURAL };
+    // BGPNodeStatuses are cluster-wide: names of this test only, other tests may add their own.
+    const prefix = `kbgp-${crypto.randomUUID().slice(0, 6)}`;
+    const [up, idle, stale, fresh] = [
+      `${prefix}-up`,
+      `${prefix}-idle`,
+      `${prefix}-stale`,
+      `${prefix}-new`,
+    ];
+    const created: string[] = [];
+    const dir = await Deno.makeTempDir({ prefix: "purelb-kubectl-" });
+    try {
+      const statuses: [string, NodeBgpStatus | undefined][] = [
+        [
+          up,
+          bgpStatus(up, [
+            {
+              address: "192.0.2.1",
+              peerASN: 65000,
+              localASN: 65001,
+              state: "Established",
+              sessionUpSince: ago(300),
+              prefixesSent: 2,
+              prefixesReceived: 0,
+              description: "router",
+            },
+            {
+              address: "2001:db8:1::1",
+              peerASN: 65000,
+              localASN: 65001,
+              state: "Active",
+              prefixesSent: 0,
+              prefixesReceived: 0,
+              lastError: "Received: Bad peer AS",
+            },
+          ], [
+            bgpCondition("DaemonReady", "True", "Running", "BIRD runs the config"),
+            bgpCondition("Configured", "True", "Configured", "2 neighbours configured"),
+            bgpCondition("SessionsEstablished", "False", "SessionsDown", "1 of 2 not established"),
+          ], ago(20)),
+        ],
+        [
+          idle,
+          bgpStatus(idle, [], [
+            bgpCondition("DaemonReady", "False", "DaemonUnreachable", "BIRD does not answer"),
+            bgpCondition(
+              "Configured",
+              "False",
+              "NoConfiguration",
+              `no BGPConfiguration in namespace ${namespace}: BGP is idle`,
+            ),
+          ], ago(20)),
+        ],
+        [stale, bgpStatus(stale, [], [], ago(1200))],
+        [fresh, undefined],
+      ];
+      for (const [name, status] of statuses) {
+        await api.createClusterCustomObject({
+          ...where,
+          body: {
+            apiVersion: `${BGP_GROUP}/${BGP_VERSION}`,
+            kind: "BGPNodeStatus",
+            metadata: { name },
+          },
+        });
+        created.push(name);
+        if (status !== undefined) {
+          await api.patchClusterCustomObjectStatus(
+            { ...where, name, body: { status } },
+            mergePatch(),
+          );
+        }
+      }
+      // A BGPConfiguration with a field the agent does not act on, its conditions written as the
+      // agent writes them (through the status subresource).
+      const config = {
+        group: BGP_GROUP,
+        version: BGP_VERSION,
+        namespace,
+        plural: BGP_CONFIGURATION_PLURAL,
+      };
+      await api.createNamespacedCustomObject({
+        ...config,
+        body: {
+          apiVersion: `${BGP_GROUP}/${BGP_VERSION}`,
+          kind: "BGPConfiguration",
+          metadata: { name: "default" },
+          spec: {
+            global: { asn: 65001 },
+            neighbors: [{ config: { neighborAddress: "192.0.2.1", peerAsn: 65000 } }],
+            peerGroups: [{ config: { peerGroupName: "spines", peerAsn: 65000 } }],
+          },
+        },
+      });
+      await api.patchNamespacedCustomObjectStatus({
+        ...config,
+        name: "default",
+        body: {
+          status: {
+            conditions: [
+              bgpCondition("Accepted", "True", "Valid", "1 neighbours"),
+              bgpCondition("UnsupportedFields", "True", "FieldsIgnored", UNSUPPORTED),
+            ],
+          },
+        },
+      }, mergePatch());
+
+      const kubeconfig = ["--kubeconfig", cluster.kubeconfigPath, "-n", namespace];
+      const text = await plugin(["bgp", ...kubeconfig]);
+      assert.deepEqual([text.code, text.stderr], [0, ""]);
+      const lines = text.stdout.trimEnd().split("\n");
+      // The cells of this test's rows (columns are two spaces apart or more, cells have one).
+      const ourLines = (stdout: string) =>
+        stdout.split("\n").filter((line) => line.startsWith(`${prefix}-`)).map((line) =>
+          line.split(/ {2,}/)
+        );
+      assert.deepEqual(lines.slice(0, 2), [
+        `BGPConfiguration default: UnsupportedFields True (FieldsIgnored): ${UNSUPPORTED}`,
+        "",
+      ]);
+      assert.match(
+        lines[2] ?? "",
+        /^NODE +ROUTER-ID +PEER +PEER-AS +STATE +UP-SINCE +SENT +REASON$/,
+      );
+      const ours = ourLines(text.stdout);
+      assert.deepEqual(ours, [
+        [
+          idle,
+          "192.0.2.21",
+          "-",
+          "-",
+          "-",
+          "-",
+          "-",
+          "no BGPConfiguration in namespace " +
+          `${namespace}: BGP is idle`,
+        ],
+        [
+          fresh,
+          "-",
+          "-",
+          "-",
+          "-",
+          "-",
+          "-",
+          "no status written yet: is the agent running with BGP?",
+        ],
+        [
+          stale,
+          "192.0.2.21",
+          "-",
+          "-",
+          "stale",
+          "-",
+          "-",
+          "status not updated for 20m (written every 60s): is the agent running?",
+        ],
+        [up, "192.0.2.21", "192.0.2.1", "65000", "Established", "5m", "2", "-"],
+        [up, "192.0.2.21", "2001:db8:1::1", "65000", "Active", "-", "0", "Received: Bad peer AS"],
+      ]);
+
+      const wide = await plugin(["bgp", ...kubeconfig, "-o", "wide"]);
+      assert.equal(wide.code, 0, wide.stderr);
+      assert.match(
+        wide.stdout,
+        /\nNODE +ROUTER-ID +PEER +PEER-AS +LOCAL-AS +STATE +UP-SINCE +SENT +RECEIVED +DESCRIPTION +LAST-UPDATED +REASON\n/,
+      );
+      assert.match(
+        wide.stdout,
+        new RegExp(
+          `\\n${up} +192\\.0\\.2\\.21 +192\\.0\\.2\\.1 +65000 +65001 +Established +5m +2 +0 +router +\\d+s +-\\n`,
+        ),
+      );
+
+      const rows = (await json<BgpRow[]>(["bgp", ...kubeconfig])).filter((r) =>
+        r.node.startsWith(`${prefix}-`)
+      );
+      assert.deepEqual(
+        rows.map((r) => [r.node, r.peer, r.state, r.stale, r.prefixesSent ?? null]),
+        [
+          [idle, "", "", false, null],
+          [fresh, "", "", false, null],
+          [stale, "", "", true, null],
+          [up, "192.0.2.1", "Established", false, 2],
+          [up, "2001:db8:1::1", "Active", false, 0],
+        ],
+      );
+
+      // The documented reads are enough: list bgpnodestatuses (cluster) and configs (namespace).
+      const viewer = await viewerKubeconfig(cluster, namespace, dir);
+      await cluster.grant(namespace, "viewer", [
+        { apiGroups: [BGP_GROUP], resources: [BGP_NODE_STATUS_PLURAL], verbs: ["list"] },
+      ]);
+      try {
+        const denied = await plugin(["bgp", "--kubeconfig", viewer, "-n", namespace]);
+        assert.equal(denied.code, 1, denied.stdout);
+        assert.match(
+          denied.stderr.trim(),
+          new RegExp(
+            `^kubectl purelb: access denied: cannot list configs in ${namespace} \\(.*\\)$`,
+          ),
+        );
+      } finally {
+        await cluster.revoke(namespace, "viewer");
+      }
+      await cluster.grant(namespace, "viewer", [{
+        apiGroups: [BGP_GROUP],
+        resources: [BGP_NODE_STATUS_PLURAL, BGP_CONFIGURATION_PLURAL],
+        verbs: ["list"],
+      }]);
+      try {
+        const allowed = await plugin(["bgp", "--kubeconfig", viewer, "-n", namespace]);
+        assert.equal(allowed.code, 0, allowed.stderr);
+        assert.deepEqual(ourLines(allowed.stdout), ours);
+      } finally {
+        await cluster.revoke(namespace, "viewer");
+      }
+    } finally {
+      for (const name of created) await api.deleteClusterCustomObject({ ...where, name });
+      connection.close();
+      await cluster.deleteNamespace(namespace).catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
 clusterTest(
   "validate -f gives the allocator's ParseFailed messages for bad groups, exit 0 for good ones",
   async (cluster) => {
@@ -397,6 +672,13 @@ Deno.test({
       const missing = await plugin(["pools", "--kubeconfig", kubeconfig]);
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /^kubectl purelb: the PureLB CRDs are not installed: /);
+      const noBgp = await plugin(["bgp", "--kubeconfig", kubeconfig]);
+      assert.equal(noBgp.code, 1);
+      assert.match(
+        noBgp.stderr,
+        /^kubectl purelb: BGP is not installed: the API server has no bgp(nodestatuses|configs)\.bgp\.purelb\.io\/v1 .*kubectl apply -k deploy\/with-bgp.*--set bgp\.enabled=true/,
+      );
+      assert.equal(noBgp.stderr.trim().split("\n").length, 1);
     } finally {
       await server.shutdown();
     }

@@ -1,6 +1,7 @@
 /**
  * `kubectl purelb COMMAND [flags]`: where PureLB's addresses are, how full its pools are, who
- * wins an address's election and why, and whether a ServiceGroup file is valid. Reads only.
+ * wins an address's election and why, whether a ServiceGroup file is valid, and what each node's
+ * BGP sessions do. Reads only.
  * Started by `kubectl/launch.ts` (which grants exactly the files it needs to read).
  *
  * @module
@@ -11,6 +12,7 @@ import { ClientConfigError, loadClientConfig } from "../k8s/config.ts";
 import { ApiConnection } from "../k8s/transport.ts";
 import { PluginError, PluginReader } from "./api.ts";
 import { OPTIONS } from "./flags.ts";
+import { bgpRows, renderBgp } from "./bgp.ts";
 import { AddressArgumentError, explainElection, renderElection } from "./election.ts";
 import { poolRows, renderPools } from "./pools.ts";
 import { type OutputFormat, renderStatus, statusRows } from "./status.ts";
@@ -29,11 +31,13 @@ Commands:
                       is not a candidate
   validate -f FILE    check the ServiceGroups of a YAML file offline with the allocator's parser
                       (exit 1 when one is invalid)
+  bgp                 each node's BGP neighbours: state, up since, prefixes sent, why not up;
+                      and the BGPConfigurations that are refused or have unsupported fields
 
 Flags:
   --kubeconfig PATH       the kubeconfig (default: KUBECONFIG, else ~/.kube/config)
-  -n, --namespace NS      where PureLB runs: its Leases, ServiceGroups, LBNodeAgents
-                          (default ${DEFAULT_NAMESPACE})
+  -n, --namespace NS      where PureLB runs: its Leases, ServiceGroups, LBNodeAgents,
+                          BGPConfigurations (default ${DEFAULT_NAMESPACE})
   --service-namespace NS  status: only the Services of NS (default: every namespace)
   -o, --output FORMAT     wide or json (default: a table)
   -f, --filename FILE     validate: the file to check (- for standard input)
@@ -156,6 +160,15 @@ async function runCommand(invocation: Invocation): Promise<{ code: number; out: 
         outputs.push(renderValidation(report, output));
       }
       return { code: failed ? 1 : 0, out: outputs.join("\n") };
+    }
+    case "bgp": {
+      noArguments();
+      const api = reader(invocation);
+      const [statuses, configurations] = await Promise.all([
+        api.bgpNodeStatuses(),
+        api.bgpConfigurations(namespace),
+      ]);
+      return { code: 0, out: renderBgp(bgpRows(statuses, configurations, Date.now()), output) };
     }
     case "":
       throw new UsageError("no command");

@@ -1,6 +1,6 @@
 /**
  * `kubectl purelb`: the pure parts of the plugin's commands (status rows, pools, election
- * explanations, ServiceGroup validation) and the reads they need.
+ * explanations, ServiceGroup validation, BGP sessions) and the reads they need.
  *
  * @example
  * ```ts
@@ -15,7 +15,25 @@
  */
 
 export { describeListError, PluginError, PluginReader } from "./api.ts";
-export type { ApiGet, LBNodeAgentItem, ServiceGroupItem } from "./api.ts";
+export type {
+  ApiGet,
+  BgpConfigurationItem,
+  BgpNodeStatusItem,
+  CrdGroup,
+  LBNodeAgentItem,
+  ListTarget,
+  ServiceGroupItem,
+} from "./api.ts";
+export {
+  age,
+  type BgpConfigurationProblem,
+  type BgpReport,
+  type BgpRow,
+  bgpRows,
+  NO_BGP_NODES,
+  renderBgp,
+  STALE_HEARTBEATS,
+} from "./bgp.ts";
 export {
   AddressArgumentError,
   type ElectionNode,
