@@ -67,6 +67,19 @@ async function withEmptyCluster(
   }
 }
 
+/** The container names of the agent DaemonSet, space-separated. */
+function agentContainers(kubectl: (...args: string[]) => Promise<string>): Promise<string> {
+  return kubectl(
+    "get",
+    "daemonset",
+    "lbnodeagent",
+    "-n",
+    "purelb-system",
+    "-o",
+    "jsonpath={.spec.template.spec.containers[*].name}",
+  );
+}
+
 /** `kind/name` of every object in a List printed by `kubectl get -o json`. */
 function names(listJson: string): string[] {
   const parsed: unknown = JSON.parse(listJson);
@@ -135,16 +148,7 @@ Deno.test({
         names(await kubectl("get", "-k", withBgp, "-o", "json")),
         manifestNames(await kubectl("kustomize", withBgp)),
       );
-      const containers = await kubectl(
-        "get",
-        "daemonset",
-        "lbnodeagent",
-        "-n",
-        "purelb-system",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[*].name}",
-      );
-      assert.equal(containers, "lbnodeagent bird");
+      assert.equal(await agentContainers(kubectl), "lbnodeagent bird");
     }),
 });
 
@@ -200,16 +204,7 @@ Deno.test({
         const roles = await kubectl("get", "role", "-n", "purelb-system", "-o", "name");
         assert.match(roles, /role\.rbac\.authorization\.k8s\.io\/purelb:agent-bgp\n/);
         assert.match(roles, /purelb:agent-bgp-secrets/);
-        const containers = await kubectl(
-          "get",
-          "daemonset",
-          "lbnodeagent",
-          "-n",
-          "purelb-system",
-          "-o",
-          "jsonpath={.spec.template.spec.containers[*].name}",
-        );
-        assert.equal(containers, "lbnodeagent bird");
+        assert.equal(await agentContainers(kubectl), "lbnodeagent bird");
       });
     } finally {
       await Deno.remove(home, { recursive: true });
