@@ -39,13 +39,14 @@ import type { TestCluster } from "../tests/cluster.ts";
 import {
   applyBgpConfiguration,
   configLoads,
+  crashNode,
   routerOf,
   waitForNextHops,
   waitForSessions,
 } from "../tests/bgp.ts";
 import { exec, runChecked, testbedIpPath } from "../tests/netns/mod.ts";
 import { measureGap } from "../tests/netns/probe.ts";
-import type { NextHop, Router } from "../tests/netns/router.ts";
+import type { Router } from "../tests/netns/router.ts";
 import { metricValue } from "../tests/programs.ts";
 import { waitFor } from "../tests/wait.ts";
 import { readProc, withCluster } from "./cluster_sim.ts";
@@ -97,28 +98,6 @@ function hostPrefix(address: string): string {
 
 function family(address: string): { family: "IPv4" | "IPv6" } {
   return { family: address.includes(":") ? "IPv6" : "IPv4" };
-}
-
-function viaExactly(hops: readonly NextHop[], nodes: readonly string[]): boolean {
-  return hops.map((hop) => hop.node).sort().join(",") === [...nodes].sort().join(",");
-}
-
-/** Polls the router every {@linkcode POLL_MS} until `prefix` has exactly `nodes` as next hops. */
-async function waitForHops(
-  router: Router,
-  prefix: string,
-  nodes: readonly string[],
-  deadlineMs: number,
-): Promise<void> {
-  let last: readonly NextHop[] = [];
-  await waitFor(
-    async () => viaExactly(last = await router.routes(prefix), nodes),
-    deadlineMs,
-    `${prefix} via [${nodes}] on the router`,
-    POLL_MS,
-  ).catch((error: Error) => {
-    throw new Error(`${error.message}; last via [${last.map((hop) => hop.node ?? hop.gateway)}]`);
-  });
 }
 
 /** Every BGP route in the router's kernel: destination (canonical) -> number of next hops. */
@@ -227,16 +206,10 @@ async function failover(
     const others = NODES.filter((n) => n !== node);
     const start = performance.now();
     await disrupt(node);
-    await waitForHops(router, hostPrefix(PROBE), others, 20_000);
+    await waitForNextHops(scene, hostPrefix(PROBE), others, 20_000, POLL_MS);
     routerMs = performance.now() - start;
   }, () => Promise.resolve(true));
   return { node, routerMs, gapMs: gap.gapMs, lost: gap.lost };
-}
-
-/** Eth0 down first (else the kernel would close BIRD's TCP sessions), then agent and BIRD killed. */
-async function crash(scene: Scene, node: string): Promise<void> {
-  await exec(scene.lan.node(node).netns, "ip", "link", "set", "eth0", "down");
-  await Promise.all([scene.agent(node).kill(), scene.bird(node).kill()]);
 }
 
 async function createProbe(scene: Scene): Promise<void> {
@@ -246,7 +219,6 @@ async function createProbe(scene: Scene): Promise<void> {
 
 /** Scenario 1: one Service at a time, create call to route with all nodes as next hops. */
 async function createToRoute(scene: Scene): Promise<void> {
-  const router = routerOf(scene);
   const addresses = [
     ...Array.from({ length: SERVICES }, (_, i) => `198.51.100.${2 + i}`),
     ...Array.from({ length: IPV6_SERVICES }, (_, i) => ipv6Address(0x10, i)),
@@ -259,7 +231,7 @@ async function createToRoute(scene: Scene): Promise<void> {
     const start = performance.now();
     await scene.api.createAllocatedService(names[i] ?? "", [address], family(address));
     writes.push(performance.now() - start);
-    await waitForHops(router, hostPrefix(address), NODES, 10_000);
+    await waitForNextHops(scene, hostPrefix(address), NODES, 10_000, POLL_MS);
     (address.includes(":") ? v6 : v4).push(performance.now() - start);
   }
   const { withdrawnMs } = await withdraw(scene, names, addresses);
@@ -505,12 +477,12 @@ async function main(): Promise<void> {
       await thousandAddresses(scene);
       await createProbe(scene);
       await gracefulStop(scene);
-      withoutBfd = await failover(scene, (node) => crash(scene, node));
+      withoutBfd = await failover(scene, (node) => crashNode(scene, node));
     });
     let withBfd: Failover | undefined;
     await withBgpScene(cluster, true, async (scene) => {
       await createProbe(scene);
-      withBfd = await failover(scene, (node) => crash(scene, node));
+      withBfd = await failover(scene, (node) => crashNode(scene, node));
     });
     const pass = (withBfd?.gapMs ?? Infinity) < GOAL_MS && (withBfd?.routerMs ?? NaN) < GOAL_MS;
     console.log(

@@ -13,6 +13,7 @@ import { NODES, operations, withScene } from "../tests/agent_scene.ts";
 import {
   applyBgpConfiguration,
   configLoads,
+  crashNode,
   nodeStatus,
   routerOf,
   waitForNextHops,
@@ -20,7 +21,6 @@ import {
 } from "../tests/bgp.ts";
 import { metricValue } from "../tests/programs.ts";
 import { ping, waitForPing } from "../tests/netns/reach.ts";
-import { exec } from "../tests/netns/mod.ts";
 import { waitFor } from "../tests/wait.ts";
 import { BGP_CONFIGURATION_PLURAL, BGP_GROUP, BGP_VERSION } from "./model.ts";
 
@@ -185,8 +185,7 @@ rootClusterTest(
       // A crash without BFD (agent and BIRD killed, links down): gone after the hold time only.
       // Links first: a killed BIRD on a live link would close its TCP sessions properly.
       const crashed = Date.now();
-      await exec(scene.lan.node("node-c").netns, "ip", "link", "set", "eth0", "down");
-      await Promise.all([scene.agent("node-c").kill(), scene.bird("node-c").kill()]);
+      await crashNode(scene, "node-c");
       await new Promise((resolve) => setTimeout(resolve, 2_000));
       assert.deepEqual(
         await routerOf(scene).nextHopNodes("198.51.100.10/32"),
@@ -226,8 +225,7 @@ rootClusterTest(
         "node-a's BFD session with the router to be up",
       );
       const crashed = Date.now();
-      await exec(scene.lan.node("node-a").netns, "ip", "link", "set", "eth0", "down");
-      await Promise.all([scene.agent("node-a").kill(), scene.bird("node-a").kill()]);
+      await crashNode(scene, "node-a");
       await waitForNextHops(scene, "198.51.100.10/32", ["node-b", "node-c"], 3_000);
       const droppedAfterMs = Date.now() - crashed;
       console.log(

@@ -9,6 +9,7 @@
 
 import type { Router } from "./netns/router.ts";
 import type { Scene } from "./agent_scene.ts";
+import { exec } from "./netns/mod.ts";
 import { metricValue } from "./programs.ts";
 import { waitFor } from "./wait.ts";
 import {
@@ -84,6 +85,7 @@ export async function waitForNextHops(
   prefix: string,
   nodes: readonly string[],
   deadlineMs = 20_000,
+  pollMs?: number,
 ): Promise<void> {
   const wanted = [...nodes].sort().join(",");
   let last: readonly string[] = [];
@@ -94,6 +96,7 @@ export async function waitForNextHops(
     },
     deadlineMs,
     `the router's next hops for ${prefix} to be [${wanted}]`,
+    pollMs,
   ).catch((error: Error) => {
     throw new Error(`${error.message}; last [${last.join(",")}]`);
   });
@@ -122,4 +125,13 @@ export async function waitForSessions(
       `${node}'s BGPNodeStatus to be healthy with ${neighbors} neighbours`,
     );
   }
+}
+
+/**
+ * A node crash: its eth0 down first (a killed BIRD on a live link would have the kernel close
+ * its TCP sessions, which routers act on at once), then its agent and BIRD killed.
+ */
+export async function crashNode(scene: Scene, node: string): Promise<void> {
+  await exec(scene.lan.node(node).netns, "ip", "link", "set", "eth0", "down");
+  await Promise.all([scene.agent(node).kill(), scene.bird(node).kill()]);
 }
