@@ -20,8 +20,8 @@ import { getLogger } from "@logtape/logtape";
 import {
   type ApiConnection,
   type Cache,
-  errorMessage,
   type InformerCounts,
+  logWatchFailure,
   NamedObjectCaches,
   type ReloadableCache,
   ResilientInformer,
@@ -137,12 +137,7 @@ export function agentInformers(
   namespace: string,
   nodeName: string,
 ): AgentInformers {
-  const onError = (what: string) => (error: unknown, retryInMs: number) =>
-    log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
-      what,
-      retryInMs,
-      error: errorMessage(error),
-    });
+  const onError = (what: string) => logWatchFailure(log, what);
   const purelbPath = (plural: string) =>
     `/apis/${PURELB_GROUP}/${PURELB_VERSION}/namespaces/${namespace}/${plural}`;
   const services = new ResilientInformer<V1Service>(connection, {
@@ -205,12 +200,7 @@ export interface BgpInformers {
 
 /** The real BGP caches of the agent in `namespace`. */
 export function bgpInformers(connection: ApiConnection, namespace: string): BgpInformers {
-  const onError = (what: string) => (error: unknown, retryInMs: number) =>
-    log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
-      what,
-      retryInMs,
-      error: errorMessage(error),
-    });
+  const onError = (what: string) => logWatchFailure(log, what);
   const configs = new ResilientInformer<BgpConfigurationObject>(connection, {
     name: "bgpconfigurations",
     path: `/apis/${BGP_GROUP}/${BGP_VERSION}/namespaces/${namespace}/${BGP_CONFIGURATION_PLURAL}`,

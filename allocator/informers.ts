@@ -7,7 +7,7 @@
 
 import type { V1Lease, V1Service } from "@kubernetes/client-node";
 import { getLogger } from "@logtape/logtape";
-import { type ApiConnection, errorMessage, ResilientInformer } from "../k8s/mod.ts";
+import { type ApiConnection, logWatchFailure, ResilientInformer } from "../k8s/mod.ts";
 import { PURELB_GROUP, PURELB_VERSION, SERVICE_GROUP_PLURAL } from "../k8s/types.ts";
 import type { ServiceGroupObject } from "./groupstatus.ts";
 import { allocatorServiceView, groupView } from "./relevance.ts";
@@ -29,12 +29,7 @@ export function allocatorInformers(
   namespace: string,
   settings: RequestSettings,
 ): AllocatorInformers {
-  const onError = (what: string) => (error: unknown, retryInMs: number) =>
-    log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
-      what,
-      retryInMs,
-      error: errorMessage(error),
-    });
+  const onError = (what: string) => logWatchFailure(log, what);
   return {
     services: new ResilientInformer<V1Service>(connection, {
       name: "services",

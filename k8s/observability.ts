@@ -9,11 +9,37 @@ import {
   configure,
   getTextFormatter,
   jsonLinesFormatter,
+  type Logger,
   type LogLevel,
   parseLogLevel,
 } from "@logtape/logtape";
 import process from "node:process";
+import { errorMessage } from "./errors.ts";
 import { Counter, Gauge, type Registry } from "prom-client";
+
+/**
+ * An informer's `onError`: the failed watch of `what` as a warning on `log` (the informer
+ * retries by itself).
+ *
+ * @example
+ * ```ts
+ * import { getLogger } from "@logtape/logtape";
+ *
+ * const onError = logWatchFailure(getLogger(["purelb", "agent"]), "services");
+ * onError(new Error("connection reset"), 200);
+ * ```
+ */
+export function logWatchFailure(
+  log: Logger,
+  what: string,
+): (error: unknown, retryInMs: number) => void {
+  return (error, retryInMs) =>
+    log.warn("{what} watch failed, retrying in {retryInMs} ms: {error}", {
+      what,
+      retryInMs,
+      error: errorMessage(error),
+    });
+}
 
 /** Log output format: JSON lines for machines (default), text for people. */
 export type LogFormat = "json" | "text";

@@ -20,6 +20,11 @@ import { waitFor } from "./wait.ts";
 /** The programs and their service accounts (`deploy/rbac/<program>.yaml`). */
 export type Program = "allocator" | "agent";
 
+/** For a create that may find the object there already (409): anything else is thrown. */
+function ignoreConflict(error: unknown): void {
+  if (!isConflict(error)) throw error;
+}
+
 /** The name of the ClusterRoleBinding {@linkcode programServiceAccount} creates. */
 export function programBindingName(program: Program, namespace: string): string {
   return `test-${program}-${namespace}`;
@@ -44,9 +49,6 @@ export async function programServiceAccount(
     kind: "ClusterRole",
     name,
   });
-  const ignoreConflict = (error: unknown) => {
-    if (!isConflict(error)) throw error;
-  };
   try {
     await rbac.createClusterRoleBinding({
       body: {
@@ -204,9 +206,6 @@ export async function grantAgentBgpRoles(cluster: TestCluster, namespace: string
   const connection = new ApiConnection(cluster.adminConfig());
   const rbac = typedApi(connection, RbacAuthorizationV1Api);
   const subjects = [{ kind: "ServiceAccount", name: "agent", namespace }];
-  const ignoreConflict = (error: unknown) => {
-    if (!isConflict(error)) throw error;
-  };
   try {
     for (const file of BGP_RBAC_FILES) {
       for (const document of parseAllDocuments(await Deno.readTextFile(file))) {
