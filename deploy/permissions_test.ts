@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { agentPermissions, allocatorPermissions, DEFAULT_BGP_DIR } from "./permissions.ts";
 import { BIRD_CONFIG_FILE, BIRDC_PATHS } from "../bgp/model.ts";
+import { probePermissions } from "../tests/permission_probe.ts";
 
 /** What the default probe tries: spawning, writing, reading and variables it may not. */
 const BASIC_ATTEMPTS = `
@@ -13,42 +14,9 @@ const BASIC_ATTEMPTS = `
   envAllowed: () => Deno.env.get("PURELB_NAMESPACE"),
 `;
 
-/**
- * Runs a probe under `permissions` and returns what each attempt did; `attempts` is the body of
- * an object literal of named functions.
- */
-async function probe(
-  permissions: readonly string[],
-  attempts = BASIC_ATTEMPTS,
-): Promise<Record<string, string>> {
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  await Deno.writeTextFile(
-    script,
-    `
-const attempts: Record<string, () => Promise<unknown> | unknown> = {${attempts}};
-const results: Record<string, string> = {};
-for (const [name, attempt] of Object.entries(attempts)) {
-  try {
-    await attempt();
-    results[name] = "allowed";
-  } catch (error) {
-    results[name] = error instanceof Error ? error.name : String(error);
-  }
-}
-console.log(JSON.stringify(results));
-`,
-  );
-  try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-prompt", ...permissions, script],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    return JSON.parse(new TextDecoder().decode(out.stdout));
-  } finally {
-    await Deno.remove(script);
-  }
+/** {@linkcode probePermissions}, by default with {@linkcode BASIC_ATTEMPTS}. */
+function probe(permissions: readonly string[], attempts = BASIC_ATTEMPTS) {
+  return probePermissions(permissions, attempts);
 }
 
 Deno.test("the allocator's permission set forbids spawning, writing, other files and env", async () => {

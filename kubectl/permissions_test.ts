@@ -2,17 +2,13 @@ import assert from "node:assert/strict";
 import { pluginCommand } from "./launch.ts";
 import { pluginPermissions, referencedFiles } from "./permissions.ts";
 import { wrapperScript } from "./install.ts";
+import { probePermissions } from "../tests/permission_probe.ts";
 
-/** Runs a probe under `permissions` and returns what each attempt did. */
-async function probe(
-  permissions: readonly string[],
-  allowed: string,
-): Promise<Record<string, string>> {
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  await Deno.writeTextFile(
-    script,
+/** What the plugin is tried with: everything but reading `allowed` and one variable is refused. */
+function probe(permissions: readonly string[], allowed: string) {
+  return probePermissions(
+    permissions,
     `
-const attempts: Record<string, () => Promise<unknown> | unknown> = {
   spawn: () => new Deno.Command("/bin/true").output(),
   write: () => Deno.writeTextFile(${JSON.stringify(allowed)}, "x"),
   readOther: () => Deno.readTextFile("/etc/hostname"),
@@ -21,30 +17,8 @@ const attempts: Record<string, () => Promise<unknown> | unknown> = {
   sys: () => Deno.hostname(),
   readAllowed: () => Deno.readTextFile(${JSON.stringify(allowed)}),
   envAllowed: () => Deno.env.get("KUBECONFIG"),
-};
-const results: Record<string, string> = {};
-for (const [name, attempt] of Object.entries(attempts)) {
-  try {
-    await attempt();
-    results[name] = "allowed";
-  } catch (error) {
-    results[name] = error instanceof Error ? error.name : String(error);
-  }
-}
-console.log(JSON.stringify(results));
 `,
   );
-  try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...permissions, script],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    return JSON.parse(new TextDecoder().decode(out.stdout));
-  } finally {
-    await Deno.remove(script);
-  }
 }
 
 Deno.test("the plugin's permission set reads only the files it is given: no writes, no runs", async () => {
