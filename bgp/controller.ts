@@ -234,6 +234,8 @@ export class BgpController {
   #appliedInput: BirdConfigInput | undefined;
   /** The text BIRD last refused (not offered again until the config changes). */
   #refusedText: string | undefined;
+  /** The BGPConfiguration of the last plan: the subject of the daemon's Events. */
+  #inUse: BgpConfigurationObject | undefined;
   #lastStatus: { readonly status: NodeBgpStatus; readonly writtenAt: number } | undefined;
   #statusObjectExists = false;
   /** What was last written to each BGPConfiguration's conditions, by name. */
@@ -362,6 +364,7 @@ export class BgpController {
   async #plan(): Promise<NodePlan> {
     const { caches, namespace, nodeName } = this.#options;
     const { inUse, ignored } = chooseConfiguration(caches.configs.list());
+    this.#inUse = inUse;
     const facts = this.#options.nodeFacts();
     const idle = (routerId: string | undefined): BirdConfigInput | undefined =>
       routerId === undefined
@@ -532,9 +535,13 @@ export class BgpController {
         metrics.configured("refused");
         // A BIRD that restarts must find the config it last accepted, not the refused one.
         if (this.#appliedText !== undefined) await daemon.writeConfig(this.#appliedText);
-        const { inUse } = chooseConfiguration(this.#options.caches.configs.list());
-        if (inUse !== undefined) {
-          this.#recordOnce(inUse, "Warning", EventReason.BGPConfigurationRefused, outcome.message);
+        if (this.#inUse !== undefined) {
+          this.#recordOnce(
+            this.#inUse,
+            "Warning",
+            EventReason.BGPConfigurationRefused,
+            outcome.message,
+          );
         }
         log.error("BIRD refused the config: {message}", { message: outcome.message });
         return;
@@ -564,9 +571,8 @@ export class BgpController {
   #daemonUnavailable(outcome: DaemonUnavailable): void {
     if (this.#daemon.kind !== outcome.kind) {
       log.warn("BIRD unavailable: {message}", { message: outcome.message });
-      const { inUse } = chooseConfiguration(this.#options.caches.configs.list());
-      if (inUse !== undefined) {
-        this.#recordOnce(inUse, "Warning", EventReason.BGPDaemonUnavailable, outcome.message);
+      if (this.#inUse !== undefined) {
+        this.#recordOnce(this.#inUse, "Warning", EventReason.BGPDaemonUnavailable, outcome.message);
       }
     }
     this.#daemon = outcome;
